@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+// MambaCheck: numerical verification of the linear-attention family.
+//
+// Layers (each depends only on those above it):
+//   CMPFR, COpenBLAS, CHalf      system libraries and a tiny C helper
+//   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
+//   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
+//   MambaVariants                the variant catalogue (SPEC §1–2 as data), input generators
+//   MambaKernels                 oracle (MPFR) and Float32/Float16 forms side by side
+//   MambaVerification            metrics, tolerances, verdicts, properties, reports
+//   mambacheck                   the command-line tool (thin)
+import PackageDescription
+
+let package = Package(
+    name: "MambaCheck",
+    products: [
+        .library(name: "MambaPrecision", targets: ["MambaPrecision"]),
+        .library(name: "MambaTensors", targets: ["MambaTensors"]),
+        .library(name: "MambaVariants", targets: ["MambaVariants"]),
+        .library(name: "MambaKernels", targets: ["MambaKernels"]),
+        .library(name: "MambaVerification", targets: ["MambaVerification"]),
+        .executable(name: "mambacheck", targets: ["mambacheck"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMPFR",
+            providers: [.apt(["libmpfr-dev", "libgmp-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "CHalf"),
+        .target(name: "MambaPrecision", dependencies: ["CMPFR"]),
+        .target(
+            name: "MambaTensors",
+            dependencies: [
+                "MambaPrecision", "CHalf",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
+        .target(name: "MambaVariants", dependencies: ["MambaPrecision", "MambaTensors"]),
+        .target(
+            name: "MambaKernels",
+            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "COpenBLAS", "CHalf"]
+        ),
+        .target(
+            name: "MambaVerification",
+            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaKernels"]
+        ),
+        .executableTarget(
+            name: "mambacheck",
+            dependencies: [
+                "MambaVerification", "MambaKernels", "MambaVariants", "MambaTensors", "MambaPrecision",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "_MambaTestSupport",
+            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaKernels", "MambaVerification"],
+            path: "Tests/_MambaTestSupport"
+        ),
+        .testTarget(
+            name: "MambaPrecisionTests",
+            dependencies: ["MambaPrecision", "_MambaTestSupport"]
+        ),
+        .testTarget(
+            name: "MambaTensorsTests",
+            dependencies: ["MambaTensors", "_MambaTestSupport"],
+            resources: [.copy("Data")]
+        ),
+    ]
+)
