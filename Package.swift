@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "MambaVariants", dependencies: ["MambaPrecision", "MambaTensors"]),
         .target(
             name: "MambaKernels",
-            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "COpenBLAS", "CHalf"]
+            dependencies: ["CMPFR", "MambaPrecision", "MambaTensors", "MambaVariants", "COpenBLAS", "CHalf"]
         ),
         .target(
             name: "MambaVerification",
@@ -68,6 +68,14 @@ let package = Package(
         .testTarget(
             name: "MambaPrecisionTests",
             dependencies: ["MambaPrecision", "_MambaTestSupport"]
+        ),
+        .testTarget(
+            name: "MambaVariantsTests",
+            dependencies: ["MambaVariants", "_MambaTestSupport"]
+        ),
+        .testTarget(
+            name: "MambaKernelsTests",
+            dependencies: ["MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaTensorsTests",

@@ -1,0 +1,212 @@
+import CMPFR
+import Dispatch
+import MambaPrecision
+import MambaVariants
+
+/// The arbitrary-precision oracle (SPEC §1), in three forms that must agree.
+///
+/// Every form computes `y_i = Σ_{j≤i} f(s q_i·k_j) Γ_ij v_j` (optionally
+/// divided by `Σ_{j≤i} f(s q_i·k_j) Γ_ij`) plus the initial-state term
+/// `c·exp(L_i)·φ(q_i)ᵀS₀` (and `c·exp(L_i)·φ(q_i)ᵀz₀` in the normaliser),
+/// with every MPFR operation correctly rounded to `precision` bits.
+public enum Reference {}
+
+extension Reference {
+    /// The quadratic (masked-matrix) form straight from SPEC §1.
+    ///
+    /// Dot products `q_i·k_j` of Float32/Float16/bfloat16 inputs are computed
+    /// exactly (integer arithmetic) and rounded once. The decay is factored as
+    /// `Γ_ij = exp(L_i)·exp(−L_j)` with both factors at `p + 64` bits: MPFR's
+    /// exponent range cannot overflow, and each factor carries relative error
+    /// ≤ 2^−(p+64)·(1+|L|), so `Γ_ij` keeps p bits for |L| < 2^60 (see
+    /// Proofs/T7-oracle-accuracy.md). For sum normalisation `exp(L_i)` cancels
+    /// and is not applied.
+    ///
+    /// - Parameter finalState: also compute the final state (cost `N·F·dv`).
+    public static func quadratic(_ p: CoreProblem, precision: Int = BigFloat.defaultPrecision,
+                                 finalState: Bool = false) throws -> ReferenceOutput {
+        if let m = p.validationError() { throw ReferenceError.invalidProblem(m) }
+        let n = p.length, dv = p.valueDim
+        var o = [BigFloat](); o.reserveCapacity(p.sequences * n * dv)
+        var den: [BigFloat]? = p.spec.normalization == .sum ? [] : nil
+        var mag = [Double](); mag.reserveCapacity(p.sequences * n * dv)
+        var fs: [BigFloat]? = nil, fz: [BigFloat]? = nil
+        for seq in 0..<p.sequences {
+            let ctx = ReferenceSequence(problem: p, sequence: seq, precision: precision)
+            let rows = quadraticRows(ctx)
+            o += rows.o.values()
+            mag += rows.magnitude
+            if den != nil { den! += rows.den.values() }
+            if finalState, let st = quadraticFinalState(ctx) {
+                fs = (fs ?? []) + st.s.values()
+                if let z = st.z { fz = (fz ?? []) + z.values() }
+            }
+        }
+        return ReferenceOutput(precision: precision, o: o, denominators: den, finalStateS: fs, finalStateZ: fz,
+                               magnitude: mag)
+    }
+
+    struct RowResults: @unchecked Sendable {
+        let o: MPFRBuffer, den: MPFRBuffer
+        let magnitude: [Double]
+    }
+
+    static func quadraticRows(_ c: ReferenceSequence) -> RowResults {
+        let n = c.n, dv = c.dv, p = c.precision
+        let out = MPFRBuffer(count: n * dv, precision: p)
+        let den = MPFRBuffer(count: n, precision: p)
+        let magnitude = UnsafeMutableBufferPointer<Double>.allocate(capacity: n * dv)
+        magnitude.initialize(repeating: 0)
+        defer { magnitude.deallocate() }
+        // exp(L_i), exp(−L_j)
+        let (eL, eNegL) = decayFactors(c)
+        let workers = Swift.max(1, Swift.min(n, 2 * ProcessInfoLite.activeProcessorCount))
+        let magBase = magnitude.baseAddress!
+        let magPtr = UnsafeMutableSendable(magBase)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let scratch = ReferenceScratch(precision: p)
+            let t = MPFRBuffer(count: 6, precision: p)
+            let num = MPFRBuffer(count: dv, precision: p)
+            let x = t[0], g = t[1], wgt = t[2], tmp = t[3], cq = t[4]
+            let feat = c.featureDim.map { MPFRBuffer(count: $0, precision: p) }
+            let sqrt2 = MPFRBuffer(count: 1, precision: p + 8)
+            mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
+            c.queryConstant(cq)
+            let mg = magPtr.pointer
+            var wRow = [Double](repeating: 0, count: n)
+            var i = w
+            while i < n {
+                num.zero()
+                mc_set_zero(den[i], 1)
+                for j in 0...i {
+                    c.dot(x, i, j, scratch)
+                    if c.spec.score == .exponential {
+                        // g = exp(s·x + L_i − L_j): one exponential, no overflow in MPFR.
+                        mc_mul(g, x, c.scale[0], MPFR_RNDN)
+                        if let L = c.prefix {
+                            mc_add(g, g, L[i], MPFR_RNDN)
+                            mc_sub(g, g, L[j], MPFR_RNDN)
+                        }
+                        mc_exp(g, g, MPFR_RNDN)
+                        wRow[j] = mc_get_d(g, MPFR_RNDN)
+                    } else {
+                        c.score(g, x: x)
+                        if let eNegL, let eL {
+                            mc_mul(g, g, eNegL[j], MPFR_RNDN)
+                            mc_mul(wgt, g, eL[i], MPFR_RNDN)
+                            wRow[j] = mc_get_d(wgt, MPFR_RNDN)
+                        } else {
+                            wRow[j] = mc_get_d(g, MPFR_RNDN)
+                        }
+                    }
+                    if c.spec.normalization == .sum { mc_add(den[i], den[i], g, MPFR_RNDN) }
+                    for col in 0..<dv { mc_fma(num[col], g, c.vM[j * dv + col], num[col], MPFR_RNDN) }
+                }
+                // Magnitude Σ_j |w_ij v_jc| in Double (w ≤ f(x), no overflow from the decay).
+                for j in 0...i {
+                    let wa = Swift.abs(wRow[j])
+                    if wa == 0 { continue }
+                    for col in 0..<dv { mg[i * dv + col] += wa * Swift.abs(mpfr_get_d(c.vM[j * dv + col], MPFR_RNDN)) }
+                }
+                // Initial-state term: c·φ(q_i)ᵀS₀ (times exp(L_i) below, like every other term).
+                if let s0 = c.s0, let feat {
+                    c.features(of: c.qM, row: i, into: feat, sqrt2: sqrt2[0])
+                    let f = feat.count
+                    for a in 0..<f {
+                        mc_mul(tmp, feat[a], cq, MPFR_RNDN)
+                        for col in 0..<dv {
+                            mc_fma(num[col], tmp, s0[a * dv + col], num[col], MPFR_RNDN)
+                            mg[i * dv + col] += Swift.abs(mpfr_get_d(tmp, MPFR_RNDN) * mpfr_get_d(s0[a * dv + col], MPFR_RNDN))
+                                * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
+                        }
+                        if let z0 = c.z0 { mc_fma(den[i], tmp, z0[a], den[i], MPFR_RNDN) }
+                    }
+                }
+                if c.spec.normalization == .sum {
+                    let d = mpfr_get_d(den[i], MPFR_RNDN) * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
+                    for col in 0..<dv {
+                        mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
+                        let y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
+                        mg[i * dv + col] = mg[i * dv + col] / d + y
+                    }
+                    if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
+                } else {
+                    for col in 0..<dv {
+                        if let eL { mc_mul(out[i * dv + col], num[col], eL[i], MPFR_RNDN) } else {
+                            mc_set(out[i * dv + col], num[col], MPFR_RNDN)
+                        }
+                    }
+                }
+                i += workers
+            }
+        }
+        return RowResults(o: out, den: den, magnitude: Array(magnitude))
+    }
+
+    /// `(exp(L_t), exp(−L_t))` at the decay precision, or nils without decay
+    /// (and for the exponential score, which exponentiates `s·x + L_i − L_j` whole).
+    static func decayFactors(_ c: ReferenceSequence) -> (MPFRBuffer?, MPFRBuffer?) {
+        guard let L = c.prefix, c.spec.score != .exponential else { return (nil, nil) }
+        let a = MPFRBuffer(count: c.n, precision: c.decayPrecision)
+        let b = MPFRBuffer(count: c.n, precision: c.decayPrecision)
+        for t in 0..<c.n {
+            mc_exp(a[t], L[t], MPFR_RNDN)
+            mc_neg(b[t], L[t], MPFR_RNDN)
+            mc_exp(b[t], b[t], MPFR_RNDN)
+        }
+        return (a, b)
+    }
+
+    /// `S = exp(L_{N−1})·(Σ_j exp(−L_j) φ(k_j) v_jᵀ + S₀)`, same for `z`.
+    static func quadraticFinalState(_ c: ReferenceSequence) -> (s: MPFRBuffer, z: MPFRBuffer?)? {
+        guard let f = c.featureDim else { return nil }
+        let n = c.n, dv = c.dv, p = c.precision
+        let s = MPFRBuffer(count: f * dv, precision: p)
+        let z = c.spec.normalization == .sum ? MPFRBuffer(count: f, precision: p) : nil
+        let feat = MPFRBuffer(count: f, precision: p)
+        let t = MPFRBuffer(count: 3, precision: p)
+        let sqrt2 = MPFRBuffer(count: 1, precision: p + 8)
+        mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
+        let decayP = c.decayPrecision
+        let eN = MPFRBuffer(count: 1, precision: decayP), eJ = MPFRBuffer(count: 1, precision: decayP)
+        for j in 0..<n {
+            c.features(of: c.kM, row: j, into: feat, sqrt2: sqrt2[0])
+            if let L = c.prefix {
+                mc_neg(eJ[0], L[j], MPFR_RNDN); mc_exp(eJ[0], eJ[0], MPFR_RNDN)
+            }
+            for a in 0..<f {
+                if c.prefix != nil { mc_mul(t[0], feat[a], eJ[0], MPFR_RNDN) } else { mc_set(t[0], feat[a], MPFR_RNDN) }
+                if let z { mc_add(z[a], z[a], t[0], MPFR_RNDN) }
+                for col in 0..<dv { mc_fma(s[a * dv + col], t[0], c.vM[j * dv + col], s[a * dv + col], MPFR_RNDN) }
+            }
+        }
+        if let s0 = c.s0 { for i in 0..<(f * dv) { mc_add(s[i], s[i], s0[i], MPFR_RNDN) } }
+        if let z, let z0 = c.z0 { for i in 0..<f { mc_add(z[i], z[i], z0[i], MPFR_RNDN) } }
+        if let L = c.prefix, n > 0 {
+            mc_exp(eN[0], L[n - 1], MPFR_RNDN)
+            for i in 0..<(f * dv) { mc_mul(s[i], s[i], eN[0], MPFR_RNDN) }
+            if let z { for i in 0..<f { mc_mul(z[i], z[i], eN[0], MPFR_RNDN) } }
+        }
+        return (s, z)
+    }
+}
+
+/// A raw pointer that may cross into `concurrentPerform` workers writing disjoint elements.
+struct UnsafeMutableSendable<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { pointer = p }
+}
+
+/// Processor count without Foundation.
+enum ProcessInfoLite {
+    static var activeProcessorCount: Int {
+        #if canImport(Glibc)
+        return Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 2
+        #endif
+    }
+}
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,142 @@
+import CMPFR
+import MambaPrecision
+import MambaVariants
+
+/// The inputs of one (batch, head) sequence prepared for MPFR evaluation:
+/// ReLU applied for relu-linear, exact integer rows for dot products, values
+/// and decays as MPFR numbers. Shared (read-only) by the three MPFR forms.
+final class ReferenceSequence: @unchecked Sendable {
+    let spec: CoreSpec
+    let n: Int, dk: Int, dv: Int
+    let precision: Int
+    /// Precision of prefix sums and decay factors (p + 64 guard bits, so that
+    /// `exp(L_i)·exp(−L_j)` keeps p bits even when |L| ~ 2^17, see
+    /// Proofs/T7-oracle-accuracy.md).
+    let decayPrecision: Int
+    let q: [Double], k: [Double]
+    let qRows: [IntegerRow?], kRows: [IntegerRow?]
+    let qM: MPFRBuffer, kM: MPFRBuffer, vM: MPFRBuffer
+    /// `L_t` (inclusive prefix sums) or nil without decay.
+    let prefix: MPFRBuffer?
+    /// Per-step log-decay `a_t` (`L_t − L_{t−1}`, with `L_{−1} = 0`).
+    let steps: MPFRBuffer?
+    let scale: MPFRBuffer  // one element
+    let scaleValue: Double
+    /// Initial state (`F × dv`, `F`), as given.
+    let s0: MPFRBuffer?, z0: MPFRBuffer?
+
+    init(problem p: CoreProblem, sequence seq: Int, precision: Int) {
+        spec = p.spec
+        n = p.length; dk = p.keyDim; dv = p.valueDim
+        self.precision = precision
+        decayPrecision = precision + 64
+        let relu = p.spec.score == .reluLinear
+        let qs = p.q[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
+        let ks = p.k[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
+        q = qs; k = ks
+        let len = p.length, width = p.keyDim
+        qRows = (0..<len).map { IntegerRow(qs[$0 * width ..< ($0 + 1) * width]) }
+        kRows = (0..<len).map { IntegerRow(ks[$0 * width ..< ($0 + 1) * width]) }
+        // Doubles are exact at 53 bits.
+        qM = MPFRBuffer(count: n * dk, precision: 53); qM.setAll(qs[...])
+        kM = MPFRBuffer(count: n * dk, precision: 53); kM.setAll(ks[...])
+        vM = MPFRBuffer(count: n * dv, precision: 53)
+        vM.setAll(p.v[seq * n * dv ..< (seq + 1) * n * dv])
+        scale = MPFRBuffer(count: 1, precision: 53)
+        mc_set_d(scale[0], p.scale, MPFR_RNDN)
+        scaleValue = p.scale
+        if p.spec.hasDecay, let d = p.decay {
+            let lp = precision + 64
+            let L = MPFRBuffer(count: n, precision: lp)
+            let A = MPFRBuffer(count: n, precision: lp)
+            switch d {
+            case .perStep(let a):
+                for t in 0..<n {
+                    mc_set_d(A[t], a[seq * n + t], MPFR_RNDN)
+                    if t == 0 { mc_set(L[0], A[0], MPFR_RNDN) } else { mc_add(L[t], L[t - 1], A[t], MPFR_RNDN) }
+                }
+            case .prefixSum(let l):
+                for t in 0..<n {
+                    mc_set_d(L[t], l[seq * n + t], MPFR_RNDN)
+                    if t == 0 { mc_set(A[0], L[0], MPFR_RNDN) } else { mc_sub(A[t], L[t], L[t - 1], MPFR_RNDN) }
+                }
+            }
+            prefix = L; steps = A
+        } else {
+            prefix = nil; steps = nil
+        }
+        if let st = p.initialState, let f = p.featureDim {
+            let s = MPFRBuffer(count: f * dv, precision: 53)
+            s.setAll(st.s[seq * f * dv ..< (seq + 1) * f * dv])
+            s0 = s
+            if let z = st.z {
+                let zb = MPFRBuffer(count: f, precision: 53)
+                zb.setAll(z[seq * f ..< (seq + 1) * f])
+                z0 = zb
+            } else { z0 = nil }
+        } else { s0 = nil; z0 = nil }
+    }
+
+    /// Feature dimension of the state.
+    var featureDim: Int? { spec.featureDimension(keyDim: dk) }
+
+    /// `r ← q_i·k_j` (after ReLU for relu-linear), rounded once to r's precision.
+    @inline(__always)
+    func dot(_ r: UnsafeMutablePointer<__mpfr_struct>, _ i: Int, _ j: Int, _ t: ReferenceScratch) {
+        if let a = qRows[i], let b = kRows[j] {
+            let (m, e) = IntegerRow.dot(a, b)
+            mpfrSet(r, int128: m, exponent: e, tmp: t.wide, tmpLo: t.lo)
+        } else {
+            // Fallback: accumulate in 2p + 128 bits (products of doubles are exact
+            // in 106 bits), then round once to r's precision.
+            mc_set_zero(t.acc, 1)
+            for d in 0..<dk { mc_fma(t.acc, qM[i * dk + d], kM[j * dk + d], t.acc, MPFR_RNDN) }
+            mc_set(r, t.acc, MPFR_RNDN)
+        }
+    }
+
+    /// `r ← f(s·x)` given `x` (the raw dot product) for the non-exponential scores.
+    @inline(__always)
+    func score(_ r: UnsafeMutablePointer<__mpfr_struct>, x: UnsafeMutablePointer<__mpfr_struct>) {
+        mc_mul(r, x, scale[0], MPFR_RNDN)
+        if spec.score == .squared { mc_sqr(r, r, MPFR_RNDN) }
+    }
+
+    /// `φ(x)` of row `row` of q or k as MPFR numbers into `out` (`F` entries).
+    func features(of m: MPFRBuffer, row: Int, into out: MPFRBuffer, sqrt2: UnsafeMutablePointer<__mpfr_struct>) {
+        switch spec.score {
+        case .linear, .reluLinear:
+            for d in 0..<dk { mc_set(out[d], m[row * dk + d], MPFR_RNDN) }
+        case .squared:
+            var idx = 0
+            for a in 0..<dk {
+                mc_sqr(out[idx], m[row * dk + a], MPFR_RNDN); idx += 1
+                for b in (a + 1)..<Swift.max(dk, a + 1) where b < dk {
+                    mc_mul(out[idx], m[row * dk + a], m[row * dk + b], MPFR_RNDN)
+                    mc_mul(out[idx], out[idx], sqrt2, MPFR_RNDN)
+                    idx += 1
+                }
+            }
+        case .exponential:
+            preconditionFailure("no feature map")
+        }
+    }
+
+    /// The query-side constant `c` of the recurrent form: `s` or `s²`.
+    func queryConstant(_ r: UnsafeMutablePointer<__mpfr_struct>) {
+        if spec.score == .squared { mc_sqr(r, scale[0], MPFR_RNDN) } else { mc_set(r, scale[0], MPFR_RNDN) }
+    }
+}
+
+/// Per-worker temporaries for the oracle (no allocation in inner loops).
+final class ReferenceScratch: @unchecked Sendable {
+    let buf: MPFRBuffer
+    init(precision p: Int) {
+        buf = MPFRBuffer(count: 3, precision: 2 * p + 128)
+        mc_set_prec(buf[1], 64)
+        mc_set_prec(buf[0], Swift.max(128, p))
+    }
+    var wide: UnsafeMutablePointer<__mpfr_struct> { buf[0] }
+    var lo: UnsafeMutablePointer<__mpfr_struct> { buf[1] }
+    var acc: UnsafeMutablePointer<__mpfr_struct> { buf[2] }
+}
