@@ -78,6 +78,10 @@ let package = Package(
             dependencies: ["MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
         ),
         .testTarget(
+            name: "MambaVerificationTests",
+            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
+        ),
+        .testTarget(
             name: "MambaTensorsTests",
             dependencies: ["MambaTensors", "_MambaTestSupport"],
             resources: [.copy("Data")]

@@ -18,50 +18,57 @@ extension Reference {
                 o += streamingExponential(c, blockSize: 1).values()
                 continue
             }
-            let f = c.featureDim!
-            let n = c.n, dv = c.dv, pr = precision
-            let s = MPFRBuffer(count: f * dv, precision: pr)
-            let z = MPFRBuffer(count: f, precision: pr)
-            if let s0 = c.s0 { for i in 0..<(f * dv) { mc_set(s[i], s0[i], MPFR_RNDN) } }
-            if let z0 = c.z0 { for i in 0..<f { mc_set(z[i], z0[i], MPFR_RNDN) } }
-            let out = MPFRBuffer(count: n * dv, precision: pr)
-            let fk = MPFRBuffer(count: f, precision: pr), fq = MPFRBuffer(count: f, precision: pr)
-            let t = MPFRBuffer(count: 3, precision: pr)
-            let alpha = MPFRBuffer(count: 1, precision: c.decayPrecision)
-            let sqrt2 = MPFRBuffer(count: 1, precision: pr + 8)
-            mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
-            let cq = t[2]
-            c.queryConstant(cq)
-            for step in 0..<n {
-                c.features(of: c.kM, row: step, into: fk, sqrt2: sqrt2[0])
-                c.features(of: c.qM, row: step, into: fq, sqrt2: sqrt2[0])
-                if let A = c.steps {
-                    mc_exp(alpha[0], A[step], MPFR_RNDN)
-                    for i in 0..<(f * dv) { mc_mul(s[i], s[i], alpha[0], MPFR_RNDN) }
-                    for i in 0..<f { mc_mul(z[i], z[i], alpha[0], MPFR_RNDN) }
-                }
-                for a in 0..<f {
-                    mc_add(z[a], z[a], fk[a], MPFR_RNDN)
-                    for col in 0..<dv { mc_fma(s[a * dv + col], fk[a], c.vM[step * dv + col], s[a * dv + col], MPFR_RNDN) }
-                }
-                mc_set_zero(t[1], 1)
-                if p.spec.normalization == .sum { for a in 0..<f { mc_fma(t[1], fq[a], z[a], t[1], MPFR_RNDN) } }
-                for col in 0..<dv {
-                    let y = out[step * dv + col]
-                    mc_set_zero(y, 1)
-                    for a in 0..<f { mc_fma(y, fq[a], s[a * dv + col], y, MPFR_RNDN) }
-                    if p.spec.normalization == .sum { mc_div(y, y, t[1], MPFR_RNDN) } else { mc_mul(y, y, cq, MPFR_RNDN) }
-                }
-            }
+            let (out, st, zt) = recurrentSequence(c)
             o += out.values()
-            fs += s.values()
-            if p.spec.normalization == .sum { fz += z.values() }
+            fs += st.values()
+            if p.spec.normalization == .sum { fz += zt.values() }
         }
         let hasState = p.spec.score != .exponential
         return ReferenceOutput(precision: precision, o: o, denominators: nil,
                                finalStateS: hasState ? fs : nil,
                                finalStateZ: hasState && p.spec.normalization == .sum ? fz : nil,
                                magnitude: [])
+    }
+
+
+    /// One sequence of the recurrent form: outputs, final S and z.
+    static func recurrentSequence(_ c: ReferenceSequence) -> (MPFRBuffer, MPFRBuffer, MPFRBuffer) {
+        let f = c.featureDim!
+        let n = c.n, dv = c.dv, pr = c.precision
+        let s = MPFRBuffer(count: f * dv, precision: pr)
+        let z = MPFRBuffer(count: f, precision: pr)
+        if let s0 = c.s0 { for i in 0..<(f * dv) { mc_set(s[i], s0[i], MPFR_RNDN) } }
+        if let z0 = c.z0 { for i in 0..<f { mc_set(z[i], z0[i], MPFR_RNDN) } }
+        let out = MPFRBuffer(count: n * dv, precision: pr)
+        let fk = MPFRBuffer(count: f, precision: pr), fq = MPFRBuffer(count: f, precision: pr)
+        let t = MPFRBuffer(count: 3, precision: pr)
+        let alpha = MPFRBuffer(count: 1, precision: c.decayPrecision)
+        let sqrt2 = MPFRBuffer(count: 1, precision: pr + 8)
+        mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
+        let cq = t[2]
+        c.queryConstant(cq)
+        for step in 0..<n {
+            c.features(of: c.kM, row: step, into: fk, sqrt2: sqrt2[0])
+            c.features(of: c.qM, row: step, into: fq, sqrt2: sqrt2[0])
+            if let A = c.steps {
+                mc_exp(alpha[0], A[step], MPFR_RNDN)
+                for i in 0..<(f * dv) { mc_mul(s[i], s[i], alpha[0], MPFR_RNDN) }
+                for i in 0..<f { mc_mul(z[i], z[i], alpha[0], MPFR_RNDN) }
+            }
+            for a in 0..<f {
+                mc_add(z[a], z[a], fk[a], MPFR_RNDN)
+                for col in 0..<dv { mc_fma(s[a * dv + col], fk[a], c.vM[step * dv + col], s[a * dv + col], MPFR_RNDN) }
+            }
+            mc_set_zero(t[1], 1)
+            if c.spec.normalization == .sum { for a in 0..<f { mc_fma(t[1], fq[a], z[a], t[1], MPFR_RNDN) } }
+            for col in 0..<dv {
+                let y = out[step * dv + col]
+                mc_set_zero(y, 1)
+                for a in 0..<f { mc_fma(y, fq[a], s[a * dv + col], y, MPFR_RNDN) }
+                if c.spec.normalization == .sum { mc_div(y, y, t[1], MPFR_RNDN) } else { mc_mul(y, y, cq, MPFR_RNDN) }
+            }
+        }
+        return (out, s, z)
     }
 
     /// The exponential score without a finite state: for each query, keys in

@@ -13,7 +13,6 @@ final class ReferenceSequence: @unchecked Sendable {
     /// `exp(L_i)·exp(−L_j)` keeps p bits even when |L| ~ 2^17, see
     /// Proofs/T7-oracle-accuracy.md).
     let decayPrecision: Int
-    let q: [Double], k: [Double]
     let qRows: [IntegerRow?], kRows: [IntegerRow?]
     let qM: MPFRBuffer, kM: MPFRBuffer, vM: MPFRBuffer
     /// `L_t` (inclusive prefix sums) or nil without decay.
@@ -33,7 +32,6 @@ final class ReferenceSequence: @unchecked Sendable {
         let relu = p.spec.score == .reluLinear
         let qs = p.q[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
         let ks = p.k[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
-        q = qs; k = ks
         let len = p.length, width = p.keyDim
         qRows = (0..<len).map { IntegerRow(qs[$0 * width ..< ($0 + 1) * width]) }
         kRows = (0..<len).map { IntegerRow(ks[$0 * width ..< ($0 + 1) * width]) }
@@ -75,6 +73,37 @@ final class ReferenceSequence: @unchecked Sendable {
                 z0 = zb
             } else { z0 = nil }
         } else { s0 = nil; z0 = nil }
+    }
+
+    /// A sequence whose inputs are already MPFR numbers (the block-level
+    /// oracle feeds the core with high-precision activations). ReLU is applied
+    /// here for relu-linear; dot products use the MPFR fallback.
+    init(spec: CoreSpec, q: MPFRBuffer, k: MPFRBuffer, v: MPFRBuffer, steps a: MPFRBuffer?,
+         length: Int, keyDim: Int, valueDim: Int, scale s: Double, precision: Int) {
+        self.spec = spec
+        n = length; dk = keyDim; dv = valueDim
+        self.precision = precision
+        decayPrecision = precision + 64
+        qRows = Array(repeating: nil, count: length)
+        kRows = Array(repeating: nil, count: length)
+        if spec.score == .reluLinear {
+            for i in 0..<(length * keyDim) {
+                if mc_sgn(q[i]) < 0 { mc_set_zero(q[i], 1) }
+                if mc_sgn(k[i]) < 0 { mc_set_zero(k[i], 1) }
+            }
+        }
+        qM = q; kM = k; vM = v
+        scale = MPFRBuffer(count: 1, precision: 53)
+        mc_set_d(scale[0], s, MPFR_RNDN)
+        scaleValue = s
+        if let a, spec.hasDecay {
+            let L = MPFRBuffer(count: length, precision: precision + 64)
+            for t in 0..<length {
+                if t == 0 { mc_set(L[0], a[0], MPFR_RNDN) } else { mc_add(L[t], L[t - 1], a[t], MPFR_RNDN) }
+            }
+            prefix = L; steps = a
+        } else { prefix = nil; steps = nil }
+        s0 = nil; z0 = nil
     }
 
     /// Feature dimension of the state.

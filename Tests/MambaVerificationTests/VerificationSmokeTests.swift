@@ -1,0 +1,3 @@
+import Testing
+import MambaVerification
+@Test func verificationModuleLinks() { #expect(Bool(true) == true) }
