@@ -67,6 +67,7 @@ extension Reference {
             let scratch = ReferenceScratch(precision: p)
             let t = MPFRBuffer(count: 6, precision: p)
             let num = MPFRBuffer(count: dv, precision: p)
+            let exact = MPFRBuffer(count: 1, precision: p + 53)
             let x = t[0], g = t[1], wgt = t[2], tmp = t[3], cq = t[4]
             let feat = c.featureDim.map { MPFRBuffer(count: $0, precision: p) }
             let sqrt2 = MPFRBuffer(count: 1, precision: p + 8)
@@ -100,13 +101,21 @@ extension Reference {
                         }
                     }
                     if c.spec.normalization == .sum { mc_add(den[i], den[i], g, MPFR_RNDN) }
-                    for col in 0..<dv { mc_fma(num[col], g, c.vM[j * dv + col], num[col], MPFR_RNDN) }
+                    // g·v_jc is exact in p + 53 bits (v holds doubles), so mul-then-add
+                    // rounds once, like an fma, and is faster.
+                    let vj = c.vM.base + j * dv, acc = num.base, prod = exact[0]
+                    for col in 0..<dv {
+                        mc_mul(prod, g, vj + col, MPFR_RNDN)
+                        mc_add(acc + col, acc + col, prod, MPFR_RNDN)
+                    }
                 }
                 // Magnitude Σ_j |w_ij v_jc| in Double (w ≤ f(x), no overflow from the decay).
-                for j in 0...i {
-                    let wa = Swift.abs(wRow[j])
-                    if wa == 0 { continue }
-                    for col in 0..<dv { mg[i * dv + col] += wa * Swift.abs(mpfr_get_d(c.vM[j * dv + col], MPFR_RNDN)) }
+                c.vAbs.withUnsafeBufferPointer { va in
+                    for j in 0...i {
+                        let wa = Swift.abs(wRow[j])
+                        if wa == 0 { continue }
+                        for col in 0..<dv { mg[i * dv + col] += wa * va[j * dv + col] }
+                    }
                 }
                 // Initial-state term: c·φ(q_i)ᵀS₀ (times exp(L_i) below, like every other term).
                 if let s0 = c.s0, let feat {

@@ -15,6 +15,8 @@ final class ReferenceSequence: @unchecked Sendable {
     let decayPrecision: Int
     let qRows: [IntegerRow?], kRows: [IntegerRow?]
     let qM: MPFRBuffer, kM: MPFRBuffer, vM: MPFRBuffer
+    /// `|v|` rounded to Double, for the magnitude estimates (not for results).
+    let vAbs: [Double]
     /// `L_t` (inclusive prefix sums) or nil without decay.
     let prefix: MPFRBuffer?
     /// Per-step log-decay `a_t` (`L_t − L_{t−1}`, with `L_{−1} = 0`).
@@ -40,6 +42,7 @@ final class ReferenceSequence: @unchecked Sendable {
         kM = MPFRBuffer(count: n * dk, precision: 53); kM.setAll(ks[...])
         vM = MPFRBuffer(count: n * dv, precision: 53)
         vM.setAll(p.v[seq * n * dv ..< (seq + 1) * n * dv])
+        vAbs = p.v[seq * n * dv ..< (seq + 1) * n * dv].map { Swift.abs($0) }
         scale = MPFRBuffer(count: 1, precision: 53)
         mc_set_d(scale[0], p.scale, MPFR_RNDN)
         scaleValue = p.scale
@@ -93,6 +96,7 @@ final class ReferenceSequence: @unchecked Sendable {
             }
         }
         qM = q; kM = k; vM = v
+        vAbs = (0..<(length * valueDim)).map { Swift.abs(mc_get_d(v[$0], MPFR_RNDN)) }
         scale = MPFRBuffer(count: 1, precision: 53)
         mc_set_d(scale[0], s, MPFR_RNDN)
         scaleValue = s
