@@ -14,7 +14,7 @@ import CMPFR
 ///
 /// Special values follow IEEE 754 as MPFR implements it: ±0, ±∞ and NaN
 /// propagate; there is no overflow at practical exponents (MPFR's range is
-/// about ±2^(2^62)).
+/// about ±2^(2^30) by default: exp(x) is finite for |x| < 7.4e8).
 public final class BigFloat: @unchecked Sendable {
     @usableFromInline let ptr: UnsafeMutablePointer<__mpfr_struct>
 

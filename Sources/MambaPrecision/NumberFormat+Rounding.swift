@@ -104,7 +104,9 @@ extension NumberFormat {
 
     /// `x` rounded to nearest-even into this format, returned as a `Float`
     /// (exact for every format but binary64, whose values may not fit a
-    /// `Float`; for binary64 the result is `x`).
+    /// `Float`; for binary64 the result is `x`). Disfavoured so that a bare
+    /// literal, `format.round(448)`, means the `Double` overload.
+    @_disfavoredOverload
     public func round(_ x: Float) -> Float {
         withScratch { r in
             let t = mc_set_flt(r, x, MPFR_RNDN)

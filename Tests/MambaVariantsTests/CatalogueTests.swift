@@ -57,3 +57,25 @@ import MambaVariants
         #expect(a.q.allSatisfy { Double(Float($0)) == $0 })
     }
 }
+
+/// Proofs/T5: state size and crossover against a KV cache.
+@Suite struct StateMemoryTests {
+    @Test func twoMambaStateMatchesTheSpecFormula() {
+        #expect(StateMemory.recurrentStateElements(.twoMamba, headDim: 64) == 135_392)
+        for dh in [1, 2, 8, 16, 64, 128] {
+            let d = dh * (dh + 1) / 2
+            #expect(StateMemory.recurrentStateElements(.twoMamba, headDim: dh) == dh * d + d + 3 * dh)
+        }
+        #expect(StateMemory.recurrentStateElements(.softmax, headDim: 64) == nil)
+    }
+
+    @Test func crossoverIsWhereTheStateBecomesSmallerThanTheCache() {
+        #expect(StateMemory.twoMambaCrossoverLength(headDim: 64) == 1058)
+        for dh in [1, 2, 3, 8, 16, 31, 64, 100] {
+            let n = StateMemory.twoMambaCrossoverLength(headDim: dh)
+            let state = StateMemory.recurrentStateElements(.twoMamba, headDim: dh)!
+            #expect(state < StateMemory.kvCacheElements(length: n, headDim: dh), "dh=\(dh)")
+            #expect(state >= StateMemory.kvCacheElements(length: n - 1, headDim: dh), "dh=\(dh)")
+        }
+    }
+}
