@@ -9,7 +9,7 @@
 /// whitespace. A parenthesised value without a comma is that value, as in
 /// Python. Nesting deeper than `maximumDepth` is rejected, so hostile input
 /// cannot exhaust the stack.
-indirect enum PythonLiteral {
+enum PythonLiteral {
     case string(String)
     case integer(String)
     case boolean(Bool)
