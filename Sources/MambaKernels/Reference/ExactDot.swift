@@ -16,8 +16,13 @@ struct IntegerRow {
 
     static let maxBits = 56
 
-    init?(_ xs: ArraySlice<Double>) {
-        guard xs.count <= 64 else { return nil }
+    /// Bit length of the largest |mantissa| (0 for an all-zero row).
+    var topBits: Int { mantissas.map { 64 - $0.magnitude.leadingZeroBitCount }.max() ?? 0 }
+
+    /// - Parameter dotProductOperand: rows used in dot products are limited to
+    ///   64 entries so that an `Int128` sum of products cannot overflow.
+    init?(_ xs: ArraySlice<Double>, dotProductOperand: Bool = true) {
+        guard !dotProductOperand || xs.count <= 64 else { return nil }
         var lo = Int.max, hi = Int.min
         for x in xs where x != 0 {
             guard x.isFinite else { return nil }

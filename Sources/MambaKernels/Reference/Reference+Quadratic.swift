@@ -60,6 +60,9 @@ extension Reference {
         defer { magnitude.deallocate() }
         // exp(L_i), exp(−L_j)
         let (eL, eNegL) = decayFactors(c)
+        // Fixed-point accumulation (FixedPointAccumulator) needs ≤ 128-bit
+        // weights and exact integer rows of V; otherwise p-bit MPFR sums.
+        let fixedPoint = p <= 128 && c.vRows.allSatisfy { $0 != nil }
         let workers = Swift.max(1, Swift.min(n, 2 * ProcessInfoLite.activeProcessorCount))
         let magBase = magnitude.baseAddress!
         let magPtr = UnsafeMutableSendable(magBase)
@@ -68,7 +71,11 @@ extension Reference {
             let t = MPFRBuffer(count: 6, precision: p)
             let num = MPFRBuffer(count: dv, precision: p)
             let exact = MPFRBuffer(count: 1, precision: p + 53)
-            let x = t[0], g = t[1], wgt = t[2], tmp = t[3], cq = t[4]
+            let x = t[0], wgt = t[2], tmp = t[3], cq = t[4]
+            let gRow = MPFRBuffer(count: n, precision: p)
+            let acc = UnsafeMutablePointer<UInt64>.allocate(capacity: dv * FixedPointAccumulator.limbs)
+            defer { acc.deallocate() }
+            let wide = MPFRBuffer(count: 2, precision: 320)
             let feat = c.featureDim.map { MPFRBuffer(count: $0, precision: p) }
             let sqrt2 = MPFRBuffer(count: 1, precision: p + 8)
             mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
@@ -80,6 +87,7 @@ extension Reference {
                 num.zero()
                 mc_set_zero(den[i], 1)
                 for j in 0...i {
+                    let g = gRow[j]
                     c.dot(x, i, j, scratch)
                     if c.spec.score == .exponential {
                         // g = exp(s·x + L_i − L_j): one exponential, no overflow in MPFR.
@@ -101,12 +109,18 @@ extension Reference {
                         }
                     }
                     if c.spec.normalization == .sum { mc_add(den[i], den[i], g, MPFR_RNDN) }
-                    // g·v_jc is exact in p + 53 bits (v holds doubles), so mul-then-add
-                    // rounds once, like an fma, and is faster.
-                    let vj = c.vM.base + j * dv, acc = num.base, prod = exact[0]
-                    for col in 0..<dv {
-                        mc_mul(prod, g, vj + col, MPFR_RNDN)
-                        mc_add(acc + col, acc + col, prod, MPFR_RNDN)
+                }
+                if fixedPoint {
+                    accumulateFixed(c, row: i, g: gRow, into: num, acc: acc, wide: wide)
+                } else {
+                    for j in 0...i {
+                        // g·v_jc is exact in p + 53 bits (v holds doubles), so
+                        // mul-then-add rounds once, like an fma.
+                        let vj = c.vM.base + j * dv, nm = num.base, prod = exact[0]
+                        for col in 0..<dv {
+                            mc_mul(prod, gRow[j], vj + col, MPFR_RNDN)
+                            mc_add(nm + col, nm + col, prod, MPFR_RNDN)
+                        }
                     }
                 }
                 // Magnitude Σ_j |w_ij v_jc| in Double (w ≤ f(x), no overflow from the decay).
@@ -150,6 +164,49 @@ extension Reference {
             }
         }
         return RowResults(o: out, den: den, magnitude: Array(magnitude))
+    }
+
+    /// `num_c ← Σ_{j≤i} g_j·v_jc` through the 256-bit fixed-point accumulator.
+    static func accumulateFixed(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
+                                acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) {
+        let dv = c.dv
+        var emax = Int.min
+        for j in 0...i where mc_zero_p(g[j]) == 0 {
+            let r = c.vRows[j]!
+            let top = r.topBits
+            if top == 0 { continue }
+            emax = Swift.max(emax, mc_get_exp(g[j]) + r.exponent + top)
+        }
+        acc.initialize(repeating: 0, count: dv * FixedPointAccumulator.limbs)
+        if emax == Int.min {
+            for col in 0..<dv { mc_set_zero(num[col], 1) }
+            return
+        }
+        let headroom = (64 - UInt64(i + 2).leadingZeroBitCount) + 1
+        let lsb = emax - 255 + headroom
+        for j in 0...i {
+            guard let (gm, ge, gneg) = FixedPointAccumulator.decompose(g[j]) else { continue }
+            let r = c.vRows[j]!
+            let glo = UInt64(truncatingIfNeeded: gm), ghi = UInt64(truncatingIfNeeded: gm >> 64)
+            let shift = lsb - (ge + r.exponent)
+            r.mantissas.withUnsafeBufferPointer { ms in
+                for col in 0..<dv {
+                    let m = ms[col]
+                    if m == 0 { continue }
+                    let mm = m.magnitude
+                    let (h1, l1) = glo.multipliedFullWidth(by: mm)
+                    let (h2, l2) = ghi.multipliedFullWidth(by: mm)
+                    let (p1, carry) = h1.addingReportingOverflow(l2)
+                    let p2 = h2 &+ (carry ? 1 : 0)
+                    FixedPointAccumulator.add(acc + col * FixedPointAccumulator.limbs, l1, p1, p2, shift: shift,
+                                              negative: gneg != (m < 0))
+                }
+            }
+        }
+        for col in 0..<dv {
+            FixedPointAccumulator.store(acc + col * FixedPointAccumulator.limbs, lsb: lsb, into: num[col],
+                                        wide: wide[0], limb: wide[1])
+        }
     }
 
     /// `(exp(L_t), exp(−L_t))` at the decay precision, or nils without decay

@@ -14,6 +14,8 @@ final class ReferenceSequence: @unchecked Sendable {
     /// Proofs/T7-oracle-accuracy.md).
     let decayPrecision: Int
     let qRows: [IntegerRow?], kRows: [IntegerRow?]
+    /// Rows of V as exact integers (for the fixed-point accumulation), or nil.
+    let vRows: [IntegerRow?]
     let qM: MPFRBuffer, kM: MPFRBuffer, vM: MPFRBuffer
     /// `|v|` rounded to Double, for the magnitude estimates (not for results).
     let vAbs: [Double]
@@ -43,6 +45,9 @@ final class ReferenceSequence: @unchecked Sendable {
         vM = MPFRBuffer(count: n * dv, precision: 53)
         vM.setAll(p.v[seq * n * dv ..< (seq + 1) * n * dv])
         vAbs = p.v[seq * n * dv ..< (seq + 1) * n * dv].map { Swift.abs($0) }
+        let vs = p.v[seq * n * dv ..< (seq + 1) * n * dv]
+        let vw = p.valueDim, base = vs.startIndex
+        vRows = (0..<len).map { IntegerRow(vs[base + $0 * vw ..< base + ($0 + 1) * vw], dotProductOperand: false) }
         scale = MPFRBuffer(count: 1, precision: 53)
         mc_set_d(scale[0], p.scale, MPFR_RNDN)
         scaleValue = p.scale
@@ -89,6 +94,7 @@ final class ReferenceSequence: @unchecked Sendable {
         decayPrecision = precision + 64
         qRows = Array(repeating: nil, count: length)
         kRows = Array(repeating: nil, count: length)
+        vRows = Array(repeating: nil, count: length)
         if spec.score == .reluLinear {
             for i in 0..<(length * keyDim) {
                 if mc_sgn(q[i]) < 0 { mc_set_zero(q[i], 1) }

@@ -47,3 +47,25 @@ import MambaVariants
         }
     }
 }
+
+/// The oracle's two accumulation paths for Σ_j g_ij v_j agree (Proofs/T7):
+/// the 256-bit fixed-point accumulator (p ≤ 128, Float32 values) and p-bit
+/// MPFR sums (taken at p = 129, which disables the fixed-point path).
+@Suite struct ReferenceAccumulationTests {
+    @Test(arguments: CoreSpec.all)
+    func fixedPointAndMPFRSumsAgree(spec: CoreSpec) throws {
+        for dist in [InputDistribution.paper, .fla, .strongDecay] {
+            let p = CoreProblem.random(spec: spec, heads: 2, length: 40, keyDim: 5, valueDim: 3, distribution: dist,
+                                       withInitialState: true, seed: 21)
+            let fixed = try Reference.quadratic(p, precision: 128)
+            let mpfr = try Reference.quadratic(p, precision: 129)
+            // Both are within γ_{2N+10}·2^-128·magnitude of the exact value (T7);
+            // with magnitude/|y| < 2^20 on these inputs, 2^-90 relative is safe.
+            for i in 0..<fixed.o.count where !fixed.o[i].isNaN {
+                let y = mpfr.o[i].doubleValue
+                let d = (fixed.o[i] - mpfr.o[i]).doubleValue.magnitude
+                #expect(d <= 0x1p-90 * max(abs(y), fixed.magnitude[i] * 0x1p-20), "\(spec) \(dist) [\(i)]")
+            }
+        }
+    }
+}
