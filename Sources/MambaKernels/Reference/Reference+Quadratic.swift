@@ -62,6 +62,8 @@ extension Reference {
         let (eL, eNegL) = decayFactors(c)
         // Fixed-point accumulation (FixedPointAccumulator) needs ≤ 128-bit
         // weights and exact integer rows of V; otherwise p-bit MPFR sums.
+        let dk = c.dk, s = c.scaleValue
+        let ld: [Double] = c.prefix.map { L in (0..<n).map { mc_get_d(L[$0], MPFR_RNDN) } } ?? []
         let fixedPoint = p <= 128 && c.vRows.allSatisfy { $0 != nil }
         let workers = Swift.max(1, Swift.min(n, 2 * ProcessInfoLite.activeProcessorCount))
         let magBase = magnitude.baseAddress!
@@ -123,12 +125,30 @@ extension Reference {
                         }
                     }
                 }
-                // Magnitude Σ_j |w_ij v_jc| in Double (w ≤ f(x), no overflow from the decay).
+                // Magnitude (Proofs/T7): Σ_j w̃_ij |v_jc| with the weight's own
+                // sensitivity w̃_ij ≥ |w_ij| (see ReferenceOutput.magnitude).
+                var wtSum = 0.0
                 c.vAbs.withUnsafeBufferPointer { va in
-                    for j in 0...i {
-                        let wa = Swift.abs(wRow[j])
-                        if wa == 0 { continue }
-                        for col in 0..<dv { mg[i * dv + col] += wa * va[j * dv + col] }
+                    c.qAbs.withUnsafeBufferPointer { qa in
+                        c.kAbs.withUnsafeBufferPointer { ka in
+                            for j in 0...i {
+                                var a = 0.0
+                                for d in 0..<dk { a += qa[i * dk + d] * ka[j * dk + d] }
+                                let w = Swift.abs(wRow[j])
+                                var wt: Double
+                                let gamma = ld.isEmpty ? 1 : exp(ld[i] - ld[j])
+                                switch c.spec.score {
+                                case .linear, .reluLinear: wt = s * a * gamma
+                                case .squared: wt = s * s * a * a * gamma
+                                case .exponential: wt = w * (1 + s * a)
+                                }
+                                if !ld.isEmpty { wt += w * (Swift.abs(ld[i]) + Swift.abs(ld[j])) }
+                                wt = Swift.max(wt, w)
+                                if wt == 0 { continue }
+                                wtSum += wt
+                                for col in 0..<dv { mg[i * dv + col] += wt * va[j * dv + col] }
+                            }
+                        }
                     }
                 }
                 // Initial-state term: c·φ(q_i)ᵀS₀ (times exp(L_i) below, like every other term).
@@ -142,7 +162,11 @@ extension Reference {
                             mg[i * dv + col] += Swift.abs(mpfr_get_d(tmp, MPFR_RNDN) * mpfr_get_d(s0[a * dv + col], MPFR_RNDN))
                                 * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
                         }
-                        if let z0 = c.z0 { mc_fma(den[i], tmp, z0[a], den[i], MPFR_RNDN) }
+                        if let z0 = c.z0 {
+                            mc_fma(den[i], tmp, z0[a], den[i], MPFR_RNDN)
+                            wtSum += Swift.abs(mpfr_get_d(tmp, MPFR_RNDN) * mpfr_get_d(z0[a], MPFR_RNDN))
+                                * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
+                        }
                     }
                 }
                 if c.spec.normalization == .sum {
@@ -150,7 +174,7 @@ extension Reference {
                     for col in 0..<dv {
                         mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
                         let y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
-                        mg[i * dv + col] = mg[i * dv + col] / d + y
+                        mg[i * dv + col] = (mg[i * dv + col] + y * wtSum) / d
                     }
                     if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
                 } else {

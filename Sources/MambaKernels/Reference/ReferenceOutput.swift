@@ -12,11 +12,16 @@ public struct ReferenceOutput: @unchecked Sendable {
     /// Final state (FLA convention) when requested and finite.
     public var finalStateS: [BigFloat]?
     public var finalStateZ: [BigFloat]?
-    /// Per output element, the magnitude a backward-stable evaluation is
-    /// measured against: `Σ_j |w_ij v_jc|` (none) or
-    /// `Σ_j w_ij (|v_jc| + |y_ic|) / D_i` (sum), including the initial-state
-    /// term. Its ratio to `|y_ic|` is the element's condition number with
-    /// respect to relative perturbations of the weights and values.
+    /// Per output element, the scale against which a correct (backward-stable)
+    /// evaluation's error is measured (Proofs/T7):
+    /// `Σ_j w̃_ij |v_jc|` (none) or `Σ_j w̃_ij (|v_jc| + |y_ic|) / D_i` (sum),
+    /// including the initial-state term, where `w̃_ij ≥ |w_ij|` is the weight's
+    /// own sensitivity to rounding its inputs: with `a_ij = s·Σ_d |q_id k_jd|`,
+    /// `w̃ = a·Γ` (linear, relu-linear), `a²·Γ` (squared: what evaluating
+    /// `(q·k)²` through φ₂ loses when `q·k ≈ 0`), `|w|·(1 + a)` (exponential),
+    /// plus `|w|·(|L_i| + |L_j|)` with a decay (forming `L_i − L_j`).
+    /// A kernel with unit roundoff `u` has errors of order `u·magnitude`;
+    /// `magnitude/|y|` is the element's condition number.
     public var magnitude: [Double]
 
     /// Outputs rounded to Double.

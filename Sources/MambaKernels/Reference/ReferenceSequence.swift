@@ -19,6 +19,8 @@ final class ReferenceSequence: @unchecked Sendable {
     let qM: MPFRBuffer, kM: MPFRBuffer, vM: MPFRBuffer
     /// `|v|` rounded to Double, for the magnitude estimates (not for results).
     let vAbs: [Double]
+    /// `|q|`, `|k|` (after ReLU) in Double, for the magnitude estimates.
+    let qAbs: [Double], kAbs: [Double]
     /// `L_t` (inclusive prefix sums) or nil without decay.
     let prefix: MPFRBuffer?
     /// Per-step log-decay `a_t` (`L_t − L_{t−1}`, with `L_{−1} = 0`).
@@ -36,6 +38,8 @@ final class ReferenceSequence: @unchecked Sendable {
         let relu = p.spec.score == .reluLinear
         let qs = p.q[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
         let ks = p.k[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
+        qAbs = qs.map { Swift.abs($0) }
+        kAbs = ks.map { Swift.abs($0) }
         let len = p.length, width = p.keyDim
         qRows = (0..<len).map { IntegerRow(qs[$0 * width ..< ($0 + 1) * width]) }
         kRows = (0..<len).map { IntegerRow(ks[$0 * width ..< ($0 + 1) * width]) }
@@ -102,6 +106,8 @@ final class ReferenceSequence: @unchecked Sendable {
             }
         }
         qM = q; kM = k; vM = v
+        qAbs = (0..<(length * keyDim)).map { Swift.abs(mc_get_d(q[$0], MPFR_RNDN)) }
+        kAbs = (0..<(length * keyDim)).map { Swift.abs(mc_get_d(k[$0], MPFR_RNDN)) }
         vAbs = (0..<(length * valueDim)).map { Swift.abs(mc_get_d(v[$0], MPFR_RNDN)) }
         scale = MPFRBuffer(count: 1, precision: 53)
         mc_set_d(scale[0], s, MPFR_RNDN)

@@ -1,0 +1,201 @@
+import COpenBLAS
+import MambaVariants
+
+/// In-process timing of the optimized kernels, for `mambacheck bench` and
+/// the `Benchmarks/` package.
+///
+/// A run builds one seeded problem (paper distribution, Float32 storage, one
+/// batch element), runs the kernel `warmup` times, then `runs` times, and
+/// reports the median wall time (`ContinuousClock`). The time includes the
+/// kernel's Double → Float32 input and Float32 → Double output conversions
+/// (`O(N·(2dk + dv))`, a few percent at most).
+///
+/// FLOP count (`flops`): the multiply-adds of the matrix products the form
+/// performs, 2 per multiply-add, elementwise work (exp, scaling, features)
+/// not counted. With `ldv = dv + 1` (sum) or `dv`, `F` the feature dimension,
+/// chunks/tiles of actual length `c`:
+/// - chunked: `Σ_chunks 2c²(dk + ldv) + 2c·F·ldv·[chunk > 0 or initial state] + 2c·F·ldv`;
+///   exponential: `Σ_{query chunk, key chunk ≤} 2·c_q·c_k·(dk + ldv)`;
+/// - quadratic: `Σ_{row blocks} 2·r·i₁·(dk + ldv)` (keys up to the block end) + `2N·F·ldv` (final state);
+/// - tiled: `Σ_{visited tile pairs} 2·t_q·t_k·(dk + ldv)` + `2N·F·ldv`;
+/// - recurrent: `4N·F·ldv` (decay + rank-1 update, query product);
+///   exponential: `Σ_t 2t(dk + ldv)`.
+///
+/// The roof (`sgemmGflops`) is `cblas_sgemm` alone on the shapes that
+/// dominate the form, with the same thread count: for the chunked feature
+/// cores the two state products `(F×C)ᵀ·(F×ldv)` and `(F×C)·(C×ldv)`
+/// alternated; otherwise a `512×512×512` product.
+public enum KernelBenchmark {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var spec: CoreSpec
+        public var form: KernelForm
+        public var mode: PrecisionMode
+        public var length: Int
+        public var keyDim: Int
+        public var valueDim: Int
+        public var options: KernelOptions
+        /// Median wall time of one kernel call, seconds.
+        public var seconds: Double
+        /// Every measured time, seconds.
+        public var samples: [Double]
+        public var flops: Double
+        public var gflops: Double { flops / seconds / 1e9 }
+        /// `cblas_sgemm` GFLOP/s on the matching shapes (see the type).
+        public var sgemmGflops: Double
+        public var fractionOfSgemm: Double { gflops / sgemmGflops }
+        public var tokensPerSecond: Double { Double(length) / seconds }
+        /// Recurrent state per head (elements), nil for the KV-cache score.
+        public var stateElements: Int?
+        public var blasThreads: Int
+        /// OpenBLAS's kernel family (`openblas_get_corename()`), e.g.
+        /// `Prescott` when it did not recognise the CPU and fell back to SSE3
+        /// kernels; `OPENBLAS_CORETYPE` in the environment overrides it.
+        public var blasCore: String
+
+        public var description: String {
+            func f(_ x: Double, _ d: Int = 3) -> String {
+                var s = String(x.rounded(toPlaces: d))
+                if s.hasSuffix(".0") { s.removeLast(2) }
+                return s
+            }
+            return "\(spec.name) \(form.rawValue) \(mode.rawValue) N=\(length) dk=\(keyDim) dv=\(valueDim) C=\(options.chunkSize): "
+                + "median \(f(seconds * 1e3)) ms, \(f(gflops, 2)) GFLOP/s, sgemm roof \(f(sgemmGflops, 2)) GFLOP/s "
+                + "(\(f(fractionOfSgemm * 100, 1))%), \(f(tokensPerSecond, 0)) tokens/s, state \(stateElements.map(String.init) ?? "KV cache") elements, BLAS threads \(blasThreads), BLAS core \(blasCore)"
+        }
+    }
+
+    /// Times `CoreKernels.run` on a seeded problem.
+    ///
+    /// - Parameter threads: OpenBLAS threads during the measurement (restored
+    ///   afterwards); nil keeps the current setting.
+    public static func run(spec: CoreSpec = CoreSpec(score: .squared, hasDecay: true, normalization: .sum),
+                           form: KernelForm = .chunked, mode: PrecisionMode = .float32, length: Int = 16_384,
+                           keyDim: Int = 64, valueDim: Int = 64, options: KernelOptions = .init(),
+                           runs: Int = 5, warmup: Int = 1, threads: Int? = 1, seed: UInt64 = 42) throws -> Result {
+        let previous = openblas_get_num_threads()
+        if let threads { openblas_set_num_threads(Int32(threads)) }
+        defer { openblas_set_num_threads(previous) }
+        let p = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
+        for _ in 0..<warmup { _ = try CoreKernels.run(p, form: form, mode: mode, options: options) }
+        var samples: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<Swift.max(runs, 1) {
+            let t = clock.measure { _ = try? CoreKernels.run(p, form: form, mode: mode, options: options) }
+            samples.append(t.seconds)
+        }
+        let flops = flopCount(spec: spec, form: form, length: length, keyDim: keyDim, valueDim: valueDim,
+                              options: options)
+        let ldv = spec.normalization == .sum ? valueDim + 1 : valueDim
+        let f = featureDimension(spec, keyDim, options)
+        let roof: Double
+        if form == .chunked, let f {
+            let c = Swift.min(options.chunkSize, length)
+            roof = sgemmGflops(shapes: [(c, ldv, f, true), (f, ldv, c, false)], runs: 3)
+        } else {
+            roof = sgemmGflops(shapes: [(512, 512, 512, false)], runs: 3)
+        }
+        return Result(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
+                      options: options, seconds: median(samples), samples: samples, flops: flops,
+                      sgemmGflops: roof,
+                      stateElements: spec.score == .exponential ? nil
+                        : CoreKernels.stateElements(spec: spec, keyDim: keyDim, valueDim: valueDim,
+                                                    fullSecondOrder: options.fullSecondOrderState),
+                      blasThreads: Int(openblas_get_num_threads()),
+                      blasCore: openblas_get_corename().map { String(cString: $0) } ?? "unknown")
+    }
+
+    static func featureDimension(_ spec: CoreSpec, _ dk: Int, _ o: KernelOptions) -> Int? {
+        switch spec.score {
+        case .exponential: return nil
+        case .squared: return o.fullSecondOrderState ? dk * dk : dk * (dk + 1) / 2
+        case .linear, .reluLinear: return dk
+        }
+    }
+
+    /// The FLOP count of the type's documentation, for one sequence.
+    public static func flopCount(spec: CoreSpec, form: KernelForm, length n: Int, keyDim dk: Int, valueDim dv: Int,
+                                 options: KernelOptions = .init(), initialState: Bool = false) -> Double {
+        let ldv = Double(spec.normalization == .sum ? dv + 1 : dv)
+        let f = featureDimension(spec, dk, options).map(Double.init)
+        let dkd = Double(dk)
+        var total = 0.0
+        switch form {
+        case .chunked:
+            let c = Swift.max(1, Swift.min(options.chunkSize, Swift.max(n, 1)))
+            var c0 = 0
+            while c0 < n {
+                let cc = Double(Swift.min(c, n - c0))
+                if let f {
+                    total += 2 * cc * cc * (dkd + ldv) + 2 * cc * f * ldv
+                    if c0 > 0 || initialState { total += 2 * cc * f * ldv }
+                } else {
+                    var k0 = c0
+                    while k0 >= 0 { total += 2 * cc * Double(Swift.min(c, n - k0)) * (dkd + ldv); k0 -= c }
+                }
+                c0 += c
+            }
+        case .quadratic, .tiled:
+            let b = form == .quadratic ? 128 : Swift.max(1, options.tileSize)
+            var i0 = 0
+            while i0 < n {
+                let r = Swift.min(b, n - i0)
+                let keys = form == .quadratic ? i0 + r : (i0 / b + 1) * b - (i0 + r == n && form == .tiled ? (b - r) : 0)
+                total += 2 * Double(r) * Double(Swift.min(keys, n)) * (dkd + ldv)
+                i0 += r
+            }
+            if let f { total += 2 * Double(n) * f * ldv }
+        case .recurrent:
+            if let f { total = 4 * Double(n) * f * ldv } else {
+                total = Double(n) * Double(n + 1) * (dkd + ldv)
+            }
+        }
+        return total
+    }
+
+    /// `cblas_sgemm` GFLOP/s over the given shapes `(m, n, k, transA)`,
+    /// each repeated until ~50 ms, best of `runs`.
+    public static func sgemmGflops(shapes: [(Int, Int, Int, Bool)], runs: Int = 3) -> Double {
+        var best = 0.0
+        let clock = ContinuousClock()
+        let bufs = shapes.map { (m, n, k, _) in
+            (allocateFloats(m * k, fill: 0.5), allocateFloats(k * n, fill: 0.25), allocateFloats(m * n, fill: 0))
+        }
+        defer { for (a, b, c) in bufs { a.deallocate(); b.deallocate(); c.deallocate() } }
+        var flopsPerRound = 0.0
+        for (m, n, k, _) in shapes { flopsPerRound += 2 * Double(m * n * k) }
+        func round() {
+            for (idx, (m, n, k, ta)) in shapes.enumerated() {
+                let (a, b, c) = bufs[idx]
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                            1, a, Int32(ta ? m : k), b, Int32(n), 1, c, Int32(n))
+            }
+        }
+        round()
+        let reps = Swift.max(1, Int(5e7 / Swift.max(flopsPerRound, 1) / 20))
+        for _ in 0..<Swift.max(runs, 1) {
+            let t = clock.measure { for _ in 0..<reps { round() } }.seconds
+            best = Swift.max(best, flopsPerRound * Double(reps) / t / 1e9)
+        }
+        return best
+    }
+
+    static func median(_ x: [Double]) -> Double {
+        let s = x.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+    }
+}
+
+extension Double {
+    func rounded(toPlaces d: Int) -> Double {
+        var p = 1.0
+        for _ in 0..<d { p *= 10 }
+        return (self * p).rounded() / p
+    }
+}

@@ -1,0 +1,149 @@
+import MambaVariants
+
+/// Tuning and behaviour switches of the optimized kernels.
+public struct KernelOptions: Sendable, Hashable {
+    /// Chunk length `C` of the chunked form (≥ 1; a value ≥ N gives one chunk).
+    public var chunkSize: Int
+    /// Query/key block size of the tiled form and of the exponential KV-cache blocks (≥ 1).
+    public var tileSize: Int
+    /// Tiled form, sum-normalised non-exponential scores: `true` (default)
+    /// takes the running maximum over (a bound of) the log of the actual
+    /// weights and is provably free of overflow; `false` is the faithful
+    /// raw-score running maximum of SPEC §3 that exhibits the lagging-maximum
+    /// hazard of SPEC §6 (and reports it).
+    public var stableTiledMaximum: Bool
+    /// Squared core: carry the full `dk²` second-order state `vec(k kᵀ)`
+    /// instead of the packed `dk(dk+1)/2` one. States in and out keep the
+    /// packed convention either way (converted exactly up to one rounding).
+    public var fullSecondOrderState: Bool
+
+    public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
+                fullSecondOrderState: Bool = false) {
+        self.chunkSize = chunkSize
+        self.tileSize = tileSize
+        self.stableTiledMaximum = stableTiledMaximum
+        self.fullSecondOrderState = fullSecondOrderState
+    }
+}
+
+/// Why a kernel refused a problem.
+public enum KernelError: Error, Equatable, CustomStringConvertible {
+    /// Shapes or inputs are inconsistent (e.g. a missing decay, an initial
+    /// state for the exponential score, which has no finite state).
+    case invalidProblem(String)
+    /// An option out of range (chunk or tile size below 1).
+    case invalidOptions(String)
+    /// Malformed variable-length offsets.
+    case invalidOffsets(String)
+
+    public var description: String {
+        switch self {
+        case .invalidProblem(let m): return "invalid problem: \(m)"
+        case .invalidOptions(let m): return "invalid options: \(m)"
+        case .invalidOffsets(let m): return "invalid cu_seqlens: \(m)"
+        }
+    }
+}
+
+/// The optimized Float32/Float16 attention cores (SPEC §1, §3), each form
+/// computing, per batch element and head,
+/// `w_ij = f(s·q_i·k_j)·exp(L_i − L_j)·[i ≥ j]` and `y_i = Σ_j w_ij v_j`
+/// (none) or `Σ_j w_ij v_j / Σ_j w_ij` (sum), plus the contribution of an
+/// initial state (`c·exp(L_i)·φ(q_i)ᵀS₀`, FLA convention: unscaled features,
+/// `c = s` first order, `s²` squared).
+///
+/// - Forms: `QuadraticForm`, `ChunkedForm`, `RecurrentForm`, `TiledForm`
+///   (see each for its algorithm, GEMM use and numerical behaviour). Every
+///   form supports every core of `CoreSpec.all`, both normalisations, initial
+///   and final states (except the exponential score, which has none) —
+///   nothing throws for a valid problem.
+/// - Decay: `.perStep(a)` is summed in Float32 the way each form's real
+///   counterpart does (global prefix sum for quadratic/tiled, chunk-local for
+///   chunked, `α_t = exp(a_t)` for recurrent); `.prefixSum(L)` is used as
+///   given (`L_{−1} = 0`).
+/// - Precision: see `PrecisionMode`; the exact model (which intermediates are
+///   rounded where) is documented on the internal `Arithmetic` type and in
+///   the report: inputs (q, k, v, decay, initial state) are rounded to the
+///   mode's format, GEMM operands are kept in it, sums are Float32 except in
+///   pure `float16`, the output is rounded to it.
+/// - Zero denominators are not clamped and no epsilon is added: the IEEE
+///   quotient (NaN for 0/0, ±Inf for x/0) is returned and
+///   `CoreOutput.diagnostics` names the rows (`b=… h=…: zero denominator in
+///   rows […]`); non-finite outputs (Float32/binary16 overflow, NaN) and rows
+///   lost by the faithful tiled maximum are named the same way.
+/// - Output values are Float32 (or binary16/bfloat16) numbers held exactly
+///   in Double. Final states are Float32 (binary16 values in pure `float16`).
+public enum CoreKernels {
+    /// Runs every (batch, head) sequence of `p` with one form and precision mode.
+    ///
+    /// - Throws: `KernelError.invalidProblem` when `p.validationError()` reports
+    ///   a problem; `KernelError.invalidOptions` for chunk/tile sizes below 1.
+    public static func run(_ p: CoreProblem, form: KernelForm, mode: PrecisionMode,
+                           options: KernelOptions = .init()) throws -> CoreOutput {
+        if let e = p.validationError() { throw KernelError.invalidProblem(e) }
+        try validate(options)
+        var units: [Unit] = []
+        for b in 0..<p.batch {
+            for h in 0..<p.heads {
+                let seq = b * p.heads + h
+                units.append(Unit(row: seq, start: 0, count: p.length, stateIndex: seq, label: "b=\(b) h=\(h)"))
+            }
+        }
+        return execute(p, units: units, stateCount: p.sequences, form: form, mode: mode, options: options)
+    }
+
+    static func validate(_ o: KernelOptions) throws {
+        if o.chunkSize < 1 { throw KernelError.invalidOptions("chunkSize must be ≥ 1, got \(o.chunkSize)") }
+        if o.tileSize < 1 { throw KernelError.invalidOptions("tileSize must be ≥ 1, got \(o.tileSize)") }
+    }
+
+    /// One independent sequence: `count` tokens from `start` of row `row`
+    /// (`b·H + h` in the `[B,H,N,·]` layout), state slot `stateIndex`.
+    struct Unit {
+        var row: Int, start: Int, count: Int, stateIndex: Int
+        var label: String
+    }
+
+    static func runForm(_ form: KernelForm, _ seq: SequenceData, _ ctx: CoreContext) -> FormResult {
+        switch form {
+        case .quadratic: return QuadraticForm.run(seq, ctx)
+        case .chunked: return ChunkedForm.run(seq, ctx)
+        case .recurrent: return RecurrentForm.run(seq, ctx)
+        case .tiled: return TiledForm.run(seq, ctx)
+        }
+    }
+
+    static func execute(_ p: CoreProblem, units: [Unit], stateCount: Int, form: KernelForm, mode: PrecisionMode,
+                        options: KernelOptions) -> CoreOutput {
+        let ctx = CoreContext(spec: p.spec, scale: p.scale, mode: mode, options: options)
+        let dv = p.valueDim, n = p.length
+        var o = [Double](repeating: 0, count: p.sequences * n * dv)
+        let f = p.featureDim
+        var sOut: [Double]? = f.map { [Double](repeating: 0, count: stateCount * $0 * dv) }
+        var zOut: [Double]? = (f != nil && ctx.isSum) ? [Double](repeating: 0, count: stateCount * f!) : nil
+        var diagnostics: [String] = []
+        for u in units {
+            let seq = SequenceData(problem: p, sequence: u.row, start: u.start, count: u.count,
+                                   stateIndex: p.initialState == nil ? nil : u.stateIndex, arithmetic: ctx.arith)
+            let r = runForm(form, seq, ctx)
+            defer { r.o.deallocate(); r.state?.deallocate() }
+            var notes = r.notes
+            let before = Finish.nonFiniteRows(r.o, n: u.count, width: dv).count
+            ctx.arith.output.round(r.o, u.count * dv)
+            let after = Finish.nonFiniteRows(r.o, n: u.count, width: dv)
+            if after.count > before {
+                notes.append("output overflowed \(ctx.arith.output) when rounded, rows \(Finish.describe(after, of: u.count))")
+            }
+            let base = (u.row * n + u.start) * dv
+            for i in 0..<(u.count * dv) { o[base + i] = Double(r.o[i]) }
+            if let st = r.state, let f {
+                let (s, z) = Features.export(ctx, state: st, dk: p.keyDim, dv: dv)
+                for i in 0..<(f * dv) { sOut![u.stateIndex * f * dv + i] = Double(s[i]) }
+                if let z { for i in 0..<f { zOut![u.stateIndex * f + i] = Double(z[i]) } }
+            }
+            diagnostics += notes.map { "\(u.label): \($0)" }
+        }
+        let state = sOut.map { CoreState(s: $0, z: zOut) }
+        return CoreOutput(o: o, finalState: state, diagnostics: diagnostics)
+    }
+}

@@ -1,0 +1,91 @@
+import CHalf
+
+/// Storage formats the optimized kernels round Float32 values to (SPEC §7).
+///
+/// Every rounding is round-to-nearest, ties-to-even, applied to a Float32
+/// value. binary16 goes through the CHalf F16C path (hardware conversion,
+/// bit-exact scalar fallback): subnormals are kept, values beyond the
+/// largest finite binary16 (65504) become ±Inf, NaN stays NaN. bfloat16 and
+/// TF32 keep the Float32 exponent range and round the significand to 8 and
+/// 11 bits; values that round past the largest finite value become ±Inf,
+/// NaN stays NaN, ±Inf stay ±Inf.
+@usableFromInline
+enum NumberFormat: Sendable {
+    case float32, float16, bfloat16, tf32
+
+    /// Rounds `count` Float32 values in place.
+    @inlinable
+    func round(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        guard count > 0 else { return }
+        switch self {
+        case .float32: return
+        case .float16: mc_round_float_through_half(p, count)
+        case .bfloat16: roundSignificand(p, count, droppedBits: 16)
+        case .tf32: roundSignificand(p, count, droppedBits: 13)
+        }
+    }
+
+    /// One value rounded to the format.
+    @inlinable
+    func round(_ x: Float) -> Float {
+        var y = x
+        round(&y, 1)
+        return y
+    }
+}
+
+/// Rounds the significand of each Float32 to `24 − droppedBits` bits, to
+/// nearest even, keeping the Float32 exponent range (bfloat16: 16, TF32: 13).
+@inlinable @inline(__always)
+func roundSignificand(_ p: UnsafeMutablePointer<Float>, _ n: Int, droppedBits: UInt32) {
+    let halfUlp: UInt32 = (1 << (droppedBits - 1)) - 1
+    let mask: UInt32 = ~((1 << droppedBits) - 1)
+    let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    for i in 0..<n {
+        let b = u[i]
+        let rounded = (b &+ halfUlp &+ ((b >> droppedBits) & 1)) & mask
+        // Inf keeps its zero payload; NaN gets the quiet bit so that
+        // truncating the payload keeps a NaN.
+        let special = (b & 0x7F80_0000) == 0x7F80_0000
+        let kept = (b | ((b & 0x007F_FFFF) != 0 ? 0x0040_0000 : 0)) & mask
+        u[i] = special ? kept : rounded
+    }
+}
+
+/// Allocates `n` Float32 values filled with `fill` (NaN by default, so a
+/// kernel that reads memory it never wrote produces NaN loudly). The caller
+/// deallocates.
+@inlinable
+func allocateFloats(_ n: Int, fill: Float = .nan) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(n, 1))
+    p.initialize(repeating: fill, count: Swift.max(n, 1))
+    return p
+}
+
+/// Decay factors `exp(ℓ_i − ℓ_j)` (and exponential-score ratios
+/// `exp(λ − m) ≤ 1`) below this are flushed to zero.
+///
+/// Why: x86 subnormal arithmetic inside `cblas_sgemm` is 10–25× slower, and
+/// a small decay factor multiplied by features and values produces
+/// subnormal products even when the factor itself is normal: with a
+/// 128-token chunk and `a ≈ −0.7`, `exp(ℓ_last − ℓ_j)` reaches `exp(−90)`
+/// on every chunk and the chunked 2Mamba kernel ran 25× slower (measured).
+/// What it costs: a dropped term is a key whose decay is below
+/// `2⁻⁶⁰ ≈ 8.7·10⁻¹⁹` — for the exponential score a weight below `2⁻⁶⁰` of
+/// the row maximum (relative effect `≤ N·2⁻⁶⁰`, far below Float32's `2⁻²⁴`);
+/// for feature-map scores an absolute perturbation `≤ 2⁻⁶⁰·|f(s·q·k)|·|v|`
+/// per dropped key, which matters only if the row's retained weight is below
+/// `2⁻³⁶` of that key's score. GPU kernels make the same kind of choice
+/// (`ex2.approx.ftz`). Binary16 values are never affected (the smallest
+/// binary16 subnormal is 2⁻²⁴).
+@usableFromInline let decayFlushThreshold: Float = 0x1p-60
+
+/// `x`, or 0 when `|x| < decayFlushThreshold`; for decay factors only.
+@inlinable @inline(__always)
+func flushed(_ x: Float) -> Float { abs(x) < decayFlushThreshold ? 0 : x }
+
+/// `flushed` over a buffer.
+@inlinable
+func flushSubnormals(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { p[i] = flushed(p[i]) }
+}

@@ -1,0 +1,188 @@
+import CHalf
+import COpenBLAS
+
+/// How a precision mode is realised by the optimized kernels: which values
+/// are rounded to which format, and where (SPEC §7).
+///
+/// The model, per `PrecisionMode`:
+///
+/// - `float32`: Float32 inputs, arithmetic and outputs; GEMMs are
+///   `cblas_sgemm`.
+/// - `float16Acc32` (tensor-core style, as FLA's chunk kernels do): q, k, v,
+///   the decay input and the initial state are rounded to binary16 once;
+///   every *operand of a matrix product* is stored in binary16 — this covers
+///   the inputs and also the intermediates a tensor-core kernel keeps in
+///   half before its next GEMM (the intra-chunk/tile score matrix `P`, the
+///   decay-scaled features `exp(ℓ)·φ(q)`, the decay-scaled values, and the
+///   chunk state `S` when it multiplies queries; the carried state itself
+///   stays Float32, as FLA keeps `b_h` in registers). Products and sums are
+///   Float32 (`cblas_sgemm` on rounded copies); elementwise work (`exp`,
+///   decay, division) is Float32; the output is rounded to binary16; the
+///   final state is returned in Float32. The recurrent form follows FLA's
+///   `fused_recurrent`: half inputs upcast once, all arithmetic in Float32.
+/// - `float16`: every arithmetic operation is rounded to binary16 — each
+///   product and each partial sum of every dot product (own GEMM loops,
+///   sequential order over the reduction index), each elementwise operation,
+///   the state after each update. It is emulated in Float32 by rounding after
+///   each operation; for `+ − × ÷` of binary16 operands this is exactly the
+///   correctly rounded binary16 result (Float32 has 24 ≥ 2·11 + 2 bits, so
+///   the double rounding is innocuous). `exp` and `log` are evaluated in
+///   Float32 and rounded (not always correctly rounded). No fused
+///   multiply-add. The constant √2 of the packed second-order map is itself
+///   binary16 (1.4140625), as a half kernel would store it.
+/// - `bfloat16Acc32`: as `float16Acc32` with bfloat16 in place of binary16.
+/// - `tf32`: q, k, v and every matrix-product operand rounded to TF32
+///   (11-bit significand, Float32 range); decay, state, accumulation and
+///   output in Float32.
+@usableFromInline
+struct Arithmetic {
+    @usableFromInline let mode: PrecisionMode
+    /// Format of q, k, v (and, except for TF32, of decay and initial state).
+    @usableFromInline let input: NumberFormat
+    /// Format of the decay input and the initial state.
+    @usableFromInline let decayAndState: NumberFormat
+    /// Format GEMM operands are rounded to before a Float32-accumulating product.
+    @usableFromInline let operand: NumberFormat
+    /// Format the output is rounded to.
+    @usableFromInline let output: NumberFormat
+    /// Every operation rounded to binary16.
+    @usableFromInline let pureHalf: Bool
+
+    @usableFromInline
+    init(_ mode: PrecisionMode) {
+        self.mode = mode
+        switch mode {
+        case .float32:
+            (input, decayAndState, operand, output, pureHalf) = (.float32, .float32, .float32, .float32, false)
+        case .float16Acc32:
+            (input, decayAndState, operand, output, pureHalf) = (.float16, .float16, .float16, .float16, false)
+        case .float16:
+            (input, decayAndState, operand, output, pureHalf) = (.float16, .float16, .float32, .float16, true)
+        case .bfloat16Acc32:
+            (input, decayAndState, operand, output, pureHalf) = (.bfloat16, .bfloat16, .bfloat16, .bfloat16, false)
+        case .tf32:
+            (input, decayAndState, operand, output, pureHalf) = (.tf32, .float32, .tf32, .float32, false)
+        }
+    }
+
+    /// The format every intermediate result lives in: binary16 in pure
+    /// `float16` mode, Float32 otherwise.
+    @inlinable var working: NumberFormat { pureHalf ? .float16 : .float32 }
+
+    /// Rounds the result of an elementwise operation (no-op unless pure float16).
+    @inlinable
+    func op(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        if pureHalf { mc_round_float_through_half(p, n) }
+    }
+
+    /// One scalar result rounded to the working format.
+    @inlinable
+    func op(_ x: Float) -> Float { pureHalf ? NumberFormat.float16.round(x) : x }
+
+    /// `C ← alpha·op(A)·op(B) + beta·C`, row-major, `op(A)` is `m×k`,
+    /// `op(B)` is `k×n`. Float32 modes call `cblas_sgemm` (operands rounded
+    /// to `operand` first when that is not Float32); pure float16 uses
+    /// `halfGemm`. `beta == 0` overwrites `C` (NaN in `C` is not propagated).
+    @inlinable
+    func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<m {
+                let row = c + i * ldc
+                for j in 0..<n { row[j] = beta == 0 ? 0 : op(beta * row[j]) }
+            }
+            return
+        }
+        if pureHalf {
+            halfGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if operand == .float32 {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        // Operands stored in the low-precision format: rounded tight copies.
+        let (ra, ca) = transA ? (k, m) : (m, k)
+        let (rb, cb) = transB ? (n, k) : (k, n)
+        let ac = allocateFloats(ra * ca)
+        let bc = allocateFloats(rb * cb)
+        defer { ac.deallocate(); bc.deallocate() }
+        for i in 0..<ra { (ac + i * ca).update(from: a + i * lda, count: ca) }
+        for i in 0..<rb { (bc + i * cb).update(from: b + i * ldb, count: cb) }
+        operand.round(ac, ra * ca)
+        operand.round(bc, rb * cb)
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, ac, Int32(ca), bc, Int32(cb), beta, c, Int32(ldc))
+    }
+
+    /// Pure binary16 matrix product: every product `a_ip·b_pj` and every
+    /// partial sum is rounded to binary16, summing over `p = 0, 1, …, k−1`
+    /// in order from 0; then `alpha·acc` (rounded), `beta·C` (rounded) and
+    /// their sum (rounded). Vectorised over a block of rows of `C`, with the
+    /// rounding done by F16C on whole blocks.
+    @usableFromInline
+    func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let h = NumberFormat.float16
+        // Pack op(A) as m×k and op(B) as k×n, row-major.
+        let ap = allocateFloats(m * k)
+        let bp = allocateFloats(k * n)
+        defer { ap.deallocate(); bp.deallocate() }
+        if transA {
+            for p in 0..<k { let src = a + p * lda; for i in 0..<m { ap[i * k + p] = src[i] } }
+        } else {
+            for i in 0..<m { (ap + i * k).update(from: a + i * lda, count: k) }
+        }
+        if transB {
+            for j in 0..<n { let src = b + j * ldb; for p in 0..<k { bp[p * n + j] = src[p] } }
+        } else {
+            for p in 0..<k { (bp + p * n).update(from: b + p * ldb, count: n) }
+        }
+        let alphaH = h.round(alpha), betaH = h.round(beta)
+        let rowsPerBlock = Swift.max(1, Swift.min(m, 4096 / n))
+        let acc = allocateFloats(rowsPerBlock * n)
+        let tmp = allocateFloats(rowsPerBlock * n)
+        defer { acc.deallocate(); tmp.deallocate() }
+        var i0 = 0
+        while i0 < m {
+            let rows = Swift.min(rowsPerBlock, m - i0)
+            let len = rows * n
+            acc.update(repeating: 0, count: len)
+            for p in 0..<k {
+                let brow = bp + p * n
+                for r in 0..<rows {
+                    let av = ap[(i0 + r) * k + p]
+                    let t = tmp + r * n
+                    for j in 0..<n { t[j] = av * brow[j] }
+                }
+                mc_round_float_through_half(tmp, len)
+                for e in 0..<len { acc[e] += tmp[e] }
+                mc_round_float_through_half(acc, len)
+            }
+            if alphaH != 1 {
+                for e in 0..<len { acc[e] *= alphaH }
+                mc_round_float_through_half(acc, len)
+            }
+            for r in 0..<rows {
+                let crow = c + (i0 + r) * ldc
+                let arow = acc + r * n
+                if betaH == 0 {
+                    crow.update(from: arow, count: n)
+                } else {
+                    if betaH != 1 {
+                        for j in 0..<n { crow[j] *= betaH }
+                        mc_round_float_through_half(crow, n)
+                    }
+                    for j in 0..<n { crow[j] += arow[j] }
+                    mc_round_float_through_half(crow, n)
+                }
+            }
+            i0 += rows
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Testing
+import MambaKernels
+import MambaVariants
+
+/// The numerical hazards of SPEC §6 that the optimized kernels must expose
+/// rather than hide.
+@Suite("Fast kernels: hazards")
+struct FastHazardTests {
+    static let twoMamba = CoreSpec(score: .squared, hasDecay: true, normalization: .sum)
+
+    /// Lagging maximum: the first 16 keys have `s·q·k ≈ −200`. The faithful
+    /// tiled kernel (raw-score running maximum) computes `exp(200)` = Inf in
+    /// Float32 and loses those rows (NaN/Inf), and says so; the stable one
+    /// is finite and within the derived bound of the exact result, as are
+    /// the other forms.
+    @Test func laggingMaximum() throws {
+        let p = CoreProblem.random(spec: Self.twoMamba, heads: 1, length: 64, keyDim: 16, valueDim: 4,
+                                   distribution: .laggingMaximum, seed: 9)
+        let ref = FastReference.run(p, mode: .float32)
+        #expect(ref.o.allSatisfy { $0.isFinite })
+        // Tiles of 16: every row's first key block is the −200 block, so every
+        // row is lost. Tiles of 64: rows ≥ 16 see ordinary keys in their first
+        // block (the maximum catches up inside it); rows 0–15 see only −200.
+        for (tile, expected) in [(16, Array(0..<64)), (64, Array(0..<16))] {
+            let faithful = try CoreKernels.run(p, form: .tiled, mode: .float32,
+                                               options: KernelOptions(tileSize: tile, stableTiledMaximum: false))
+            let lostRows = (0..<64).filter { i in (0..<4).contains { !faithful.o[i * 4 + $0].isFinite } }
+            print("faithful tiled, tile \(tile): \(lostRows.count) rows lost; \(faithful.diagnostics)")
+            #expect(lostRows == expected, "tile \(tile): lost \(lostRows)")
+            #expect(faithful.diagnostics.contains { $0.contains("lagging maximum") })
+        }
+        for form in KernelForm.allCases {
+            let out = try CoreKernels.run(p, form: form, mode: .float32, options: KernelOptions(chunkSize: 16, tileSize: 16))
+            let cmp = FastComparison(out.o, ref.o, bound: ref.bound)
+            print("stable \(form): \(cmp)")
+            #expect(cmp.passes, "\(form): \(cmp)")
+            #expect(out.diagnostics.isEmpty, "\(form): \(out.diagnostics)")
+        }
+    }
+
+    /// Zero denominators (relu-linear rows whose query is ≤ 0 everywhere):
+    /// no epsilon, the IEEE 0/0 = NaN is returned and the rows are named.
+    @Test(arguments: [false, true])
+    func zeroDenominators(_ decay: Bool) throws {
+        let spec = CoreSpec(score: .reluLinear, hasDecay: decay, normalization: .sum)
+        let p = CoreProblem.random(spec: spec, heads: 1, length: 20, keyDim: 8, valueDim: 4,
+                                   distribution: .zeroReluRows, seed: 21)
+        for form in KernelForm.allCases {
+            for mode in PrecisionMode.allCases {
+                let out = try CoreKernels.run(p, form: form, mode: mode, options: KernelOptions(chunkSize: 4, tileSize: 4))
+                let nanRows = (0..<20).filter { i in out.o[i * 4].isNaN }
+                #expect(nanRows == Array(0..<10), "\(form) \(mode): NaN rows \(nanRows)")
+                #expect(out.diagnostics.contains { $0.contains("zero denominator in rows [0, 1, 2, 3, 4, 5, 6, 7, …] (10 of 20)") },
+                        "\(form) \(mode): \(out.diagnostics)")
+            }
+        }
+    }
+
+    /// Float16 range: `|s·q·k| ≈ 300` makes `(s·q·k)² ≈ 9·10⁴ > 65504`. Pure
+    /// binary16 overflows and reports non-finite rows; Float32 accumulation
+    /// is finite. (The tiled stable form keeps every `p ≤ 1`, so it survives
+    /// even in binary16 storage.)
+    @Test func float16Range() throws {
+        let p = CoreProblem.random(spec: Self.twoMamba, heads: 1, length: 16, keyDim: 8, valueDim: 4,
+                                   distribution: .float16Overflow, storage: .float16, seed: 2)
+        let f32 = try CoreKernels.run(p, form: .chunked, mode: .float32)
+        #expect(f32.o.allSatisfy { $0.isFinite })
+        let half = try CoreKernels.run(p, form: .chunked, mode: .float16)
+        #expect(half.o.contains { !$0.isFinite })
+        #expect(half.diagnostics.contains { $0.contains("non-finite output") }, "\(half.diagnostics)")
+        let tiled = try CoreKernels.run(p, form: .tiled, mode: .float16Acc32)
+        #expect(tiled.o.allSatisfy { $0.isFinite }, "\(tiled.diagnostics)")
+    }
+
+    /// Long sequences stay bounded: no NaN/Inf in the chunked and recurrent
+    /// 2Mamba core over 4096 tokens with strong decay.
+    @Test func longSequenceBounded() throws {
+        let p = CoreProblem.random(spec: Self.twoMamba, heads: 1, length: 4096, keyDim: 8, valueDim: 4,
+                                   distribution: .strongDecay, seed: 8)
+        for form in [KernelForm.chunked, .recurrent] {
+            let out = try CoreKernels.run(p, form: form, mode: .float32)
+            #expect(out.o.allSatisfy { $0.isFinite })
+            #expect(out.finalState!.s.allSatisfy { $0.isFinite })
+        }
+    }
+}
+
+/// What the precision modes promise about their outputs.
+@Suite("Fast kernels: precision modes")
+struct FastPrecisionModeTests {
+    /// Outputs are values of the mode's output format; pure float16 final
+    /// states are binary16 values; the acc32 final states are Float32.
+    @Test(arguments: PrecisionMode.allCases)
+    func outputsLiveInTheirFormat(_ mode: PrecisionMode) throws {
+        for spec in CoreSpec.all {
+            let p = FastProblems.make(spec, mode: mode, length: 20, initialState: spec.score != .exponential, seed: 6)
+            for form in KernelForm.allCases {
+                let out = try CoreKernels.run(p, form: form, mode: mode)
+                for x in out.o where x.isFinite {
+                    #expect(Double(Float(x)) == x)
+                    switch mode {
+                    case .float16Acc32, .float16: #expect(Double(Float16(x)) == x, "\(x) is not binary16")
+                    case .bfloat16Acc32: #expect(Float(x).bitPattern & 0xFFFF == 0, "\(x) is not bfloat16")
+                    case .float32, .tf32: break
+                    }
+                }
+                if mode == .float16, let st = out.finalState {
+                    #expect(st.s.allSatisfy { Double(Float16($0)) == $0 })
+                }
+            }
+        }
+    }
+
+    /// Float16 modes really differ from Float32 (the rounding happens) and
+    /// the binary16-input, Float32-accumulation mode is closer to the exact
+    /// result than pure binary16.
+    @Test func modesAreDistinct() throws {
+        let spec = CoreSpec(score: .squared, hasDecay: true, normalization: .sum)
+        let p = FastProblems.make(spec, mode: .float16, heads: 1, length: 64, keyDim: 16, valueDim: 8,
+                                  initialState: false, seed: 10)
+        let ref = FastReference.run(p, mode: .float16)
+        var errors: [PrecisionMode: Double] = [:]
+        for mode in PrecisionMode.allCases {
+            let out = try CoreKernels.run(p, form: .chunked, mode: mode)
+            errors[mode] = FastComparison(out.o, ref.o, bound: ref.bound).rmsRatio
+        }
+        print("rms error ratios by mode: \(errors.sorted { $0.value < $1.value })")
+        #expect(errors[.float32]! < errors[.tf32]!)
+        #expect(errors[.float32]! < errors[.float16Acc32]!)
+        #expect(errors[.float16Acc32]! < errors[.float16]!)
+        #expect(errors[.float16Acc32]! < errors[.bfloat16Acc32]!)
+    }
+}

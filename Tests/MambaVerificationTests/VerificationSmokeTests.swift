@@ -1,3 +1,0 @@
-import Testing
-import MambaVerification
-@Test func verificationModuleLinks() { #expect(Bool(true) == true) }
