@@ -126,3 +126,23 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension CoreProblem {
+    /// The same problem with q, k, v, the decays and the initial state rounded
+    /// to `storage` — what a kernel reading that format receives. The oracle
+    /// of the rounded problem is the right reference for such a kernel
+    /// (inputs stored in a format are taken as exact).
+    public func rounded(to storage: InputStorage) -> CoreProblem {
+        var p = self
+        p.q = q.map(storage.round)
+        p.k = k.map(storage.round)
+        p.v = v.map(storage.round)
+        switch decay {
+        case .perStep(let a)?: p.decay = .perStep(a.map(storage.round))
+        case .prefixSum(let l)?: p.decay = .prefixSum(l.map(storage.round))
+        case nil: break
+        }
+        if let st = initialState { p.initialState = CoreState(s: st.s.map(storage.round), z: st.z?.map(storage.round)) }
+        return p
+    }
+}

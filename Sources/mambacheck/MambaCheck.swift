@@ -1,6 +1,77 @@
+import Foundation
 import ArgumentParser
+import MambaTensors
+import MambaVerification
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
+enum ExitStatus: Int32 {
+    case pass = 0, verificationFailure = 1, usageOrInput = 2
+}
+
+/// A verification failure (exit 1) after the report has been printed.
+struct VerificationFailed: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// An input problem (exit 2), already phrased for the user.
+struct InputProblem: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct MambaCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mambacheck",
+        abstract: "Numerical verification for the linear-attention family (softmax, linear, Mamba-2, Mamba-2S, 2Mamba, 2Mamba-E).",
+        discussion: """
+            Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
+            The mathematics is in SPEC.md; the theorems behind every tolerance are in Proofs/.
+            """,
+        subcommands: [VerifyCommand.self, CompareCommand.self, ReferenceCommand.self, VariantsCommand.self, BenchCommand.self])
+}
 
 @main
-struct MambaCheck: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mambacheck", abstract: "Numerical verification for the linear-attention family.")
+enum Main {
+    static func main() {
+        do {
+            var command = try MambaCheck.parseAsRoot()
+            try command.run()
+        } catch let e as VerificationFailed {
+            printError(e.description)
+            exit(ExitStatus.verificationFailure.rawValue)
+        } catch let e as InputProblem {
+            printError("error: \(e.description)")
+            exit(ExitStatus.usageOrInput.rawValue)
+        } catch let e as DumpError {
+            printError("error: \(e.description)")
+            exit(ExitStatus.usageOrInput.rawValue)
+        } catch let e as TensorFileError {
+            printError("error: \(e)")
+            exit(ExitStatus.usageOrInput.rawValue)
+        } catch {
+            // ArgumentParser: --help/--version exit 0; every parse or validation
+            // error is a usage error (2), not ArgumentParser's default 64.
+            let code = MambaCheck.exitCode(for: error)
+            if code == .success {
+                MambaCheck.exit(withError: error)
+            }
+            printError(MambaCheck.fullMessage(for: error))
+            exit(ExitStatus.usageOrInput.rawValue)
+        }
+    }
+}
+
+func printError(_ s: String) {
+    var err = StandardError()
+    print(s, to: &err)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { writeStderr(string) }
+}
+
+func writeStderr(_ s: String) {
+    FileHandle.standardError.write(Data(s.utf8))
 }

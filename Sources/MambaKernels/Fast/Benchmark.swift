@@ -138,10 +138,14 @@ public enum KernelBenchmark {
             let b = form == .quadratic ? 128 : Swift.max(1, options.tileSize)
             var i0 = 0
             while i0 < n {
-                let r = Swift.min(b, n - i0)
-                let keys = form == .quadratic ? i0 + r : (i0 / b + 1) * b - (i0 + r == n && form == .tiled ? (b - r) : 0)
-                total += 2 * Double(r) * Double(Swift.min(keys, n)) * (dkd + ldv)
-                i0 += r
+                let r = Double(Swift.min(b, n - i0))
+                if form == .quadratic {
+                    total += 2 * r * Double(i0 + Int(r)) * (dkd + ldv)
+                } else {
+                    var k0 = 0
+                    while k0 <= i0 { total += 2 * r * Double(Swift.min(b, n - k0)) * (dkd + ldv); k0 += b }
+                }
+                i0 += b
             }
             if let f { total += 2 * Double(n) * f * ldv }
         case .recurrent:

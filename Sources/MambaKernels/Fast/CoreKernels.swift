@@ -3,8 +3,9 @@ import MambaVariants
 /// Tuning and behaviour switches of the optimized kernels.
 public struct KernelOptions: Sendable, Hashable {
     /// Chunk length `C` of the chunked form (≥ 1; a value ≥ N gives one chunk).
+    /// 64 is the tuned default (see `KernelBenchmark`).
     public var chunkSize: Int
-    /// Query/key block size of the tiled form and of the exponential KV-cache blocks (≥ 1).
+    /// Query/key block size of the tiled form (≥ 1; a value ≥ N gives one block).
     public var tileSize: Int
     /// Tiled form, sum-normalised non-exponential scores: `true` (default)
     /// takes the running maximum over (a bound of) the log of the actual

@@ -20,8 +20,8 @@ enum NumberFormat: Sendable {
         switch self {
         case .float32: return
         case .float16: mc_round_float_through_half(p, count)
-        case .bfloat16: roundSignificand(p, count, droppedBits: 16)
-        case .tf32: roundSignificand(p, count, droppedBits: 13)
+        case .bfloat16: roundToBFloat16(p, count)
+        case .tf32: roundToTF32(p, count)
         }
     }
 
@@ -36,21 +36,30 @@ enum NumberFormat: Sendable {
 
 /// Rounds the significand of each Float32 to `24 − droppedBits` bits, to
 /// nearest even, keeping the Float32 exponent range (bfloat16: 16, TF32: 13).
+/// Adding `halfUlp + lsb` and truncating is round-to-nearest-even, carries
+/// into the exponent (up to Inf) included, and maps ±Inf to itself; NaNs
+/// (the only inputs with `|bits| > 0x7F800000`) get the quiet bit so that
+/// truncating the payload keeps them NaN. Branch-free, vectorised.
 @inlinable @inline(__always)
 func roundSignificand(_ p: UnsafeMutablePointer<Float>, _ n: Int, droppedBits: UInt32) {
     let halfUlp: UInt32 = (1 << (droppedBits - 1)) - 1
     let mask: UInt32 = ~((1 << droppedBits) - 1)
-    let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: Int32.self)
     for i in 0..<n {
-        let b = u[i]
+        let b = UInt32(bitPattern: u[i])
         let rounded = (b &+ halfUlp &+ ((b >> droppedBits) & 1)) & mask
-        // Inf keeps its zero payload; NaN gets the quiet bit so that
-        // truncating the payload keeps a NaN.
-        let special = (b & 0x7F80_0000) == 0x7F80_0000
-        let kept = (b | ((b & 0x007F_FFFF) != 0 ? 0x0040_0000 : 0)) & mask
-        u[i] = special ? kept : rounded
+        let isNaN = Int32(bitPattern: b & 0x7FFF_FFFF) > 0x7F80_0000
+        u[i] = Int32(bitPattern: isNaN ? (b | 0x0040_0000) & mask : rounded)
     }
 }
+
+/// bfloat16 rounding with the shift as a constant (so the loop specialises).
+@inlinable
+func roundToBFloat16(_ p: UnsafeMutablePointer<Float>, _ n: Int) { roundSignificand(p, n, droppedBits: 16) }
+
+/// TF32 rounding with the shift as a constant.
+@inlinable
+func roundToTF32(_ p: UnsafeMutablePointer<Float>, _ n: Int) { roundSignificand(p, n, droppedBits: 13) }
 
 /// Allocates `n` Float32 values filled with `fill` (NaN by default, so a
 /// kernel that reads memory it never wrote produces NaN loudly). The caller

@@ -47,6 +47,9 @@ struct Arithmetic {
     @usableFromInline let output: NumberFormat
     /// Every operation rounded to binary16.
     @usableFromInline let pureHalf: Bool
+    /// Reusable buffers for operand copies and the binary16 GEMM (one
+    /// `Arithmetic` serves one kernel call on one thread).
+    @usableFromInline let scratch = Scratch()
 
     @usableFromInline
     init(_ mode: PrecisionMode) {
@@ -108,9 +111,8 @@ struct Arithmetic {
         // Operands stored in the low-precision format: rounded tight copies.
         let (ra, ca) = transA ? (k, m) : (m, k)
         let (rb, cb) = transB ? (n, k) : (k, n)
-        let ac = allocateFloats(ra * ca)
-        let bc = allocateFloats(rb * cb)
-        defer { ac.deallocate(); bc.deallocate() }
+        let ac = scratch.buffer(0, ra * ca)
+        let bc = scratch.buffer(1, rb * cb)
         for i in 0..<ra { (ac + i * ca).update(from: a + i * lda, count: ca) }
         for i in 0..<rb { (bc + i * cb).update(from: b + i * ldb, count: cb) }
         operand.round(ac, ra * ca)
@@ -130,9 +132,8 @@ struct Arithmetic {
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let h = NumberFormat.float16
         // Pack op(A) as m×k and op(B) as k×n, row-major.
-        let ap = allocateFloats(m * k)
-        let bp = allocateFloats(k * n)
-        defer { ap.deallocate(); bp.deallocate() }
+        let ap = scratch.buffer(0, m * k)
+        let bp = scratch.buffer(1, k * n)
         if transA {
             for p in 0..<k { let src = a + p * lda; for i in 0..<m { ap[i * k + p] = src[i] } }
         } else {
@@ -145,9 +146,8 @@ struct Arithmetic {
         }
         let alphaH = h.round(alpha), betaH = h.round(beta)
         let rowsPerBlock = Swift.max(1, Swift.min(m, 4096 / n))
-        let acc = allocateFloats(rowsPerBlock * n)
-        let tmp = allocateFloats(rowsPerBlock * n)
-        defer { acc.deallocate(); tmp.deallocate() }
+        let acc = scratch.buffer(2, rowsPerBlock * n)
+        let tmp = scratch.buffer(3, rowsPerBlock * n)
         var i0 = 0
         while i0 < m {
             let rows = Swift.min(rowsPerBlock, m - i0)
@@ -185,4 +185,26 @@ struct Arithmetic {
             i0 += rows
         }
     }
+}
+
+/// Growable scratch buffers, by slot; contents are undefined on return.
+@usableFromInline
+final class Scratch {
+    private var buffers: [(UnsafeMutablePointer<Float>, Int)] = []
+
+    @usableFromInline init() {}
+
+    /// A buffer of at least `count` Float32 values for `slot` (reused across calls).
+    @usableFromInline
+    func buffer(_ slot: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        while buffers.count <= slot { buffers.append((UnsafeMutablePointer<Float>.allocate(capacity: 1), 1)) }
+        if buffers[slot].1 < count {
+            buffers[slot].0.deallocate()
+            let cap = Swift.max(count, buffers[slot].1 * 2)
+            buffers[slot] = (UnsafeMutablePointer<Float>.allocate(capacity: cap), cap)
+        }
+        return buffers[slot].0
+    }
+
+    deinit { for (p, _) in buffers { p.deallocate() } }
 }

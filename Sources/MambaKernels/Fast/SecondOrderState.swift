@@ -24,8 +24,8 @@ enum Features {
         let a = ctx.arith
         let f = ctx.internalFeatures(dk)!
         // xT: dk × rows; xs: the scaled copy used as the second factor.
-        let xT = allocateFloats(dk * rows), xs = allocateFloats(dk * rows), xs2 = allocateFloats(dk * rows)
-        defer { xT.deallocate(); xs.deallocate(); xs2.deallocate() }
+        let xT = a.scratch.buffer(4, dk * rows), xs = a.scratch.buffer(5, dk * rows)
+        let xs2 = a.scratch.buffer(6, dk * rows)
         for r in 0..<rows {
             let xr = x + r * dk
             for i in 0..<dk { xT[i * rows + r] = xr[i] }

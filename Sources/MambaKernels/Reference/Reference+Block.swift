@@ -18,6 +18,24 @@ extension Reference {
     /// - Returns: `[B, N, d]`.
     public static func block(_ p: BlockProblem, form: KernelForm = .quadratic, chunkSize: Int = 16,
                              precision: Int = BigFloat.defaultPrecision) throws -> [BigFloat] {
+        try blockWithMagnitude(p, form: form, chunkSize: chunkSize, precision: precision).output
+    }
+
+    /// The block oracle's output `[B, N, d]` with, for the quadratic form, each
+    /// output's magnitude (Proofs/T7): the core's magnitudes `m` (Σ of its
+    /// terms' sizes) carried through the later stages to first order —
+    /// `m + |r|` (D residual), `m·|SiLU(z)| + |y|` (Z gate),
+    /// `(γ/ρ)(m_c + |y_c| Σ_d |y_d| m_d / (n ρ²))` (RMSNorm with `ρ` the token's
+    /// RMS over `n = H·dh` channels) — then `Σ_c (m_c + |y_c|)·|W_o[c,e]|`.
+    /// A Float32 block's error is a few `u` times this magnitude.
+    ///
+    /// - Parameter accumulationRatio: `u_acc/u_storage`, weighting the core's
+    ///   accumulation magnitude (`ReferenceOutput.accumulationMagnitude`).
+    public static func blockWithMagnitude(_ p: BlockProblem, form: KernelForm = .quadratic, chunkSize: Int = 16,
+                                          precision: Int = BigFloat.defaultPrecision,
+                                          accumulationRatio: Double = 1) throws
+        -> (output: [BigFloat], magnitude: [Double]?)
+    {
         let spec = p.variant, w = p.parameters
         let n = p.length, dm = w.modelDim, h = w.heads, dh = w.headDim, hd = h * dh, ch = 3 * hd
         guard p.x.count == p.batch * n * dm else {
@@ -27,6 +45,7 @@ extension Reference {
         let pr = precision
         var result: [BigFloat] = []
         result.reserveCapacity(p.batch * n * dm)
+        var magnitude: [Double]? = form == .quadratic ? [] : nil
         let m = BlockMath(precision: pr)
         for b in 0..<p.batch {
             let x = MPFRBuffer(count: n * dm, precision: 53)
@@ -78,6 +97,7 @@ extension Reference {
             }
             let zLin = spec.zGate ? m.matmul(x, rows: n, inner: dm, w.wZ, cols: hd) : nil
             let y = MPFRBuffer(count: n * hd, precision: pr)
+            var ym = [Double](repeating: 0, count: n * hd)  // magnitudes of y (quadratic form)
             let core = spec.core
             let s = spec.scale(headDim: dh)
             for hh in 0..<h {
@@ -110,8 +130,12 @@ extension Reference {
                 let seq = ReferenceSequence(spec: core, q: qh, k: kh, v: vh, steps: ah, length: n, keyDim: dh,
                                             valueDim: dh, scale: s, precision: pr)
                 let out: MPFRBuffer
+                var coreMag: [Double]? = nil
                 switch (form, core.score) {
-                case (.quadratic, _), (.tiled, _): out = quadraticRows(seq).o
+                case (.quadratic, _), (.tiled, _):
+                    let rows = quadraticRows(seq)
+                    out = rows.o
+                    coreMag = zip(rows.magnitude, rows.accumulationMagnitude).map { $0 + accumulationRatio * $1 }
                 case (.recurrent, .exponential): out = streamingExponential(seq, blockSize: 1)
                 case (.chunked, .exponential): out = streamingExponential(seq, blockSize: chunkSize)
                 case (.recurrent, _): out = recurrentSequence(seq).0
@@ -122,14 +146,20 @@ extension Reference {
                     for d in 0..<dh {
                         let yi = y[t * hd + hh * dh + d]
                         mc_set(yi, out[t * dh + d], MPFR_RNDN)
-                        if spec.dResidual { mc_add(yi, yi, rh[t * dh + d], MPFR_RNDN) }
+                        var mag = coreMag?[t * dh + d] ?? 0
+                        if spec.dResidual {
+                            mc_add(yi, yi, rh[t * dh + d], MPFR_RNDN)
+                            mag += Swift.abs(mpfr_get_d(rh[t * dh + d], MPFR_RNDN))
+                        }
                         if let zLin {
                             let zi = m.t1
                             mc_set(zi, zLin[t * hd + hh * dh + d], MPFR_RNDN)
                             if spec.zGateBias { mc_set_d(m.t0, w.bZ[hh * dh + d], MPFR_RNDN); mc_add(zi, zi, m.t0, MPFR_RNDN) }
                             m.silu(zi, zi)
+                            mag = mag * Swift.abs(mpfr_get_d(zi, MPFR_RNDN)) + Swift.abs(mpfr_get_d(yi, MPFR_RNDN))
                             mc_mul(yi, yi, zi, MPFR_RNDN)
                         }
+                        ym[t * hd + hh * dh + d] = mag
                     }
                 }
             }
@@ -141,6 +171,15 @@ extension Reference {
                     mc_set_si(m.t0, hd, MPFR_RNDN); mc_div(m.t1, m.t1, m.t0, MPFR_RNDN)
                     mc_set_si_2exp(m.t0, 1, -23, MPFR_RNDN); mc_add(m.t1, m.t1, m.t0, MPFR_RNDN)
                     mc_rec_sqrt(m.t1, m.t1, MPFR_RNDN)
+                    // first-order propagation of the magnitudes through y·γ/ρ
+                    let invRho = mpfr_get_d(m.t1, MPFR_RNDN)
+                    var cross = 0.0
+                    for c in 0..<hd { cross += Swift.abs(mpfr_get_d(y[t * hd + c], MPFR_RNDN)) * ym[t * hd + c] }
+                    cross *= invRho * invRho / Double(hd)
+                    for c in 0..<hd {
+                        let yc = Swift.abs(mpfr_get_d(y[t * hd + c], MPFR_RNDN))
+                        ym[t * hd + c] = Swift.abs(w.gamma[c]) * invRho * (ym[t * hd + c] + yc * cross)
+                    }
                     for c in 0..<hd {
                         mc_mul(y[t * hd + c], y[t * hd + c], m.t1, MPFR_RNDN)
                         mc_set_d(m.t0, w.gamma[c], MPFR_RNDN); mc_mul(y[t * hd + c], y[t * hd + c], m.t0, MPFR_RNDN)
@@ -149,8 +188,19 @@ extension Reference {
             }
             // 12. output projection
             result += m.matmul(y, rows: n, inner: hd, w.wO, cols: dm).values()
+            if magnitude != nil {
+                var out = [Double](repeating: 0, count: n * dm)
+                for t in 0..<n {
+                    for c in 0..<hd {
+                        let mc = ym[t * hd + c] + Swift.abs(mpfr_get_d(y[t * hd + c], MPFR_RNDN))
+                        if mc == 0 { continue }
+                        for e in 0..<dm { out[t * dm + e] += mc * Swift.abs(w.wO[c * dm + e]) }
+                    }
+                }
+                magnitude! += out
+            }
         }
-        return result
+        return (result, magnitude)
     }
 }
 

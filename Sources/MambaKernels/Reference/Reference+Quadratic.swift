@@ -30,12 +30,14 @@ extension Reference {
         var o = [BigFloat](); o.reserveCapacity(p.sequences * n * dv)
         var den: [BigFloat]? = p.spec.normalization == .sum ? [] : nil
         var mag = [Double](); mag.reserveCapacity(p.sequences * n * dv)
+        var accMag = [Double](); accMag.reserveCapacity(p.sequences * n * dv)
         var fs: [BigFloat]? = nil, fz: [BigFloat]? = nil
         for seq in 0..<p.sequences {
             let ctx = ReferenceSequence(problem: p, sequence: seq, precision: precision)
             let rows = quadraticRows(ctx)
             o += rows.o.values()
             mag += rows.magnitude
+            accMag += rows.accumulationMagnitude
             if den != nil { den! += rows.den.values() }
             if finalState, let st = quadraticFinalState(ctx) {
                 fs = (fs ?? []) + st.s.values()
@@ -43,12 +45,13 @@ extension Reference {
             }
         }
         return ReferenceOutput(precision: precision, o: o, denominators: den, finalStateS: fs, finalStateZ: fz,
-                               magnitude: mag)
+                               magnitude: mag, accumulationMagnitude: accMag)
     }
 
     struct RowResults: @unchecked Sendable {
         let o: MPFRBuffer, den: MPFRBuffer
         let magnitude: [Double]
+        let accumulationMagnitude: [Double]
     }
 
     static func quadraticRows(_ c: ReferenceSequence) -> RowResults {
@@ -58,6 +61,10 @@ extension Reference {
         let magnitude = UnsafeMutableBufferPointer<Double>.allocate(capacity: n * dv)
         magnitude.initialize(repeating: 0)
         defer { magnitude.deallocate() }
+        let accumulation = UnsafeMutableBufferPointer<Double>.allocate(capacity: n * dv)
+        accumulation.initialize(repeating: 0)
+        defer { accumulation.deallocate() }
+        let accPtr = UnsafeMutableSendable(accumulation.baseAddress!)
         // exp(L_i), exp(−L_j)
         let (eL, eNegL) = decayFactors(c)
         // Fixed-point accumulation (FixedPointAccumulator) needs ≤ 128-bit
@@ -126,8 +133,10 @@ extension Reference {
                     }
                 }
                 // Magnitude (Proofs/T7): Σ_j w̃_ij |v_jc| with the weight's own
-                // sensitivity w̃_ij ≥ |w_ij| (see ReferenceOutput.magnitude).
-                var wtSum = 0.0
+                // sensitivity w̃_ij ≥ |w_ij| (see ReferenceOutput.magnitude):
+                // |w| goes to the storage magnitude, w̃ − |w| to the accumulation one.
+                var wtSum = 0.0, wxSum = 0.0
+                let ma = accPtr.pointer
                 c.vAbs.withUnsafeBufferPointer { va in
                     c.qAbs.withUnsafeBufferPointer { qa in
                         c.kAbs.withUnsafeBufferPointer { ka in
@@ -143,10 +152,14 @@ extension Reference {
                                 case .exponential: wt = w * (1 + s * a)
                                 }
                                 if !ld.isEmpty { wt += w * (Swift.abs(ld[i]) + Swift.abs(ld[j])) }
-                                wt = Swift.max(wt, w)
-                                if wt == 0 { continue }
-                                wtSum += wt
-                                for col in 0..<dv { mg[i * dv + col] += wt * va[j * dv + col] }
+                                let extra = Swift.max(wt - w, 0)
+                                if w == 0 && extra == 0 { continue }
+                                wtSum += w
+                                wxSum += extra
+                                for col in 0..<dv {
+                                    mg[i * dv + col] += w * va[j * dv + col]
+                                    ma[i * dv + col] += extra * va[j * dv + col]
+                                }
                             }
                         }
                     }
@@ -175,6 +188,7 @@ extension Reference {
                         mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
                         let y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
                         mg[i * dv + col] = (mg[i * dv + col] + y * wtSum) / d
+                        ma[i * dv + col] = (ma[i * dv + col] + y * wxSum) / d
                     }
                     if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
                 } else {
@@ -187,7 +201,7 @@ extension Reference {
                 i += workers
             }
         }
-        return RowResults(o: out, den: den, magnitude: Array(magnitude))
+        return RowResults(o: out, den: den, magnitude: Array(magnitude), accumulationMagnitude: Array(accumulation))
     }
 
     /// `num_c ← Σ_{j≤i} g_j·v_jc` through the 256-bit fixed-point accumulator.

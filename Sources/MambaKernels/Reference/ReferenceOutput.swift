@@ -13,16 +13,29 @@ public struct ReferenceOutput: @unchecked Sendable {
     public var finalStateS: [BigFloat]?
     public var finalStateZ: [BigFloat]?
     /// Per output element, the scale against which a correct (backward-stable)
-    /// evaluation's error is measured (Proofs/T7):
-    /// `Σ_j w̃_ij |v_jc|` (none) or `Σ_j w̃_ij (|v_jc| + |y_ic|) / D_i` (sum),
-    /// including the initial-state term, where `w̃_ij ≥ |w_ij|` is the weight's
-    /// own sensitivity to rounding its inputs: with `a_ij = s·Σ_d |q_id k_jd|`,
-    /// `w̃ = a·Γ` (linear, relu-linear), `a²·Γ` (squared: what evaluating
-    /// `(q·k)²` through φ₂ loses when `q·k ≈ 0`), `|w|·(1 + a)` (exponential),
-    /// plus `|w|·(|L_i| + |L_j|)` with a decay (forming `L_i − L_j`).
-    /// A kernel with unit roundoff `u` has errors of order `u·magnitude`;
-    /// `magnitude/|y|` is the element's condition number.
+    /// evaluation's *storage* roundings are measured (Proofs/T7):
+    /// `Σ_j |w_ij v_jc|` (none) or `Σ_j |w_ij| (|v_jc| + |y_ic|) / D_i` (sum),
+    /// including the initial-state term. Rounding every term (weights,
+    /// values, state) once to a format with unit roundoff `u` moves `y_ic` by
+    /// at most about `u·magnitude`; `magnitude/|y|` is the element's condition number.
     public var magnitude: [Double]
+    /// The extra sensitivity of each output to the roundings made *while
+    /// forming a weight* — the dot product `q·k`, the prefix-sum difference
+    /// `L_i − L_j` — which happen at the accumulation precision (Float32 in
+    /// tensor-core kernels, whatever the storage format): same sums as
+    /// `magnitude` with `|w_ij|` replaced by `w̃_ij − |w_ij|`, where, with
+    /// `a_ij = s·Σ_d |q_id k_jd|`, `w̃ = a·Γ` (linear, relu-linear), `a²·Γ`
+    /// (squared: what evaluating `(q·k)²` through φ₂ loses when `q·k ≈ 0`),
+    /// `|w|(1 + a)` (exponential), plus `|w|(|L_i| + |L_j|)` with a decay.
+    /// Empty for results of the recurrent and chunked oracle forms.
+    public var accumulationMagnitude: [Double]
+
+    /// `magnitude + ratio·accumulationMagnitude` with `ratio = u_acc/u_storage`:
+    /// one magnitude to scale by the storage format's `u` (Proofs/T9).
+    public func effectiveMagnitude(accumulationRatio ratio: Double) -> [Double] {
+        guard accumulationMagnitude.count == magnitude.count else { return magnitude }
+        return zip(magnitude, accumulationMagnitude).map { $0 + ratio * $1 }
+    }
 
     /// Outputs rounded to Double.
     public var oDouble: [Double] { o.map(\.doubleValue) }

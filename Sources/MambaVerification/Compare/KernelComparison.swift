@@ -1,0 +1,185 @@
+import Dispatch
+import MambaKernels
+import MambaPrecision
+import MambaVariants
+
+/// What a kernel under test produced for a core problem (canonical `[B,H,…]` order).
+public struct CandidateTensors: Sendable {
+    /// `[B, H, N, dv]`
+    public var o: [Double]
+    /// Final state in FLA's convention, when the kernel returns one.
+    public var finalState: CoreState?
+    public init(o: [Double], finalState: CoreState? = nil) { self.o = o; self.finalState = finalState }
+}
+
+/// How a candidate is judged (see `VerdictPolicy` and Proofs/T9-verdict.md).
+public struct ComparisonSettings: Sendable {
+    /// The candidate's storage format (its outputs' precision).
+    public var format: NumberFormat
+    public var policy: VerdictPolicy
+    /// MPFR working precision of the oracle (bits).
+    public var precision: Int
+    /// Forms of MambaCheck's own kernels run in the candidate's precision mode
+    /// as FA3-style baselines; the largest baseline error counts.
+    public var baselineForms: [KernelForm]
+    /// Options of the baseline kernels.
+    public var kernelOptions: KernelOptions
+    /// The precision mode that models the candidate (nil: derived from
+    /// `format`, i.e. Float32 accumulation for binary16/bfloat16 storage).
+    public var mode: PrecisionMode?
+
+    /// The mode the candidate is modelled by.
+    public var effectiveMode: PrecisionMode { mode ?? KernelComparison.mode(for: format) }
+
+    public init(format: NumberFormat = .binary32, policy: VerdictPolicy = .standard, precision: Int = 128,
+                baselineForms: [KernelForm] = [.chunked, .quadratic], kernelOptions: KernelOptions = .init(),
+                mode: PrecisionMode? = nil) {
+        self.mode = mode
+        self.format = format
+        self.policy = policy
+        self.precision = precision
+        self.baselineForms = baselineForms
+        self.kernelOptions = kernelOptions
+    }
+}
+
+/// Judges a candidate kernel's outputs on one core problem against the MPFR
+/// oracle, with MambaCheck's own kernels in the same precision as baselines.
+public enum KernelComparison {
+    /// The precision mode that models a kernel whose outputs are stored in `format`:
+    /// binary16 → Float16 storage with Float32 accumulation (tensor cores),
+    /// bfloat16 → bfloat16 storage with Float32 accumulation, TF32 → TF32
+    /// dot-product inputs, otherwise Float32.
+    public static func mode(for format: NumberFormat) -> PrecisionMode {
+        switch format {
+        case .binary16: return .float16Acc32
+        case .bfloat16: return .bfloat16Acc32
+        case .tf32: return .tf32
+        default: return .float32
+        }
+    }
+
+    /// The format a precision mode's outputs are judged in (TF32 in, TF32
+    /// effective precision out).
+    public static func format(for mode: PrecisionMode) -> NumberFormat {
+        switch mode {
+        case .float32: return .binary32
+        case .float16Acc32, .float16: return .binary16
+        case .bfloat16Acc32: return .bfloat16
+        case .tf32: return .tf32
+        }
+    }
+
+    /// `u_acc / u_F`: how the accumulation magnitude (roundings inside a
+    /// weight: `q·k`, `L_i − L_j`) is weighted against the storage format's
+    /// unit roundoff `u_F` (Proofs/T9). Float32 accumulation under binary16
+    /// storage gives 2⁻²⁴/2⁻¹¹; pure binary16 and TF32 (whose inputs are
+    /// rounded to 11 bits inside the dot product) give 1.
+    public static func accumulationRatio(format: NumberFormat, mode: PrecisionMode) -> Double {
+        let uAcc: Double
+        switch mode {
+        case .float32, .float16Acc32, .bfloat16Acc32: uAcc = NumberFormat.binary32.unitRoundoff
+        case .float16: uAcc = NumberFormat.binary16.unitRoundoff
+        case .tf32: uAcc = NumberFormat.tf32.unitRoundoff
+        }
+        return uAcc / format.unitRoundoff
+    }
+
+    /// One report case per tensor (`o`, and `final_state`/`final_state_z` when
+    /// the candidate returned a final state), named `name` (e.g. `2mamba/candidate/float16`).
+    ///
+    /// - Parameter oracle: a precomputed oracle for `problem` (with final state
+    ///   if the candidate has one), or nil to compute it here.
+    public static func compare(problem: CoreProblem, candidate: CandidateTensors, name: String,
+                               settings: ComparisonSettings, oracle: ReferenceOutput? = nil,
+                               baselines precomputed: [CoreOutput]? = nil) throws -> [ReportCase] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let wantState = candidate.finalState != nil
+        let ref = try oracle ?? Reference.quadratic(problem, precision: settings.precision, finalState: wantState)
+        let baselines = try precomputed ?? baselineOutputs(problem, settings: settings)
+        let shape = [problem.batch, problem.heads, problem.length, problem.valueDim]
+        var cases: [ReportCase] = []
+        let metrics = try TensorMetrics(candidate: candidate.o, reference: ref, shape: shape, format: settings.format)
+        let ratio = accumulationRatio(format: settings.format, mode: settings.effectiveMode)
+        let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o,
+                                                magnitude: ref.effectiveMagnitude(accumulationRatio: ratio),
+                                                baselines: baselines.map(\.o), shape: shape, format: settings.format)
+        cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict,
+                                durationSeconds: seconds(since: start)))
+        if let cs = candidate.finalState, let f = problem.featureDim, let s = ref.finalStateS {
+            let mag = finalStateMagnitude(problem, accumulationRatio: accumulationRatio(
+                format: settings.format, mode: settings.effectiveMode))
+            let sShape = [problem.batch, problem.heads, f, problem.valueDim]
+            let bs = baselines.compactMap { $0.finalState?.s }
+            cases.append(ReportCase(
+                name: name, tensor: "final_state",
+                metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: settings.format),
+                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: mag.s, baselines: bs,
+                                                   shape: sShape, format: settings.format),
+                durationSeconds: 0))
+            if let cz = cs.z, let z = ref.finalStateZ {
+                let zShape = [problem.batch, problem.heads, f]
+                let bz = baselines.compactMap { $0.finalState?.z }
+                cases.append(ReportCase(
+                    name: name, tensor: "final_state_z",
+                    metrics: try TensorMetrics(candidate: cz, oracle: z, shape: zShape, format: settings.format),
+                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: mag.z, baselines: bz,
+                                                       shape: zShape, format: settings.format),
+                    durationSeconds: 0))
+            }
+        }
+        return cases
+    }
+
+    /// MambaCheck's own kernels in the mode matching `settings.format`; forms
+    /// that do not apply to the core (e.g. tiled for un-normalised cores) are skipped.
+    public static func baselineOutputs(_ problem: CoreProblem, settings: ComparisonSettings) throws -> [CoreOutput] {
+        let mode = settings.effectiveMode
+        var out: [CoreOutput] = []
+        for form in settings.baselineForms {
+            do {
+                out.append(try CoreKernels.run(problem, form: form, mode: mode, options: settings.kernelOptions))
+            } catch is KernelError {
+                continue
+            }
+        }
+        return out
+    }
+
+    /// Magnitudes of the final state's terms (Proofs/T7):
+    /// `Σ_j Γ_{N−1,j}(1 + r(|L_{N−1}| + |L_j|)) |φ(k_j)| |v_j| + e^{L_{N−1}}(1 + r|L_{N−1}|) |S₀|`
+    /// and the same for `z`; the `|L|` factors (weighted by the accumulation
+    /// ratio `r`) account for forming the decay exponent from prefix sums.
+    static func finalStateMagnitude(_ p: CoreProblem, accumulationRatio r: Double) -> (s: [Double], z: [Double]) {
+        guard let f = p.featureDim else { return ([], []) }
+        let n = p.length, dk = p.keyDim, dv = p.valueDim
+        var s = [Double](repeating: 0, count: p.sequences * f * dv)
+        var z = [Double](repeating: 0, count: p.sequences * f)
+        for seq in 0..<p.sequences {
+            let l = p.prefixSums(sequence: seq)
+            for j in 0..<n {
+                let kj = Array(p.k[(seq * n + j) * dk ..< (seq * n + j + 1) * dk]).map(\.magnitude)
+                let phi = FeatureMap.apply(p.spec.score == .squared ? .squared : .linear, kj).map(\.magnitude)
+                let g = l.map { exp($0[n - 1] - $0[j]) * (1 + r * (abs($0[n - 1]) + abs($0[j]))) } ?? 1
+                for a in 0..<f {
+                    z[seq * f + a] += g * phi[a]
+                    for c in 0..<dv { s[(seq * f + a) * dv + c] += g * phi[a] * abs(p.v[(seq * n + j) * dv + c]) }
+                }
+            }
+            if let st = p.initialState, n > 0 {
+                let g = l.map { exp($0[n - 1]) * (1 + r * abs($0[n - 1])) } ?? 1
+                for i in 0..<(f * dv) { s[seq * f * dv + i] += g * abs(st.s[seq * f * dv + i]) }
+                if let z0 = st.z { for i in 0..<f { z[seq * f + i] += g * abs(z0[seq * f + i]) } }
+            }
+        }
+        return (s, z)
+    }
+
+    static func seconds(since start: UInt64) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
