@@ -100,6 +100,26 @@ import _MambaTestSupport
         print("gradient oracle \(spec.name): minimum agreement \(Self.format2(worst)) bits")
     }
 
+    /// Longer sequences (beyond the reach of finite differences): the
+    /// analytic oracle at 128 bits agrees with itself at 256 bits, i.e. its
+    /// formulas lose no more than a few bits to cancellation at N = 40.
+    @Test(arguments: CoreSpec.all)
+    func analyticIsStableAcrossPrecisions(spec: CoreSpec) throws {
+        let seed: UInt64 = 9000 + UInt64(CoreSpec.all.firstIndex(of: spec)!)
+        var core = CoreProblem.random(spec: spec, length: 40, keyDim: 4, valueDim: 3,
+                                      withInitialState: spec.score.hasFeatureMap, seed: seed)
+        if spec.score == .reluLinear {
+            for row in 0..<40 { core.q[row * 4] = max(abs(core.q[row * 4]), 0x1p-20); core.k[row * 4] = max(abs(core.k[row * 4]), 0x1p-20) }
+        }
+        let g = GradientProblem.random(core: core, seed: seed)
+        let lo = try Reference.gradients(g, precision: 128)
+        let hi = try Reference.gradients(g, precision: 256)
+        let d = lo.discrepancies(against: hi, floor: 0x1p-64 * hi.largestMagnitude)
+        print("gradient oracle 128 vs 256 bits seed \(seed) \(spec.name) N=40: "
+              + d.map { "\($0.name) \(Self.format2($0.agreedBits))" }.joined(separator: ", "))
+        for x in d { #expect(x.agreedBits >= 100, "seed \(seed) \(spec.name): \(x)") }
+    }
+
     /// The decay given as prefix sums `L` (a kernel's `A_cumsum`) instead of per-step `a`.
     @Test(arguments: [CoreSpec(score: .linear, hasDecay: true, normalization: .none),
                       CoreSpec(score: .squared, hasDecay: true, normalization: .sum),

@@ -1,4 +1,5 @@
 import CMPFR
+import Dispatch
 import MambaPrecision
 import MambaVariants
 
@@ -40,18 +41,20 @@ extension Reference {
     ///   `da_t = Σ_{u≥t} dL_u`.
     ///
     /// relu-linear: the gradient is with respect to the raw `q`, `k`, using
-    /// ReLU'(x) = 1 for x > 0 and 0 for x ≤ 0 — the choice of PyTorch and
-    /// every framework kernel, so an input exactly at 0 receives no gradient
-    /// (the function has no derivative there; a central difference across
-    /// the kink would give the average 1/2 of the one-sided slopes).
+    /// ReLU'(x) = 1 for x > 0 and 0 for x ≤ 0 — PyTorch's convention
+    /// (`relu` backward passes the gradient only where x > 0), so an input
+    /// exactly at 0 receives no gradient. The function has no derivative
+    /// there; a central difference across the kink would return the average
+    /// of the one-sided slopes instead.
     ///
     /// Accuracy: every MPFR operation is correctly rounded to `precision`
     /// bits (prefix-sum differences at `precision + 64`), so each result has
     /// relative error `O(N·2^−p)` times its condition number with respect to
     /// the inputs; `Reference.finiteDifferenceGradients` checks the formulas
-    /// independently. Cost `O(N²·(dk + dv))` time and `O(N²)` MPFR numbers
-    /// per sequence. A sum-normalised row with a zero normaliser makes the
-    /// gradients of its sequence NaN and is listed in `zeroDenominatorRows`.
+    /// independently. Cost per sequence: `O(N²·(dk + dv) + N·F·dv)` time
+    /// (rows split over the processors) and `O(N²)` MPFR numbers. A
+    /// sum-normalised row with a zero normaliser (0/0 output) makes every
+    /// gradient that depends on it NaN and is listed in `zeroDenominatorRows`.
     public static func gradients(_ problem: GradientProblem,
                                  precision: Int = BigFloat.defaultPrecision) throws -> ReferenceGradients {
         try analyticGradients(problem, precision: precision, decayFormula: .corrected)
@@ -108,8 +111,10 @@ extension Reference {
         let isSum = c.spec.normalization == .sum
         let isExp = c.spec.score == .exponential
         let L = c.prefix
-        @inline(__always) func tri(_ i: Int, _ j: Int) -> Int { i * (i + 1) / 2 + j }
         let pairs = n * (n + 1) / 2
+        let f = c.featureDim ?? 0
+        let s0 = c.s0, z0 = c.z0
+        let hasState = s0 != nil
 
         let dOM = MPFRBuffer(count: n * dv, precision: 53)
         dOM.setAll(dO)
@@ -120,204 +125,216 @@ extension Reference {
         let literal = decayFormula == .paperC5Literal && L != nil
         let gammaOnly = literal ? MPFRBuffer(count: pairs, precision: p) : nil
         let gOnly = literal ? MPFRBuffer(count: pairs, precision: p) : nil
-        let scratch = ReferenceScratch(precision: p)
-        let t = MPFRBuffer(count: 4, precision: p)
-        let x = t[0], gam = t[1], tmp = t[2], tmp2 = t[3]
-        let diff = MPFRBuffer(count: 1, precision: c.decayPrecision)
-
-        // 1. Pairwise quantities.
-        for i in 0..<n {
-            for j in 0...i {
-                let ij = tri(i, j)
-                c.dot(x, i, j, scratch)
-                mc_mul(x, x, c.scale[0], MPFR_RNDN)
-                if let L {
-                    mc_sub(diff[0], L[i], L[j], MPFR_RNDN)
-                    if let gammaOnly { mc_exp(gammaOnly[ij], diff[0], MPFR_RNDN) }
-                }
-                if isExp {
-                    // w = exp(s·x + L_i − L_j) as one exponential; f'(X)Γ = w.
-                    if L != nil {
-                        mc_add(diff[0], diff[0], x, MPFR_RNDN)
-                        mc_exp(w[ij], diff[0], MPFR_RNDN)
-                    } else {
-                        mc_exp(w[ij], x, MPFR_RNDN)
-                    }
-                    mc_set(fg[ij], w[ij], MPFR_RNDN)
-                } else {
-                    if L != nil { mc_exp(gam, diff[0], MPFR_RNDN) } else { mc_set_ui(gam, 1, MPFR_RNDN) }
-                    if c.spec.score == .squared {
-                        mc_sqr(tmp, x, MPFR_RNDN)             // f = x²
-                        mc_mul(w[ij], tmp, gam, MPFR_RNDN)
-                        mc_mul_2si(tmp, x, 1, MPFR_RNDN)      // f' = 2x
-                        mc_mul(fg[ij], tmp, gam, MPFR_RNDN)
-                    } else {
-                        mc_mul(w[ij], x, gam, MPFR_RNDN)      // f = x
-                        mc_set(fg[ij], gam, MPFR_RNDN)        // f' = 1
-                    }
-                }
-                // G_ij = dO_i · v_j (products of doubles are exact in 106 bits).
-                mc_set_zero(gm[ij], 1)
-                for col in 0..<dv { mc_fma(gm[ij], dOM[i * dv + col], c.vM[j * dv + col], gm[ij], MPFR_RNDN) }
-                if let gOnly { mc_set(gOnly[ij], gm[ij], MPFR_RNDN) }
-            }
-        }
-
-        // 2. Initial-state features σ_i = c·e^{L_i}·φ(q̃_i) and the factor c·e^{L_i}.
-        let f = c.featureDim ?? 0
-        let s0 = c.s0, z0 = c.z0
+        let sigma = hasState ? MPFRBuffer(count: n * f, precision: p) : nil   // σ_i = c·e^{L_i}·φ(q̃_i)
+        let ce = hasState ? MPFRBuffer(count: n, precision: p) : nil          // c·e^{L_i}
+        let gSigma = hasState ? MPFRBuffer(count: n * f, precision: p) : nil  // ∂ℓ/∂σ_i
+        let den = MPFRBuffer(count: n, precision: p)    // D_i (1 for none)
+        let delta = MPFRBuffer(count: n, precision: p)  // δ_i = O_i·dO_i (0 for none)
         let sqrt2 = MPFRBuffer(count: 1, precision: p + 8)
         mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
-        let sigma = s0 != nil ? MPFRBuffer(count: n * f, precision: p) : nil
-        let ce = s0 != nil ? MPFRBuffer(count: n, precision: p) : nil
-        if let sigma, let ce {
-            let feat = MPFRBuffer(count: f, precision: p)
-            let cq = MPFRBuffer(count: 1, precision: p)
-            c.queryConstant(cq[0])
-            for i in 0..<n {
-                if let L { mc_exp(tmp, L[i], MPFR_RNDN); mc_mul(ce[i], tmp, cq[0], MPFR_RNDN) } else {
-                    mc_set(ce[i], cq[0], MPFR_RNDN)
-                }
-                c.features(of: c.qM, row: i, into: feat, sqrt2: sqrt2[0])
-                for a in 0..<f { mc_mul(sigma[i * f + a], feat[a], ce[i], MPFR_RNDN) }
-            }
-        }
+        let cq = MPFRBuffer(count: 1, precision: p)
+        c.queryConstant(cq[0])
 
-        // 3. Row pass: normaliser, δ, dW = ∂ℓ/∂w, ∂ℓ/∂σ, dV, dS₀, dz₀.
-        let dvB = MPFRBuffer(count: n * dv, precision: p)
-        let dS0 = s0 != nil ? MPFRBuffer(count: f * dv, precision: p) : nil
-        let dz0 = (s0 != nil && isSum) ? MPFRBuffer(count: f, precision: p) : nil
-        let gSigma = s0 != nil ? MPFRBuffer(count: n * f, precision: p) : nil
-        let den = MPFRBuffer(count: n, precision: p)
-        let delta = MPFRBuffer(count: n, precision: p)
-        let num = MPFRBuffer(count: dv, precision: p)
-        let yv = MPFRBuffer(count: 1, precision: p)
-        var zeroRows: [Int] = []
-        for i in 0..<n {
-            if isSum {
-                mc_set_zero(den[i], 1); num.zero()
+        // Pass A, one row i at a time (rows are independent): the pairwise
+        // quantities, σ_i, D_i, δ_i, dW_i· and ∂ℓ/∂σ_i.
+        parallelRows(n) { rows in
+            let scratch = ReferenceScratch(precision: p)
+            let t = MPFRBuffer(count: 4, precision: p)
+            let x = t[0], gam = t[1], tmp = t[2], yv = t[3]
+            let diff = MPFRBuffer(count: 1, precision: c.decayPrecision)
+            let num = MPFRBuffer(count: dv, precision: p)
+            let feat = MPFRBuffer(count: Swift.max(f, 1), precision: p)
+            for i in rows {
                 for j in 0...i {
-                    mc_add(den[i], den[i], w[tri(i, j)], MPFR_RNDN)
-                    for col in 0..<dv { mc_fma(num[col], w[tri(i, j)], c.vM[j * dv + col], num[col], MPFR_RNDN) }
-                }
-                if let sigma, let s0, let z0 {
-                    for a in 0..<f {
-                        mc_fma(den[i], sigma[i * f + a], z0[a], den[i], MPFR_RNDN)
-                        for col in 0..<dv { mc_fma(num[col], sigma[i * f + a], s0[a * dv + col], num[col], MPFR_RNDN) }
+                    let ij = triangleIndex(i, j)
+                    c.dot(x, i, j, scratch)
+                    mc_mul(x, x, c.scale[0], MPFR_RNDN)
+                    if let L {
+                        mc_sub(diff[0], L[i], L[j], MPFR_RNDN)
+                        if let gammaOnly { mc_exp(gammaOnly[ij], diff[0], MPFR_RNDN) }
                     }
+                    if isExp {
+                        // w = exp(s·x + L_i − L_j) as one exponential; f'(X)Γ = w.
+                        if L != nil {
+                            mc_add(diff[0], diff[0], x, MPFR_RNDN)
+                            mc_exp(w[ij], diff[0], MPFR_RNDN)
+                        } else {
+                            mc_exp(w[ij], x, MPFR_RNDN)
+                        }
+                        mc_set(fg[ij], w[ij], MPFR_RNDN)
+                    } else {
+                        if L != nil { mc_exp(gam, diff[0], MPFR_RNDN) } else { mc_set_ui(gam, 1, MPFR_RNDN) }
+                        if c.spec.score == .squared {
+                            mc_sqr(tmp, x, MPFR_RNDN)             // f = x²
+                            mc_mul(w[ij], tmp, gam, MPFR_RNDN)
+                            mc_mul_2si(tmp, x, 1, MPFR_RNDN)      // f' = 2x
+                            mc_mul(fg[ij], tmp, gam, MPFR_RNDN)
+                        } else {
+                            mc_mul(w[ij], x, gam, MPFR_RNDN)      // f = x
+                            mc_set(fg[ij], gam, MPFR_RNDN)        // f' = 1
+                        }
+                    }
+                    // G_ij = dO_i · v_j
+                    mc_set_zero(gm[ij], 1)
+                    for col in 0..<dv { mc_fma(gm[ij], dOM[i * dv + col], c.vM[j * dv + col], gm[ij], MPFR_RNDN) }
+                    if let gOnly { mc_set(gOnly[ij], gm[ij], MPFR_RNDN) }
                 }
-                if mc_zero_p(den[i]) != 0 { zeroRows.append(i) }
-                // δ_i = O_i · dO_i (0/0 = NaN on a zero row, propagated on purpose)
-                mc_set_zero(delta[i], 1)
-                for col in 0..<dv {
-                    mc_div(yv[0], num[col], den[i], MPFR_RNDN)
-                    mc_fma(delta[i], yv[0], dOM[i * dv + col], delta[i], MPFR_RNDN)
+                if let sigma, let ce {
+                    if let L { mc_exp(tmp, L[i], MPFR_RNDN); mc_mul(ce[i], tmp, cq[0], MPFR_RNDN) } else {
+                        mc_set(ce[i], cq[0], MPFR_RNDN)
+                    }
+                    c.features(of: c.qM, row: i, into: feat, sqrt2: sqrt2[0])
+                    for a in 0..<f { mc_mul(sigma[i * f + a], feat[a], ce[i], MPFR_RNDN) }
                 }
-            } else {
-                mc_set_ui(den[i], 1, MPFR_RNDN)
-                mc_set_zero(delta[i], 1)
-            }
-            // dW_ij = (G_ij − δ_i)/D_i; dv_j += (w_ij/D_i)·dO_i
-            for j in 0...i {
-                let ij = tri(i, j)
                 if isSum {
-                    mc_sub(tmp, gm[ij], delta[i], MPFR_RNDN)
-                    mc_div(gm[ij], tmp, den[i], MPFR_RNDN)
-                    mc_div(tmp, w[ij], den[i], MPFR_RNDN)
-                } else {
-                    mc_set(tmp, w[ij], MPFR_RNDN)
-                }
-                for col in 0..<dv { mc_fma(dvB[j * dv + col], tmp, dOM[i * dv + col], dvB[j * dv + col], MPFR_RNDN) }
-            }
-            // ∂ℓ/∂σ_i = (S₀dO_i − δ_i z₀)/D_i; dS₀ += σ_i dO_iᵀ/D_i; dz₀ −= σ_i δ_i/D_i
-            if let sigma, let gSigma, let s0, let dS0 {
-                for a in 0..<f {
-                    let g = gSigma[i * f + a]
-                    mc_set_zero(g, 1)
-                    for col in 0..<dv { mc_fma(g, s0[a * dv + col], dOM[i * dv + col], g, MPFR_RNDN) }
-                    if isSum, let z0 {
-                        mc_mul(tmp, delta[i], z0[a], MPFR_RNDN)
-                        mc_sub(g, g, tmp, MPFR_RNDN)
-                        mc_div(g, g, den[i], MPFR_RNDN)
+                    mc_set_zero(den[i], 1); num.zero()
+                    for j in 0...i {
+                        let ij = triangleIndex(i, j)
+                        mc_add(den[i], den[i], w[ij], MPFR_RNDN)
+                        for col in 0..<dv { mc_fma(num[col], w[ij], c.vM[j * dv + col], num[col], MPFR_RNDN) }
                     }
-                    if isSum { mc_div(tmp2, sigma[i * f + a], den[i], MPFR_RNDN) } else { mc_set(tmp2, sigma[i * f + a], MPFR_RNDN) }
+                    if let sigma, let s0, let z0 {
+                        for a in 0..<f {
+                            mc_fma(den[i], sigma[i * f + a], z0[a], den[i], MPFR_RNDN)
+                            for col in 0..<dv { mc_fma(num[col], sigma[i * f + a], s0[a * dv + col], num[col], MPFR_RNDN) }
+                        }
+                    }
+                    // δ_i = O_i · dO_i (0/0 = NaN on a zero row, propagated on purpose)
+                    mc_set_zero(delta[i], 1)
                     for col in 0..<dv {
-                        mc_fma(dS0[a * dv + col], tmp2, dOM[i * dv + col], dS0[a * dv + col], MPFR_RNDN)
+                        mc_div(yv, num[col], den[i], MPFR_RNDN)
+                        mc_fma(delta[i], yv, dOM[i * dv + col], delta[i], MPFR_RNDN)
                     }
-                    if let dz0 {
-                        mc_mul(tmp, tmp2, delta[i], MPFR_RNDN)
-                        mc_sub(dz0[a], dz0[a], tmp, MPFR_RNDN)
+                    // dW_ij = (G_ij − δ_i)/D_i
+                    for j in 0...i {
+                        let ij = triangleIndex(i, j)
+                        mc_sub(tmp, gm[ij], delta[i], MPFR_RNDN)
+                        mc_div(gm[ij], tmp, den[i], MPFR_RNDN)
+                    }
+                } else {
+                    mc_set_ui(den[i], 1, MPFR_RNDN)
+                    mc_set_zero(delta[i], 1)   // dW_ij = G_ij
+                }
+                // ∂ℓ/∂σ_i = S₀dO_i (none) or (S₀dO_i − δ_i z₀)/D_i (sum)
+                if let gSigma, let s0 {
+                    for a in 0..<f {
+                        let g = gSigma[i * f + a]
+                        mc_set_zero(g, 1)
+                        for col in 0..<dv { mc_fma(g, s0[a * dv + col], dOM[i * dv + col], g, MPFR_RNDN) }
+                        if isSum, let z0 {
+                            mc_mul(tmp, delta[i], z0[a], MPFR_RNDN)
+                            mc_sub(g, g, tmp, MPFR_RNDN)
+                            mc_div(g, g, den[i], MPFR_RNDN)
+                        }
                     }
                 }
             }
         }
+        let zeroRows = isSum ? (0..<n).filter { mc_zero_p(den[$0]) != 0 } : []
 
-        // 4. Decay: dL from ∂ℓ/∂w (and the state term of un-normalised rows).
-        var dLB: MPFRBuffer? = nil
-        if L != nil {
-            let dL = MPFRBuffer(count: n, precision: p)
-            switch decayFormula {
-            case .corrected:
-                for i in 0..<n {
-                    for j in 0...i {
-                        let ij = tri(i, j)
-                        mc_mul(tmp, w[ij], gm[ij], MPFR_RNDN)   // w_ij·dW_ij
-                        mc_sub(dL[j], dL[j], tmp, MPFR_RNDN)    // column
-                        if !isSum { mc_add(dL[i], dL[i], tmp, MPFR_RNDN) }  // row (zero under sum)
-                    }
-                    if !isSum, let sigma, let gSigma {
-                        for a in 0..<f { mc_fma(dL[i], sigma[i * f + a], gSigma[i * f + a], dL[i], MPFR_RNDN) }
-                    }
-                }
-            case .paperC5Literal:
-                // D = Y ⊙ (G ⊙ Γ ⊙ M − δ) with G' = G⊙Γ⊙M; dL = rowsum(D) − colsum(D).
-                let gamma = gammaOnly!, gRaw = gOnly!
-                for i in 0..<n {
-                    for j in 0...i {
-                        let ij = tri(i, j)
-                        mc_mul(tmp, gRaw[ij], gamma[ij], MPFR_RNDN)  // G'_ij = G_ij·Γ_ij
-                        mc_sub(tmp, tmp, delta[i], MPFR_RNDN)
-                        mc_mul(tmp, tmp, w[ij], MPFR_RNDN)
-                        mc_div(tmp, tmp, den[i], MPFR_RNDN)     // Y_ij (Γ_ij G_ij − δ_i)
-                        mc_add(dL[i], dL[i], tmp, MPFR_RNDN)
-                        mc_sub(dL[j], dL[j], tmp, MPFR_RNDN)
-                    }
-                }
-            }
-            dLB = dL
-        }
-
-        // 5. dX = f'(X)Γ ⊙ dW; dQ̃ = s·dX·K̃, dK̃ = s·dXᵀ·Q̃.
+        // Pass B, one index t at a time: row t gives dq_t (and the row part of
+        // dL_t), column t gives dv_t, dk_t (and the column part of dL_t).
         let dqB = MPFRBuffer(count: n * dk, precision: p)
         let dkB = MPFRBuffer(count: n * dk, precision: p)
-        for i in 0..<n {
-            for j in 0...i {
-                let ij = tri(i, j)
-                mc_mul(tmp, fg[ij], gm[ij], MPFR_RNDN)
-                mc_mul(tmp, tmp, c.scale[0], MPFR_RNDN)
-                for d in 0..<dk {
-                    mc_fma(dqB[i * dk + d], tmp, c.kM[j * dk + d], dqB[i * dk + d], MPFR_RNDN)
-                    mc_fma(dkB[j * dk + d], tmp, c.qM[i * dk + d], dkB[j * dk + d], MPFR_RNDN)
+        let dvB = MPFRBuffer(count: n * dv, precision: p)
+        let dLB = L != nil ? MPFRBuffer(count: n, precision: p) : nil
+        parallelRows(n) { indices in
+            let t = MPFRBuffer(count: 3, precision: p)
+            let tmp = t[0], y = t[1], e = t[2]
+            let gphi = MPFRBuffer(count: Swift.max(f, 1), precision: p)
+            for idx in indices {
+                // Row idx: dq̃_i = s·Σ_j f'Γ_ij dW_ij k̃_j + J_φ(q̃_i)ᵀ(c·e^{L_i}·∂ℓ/∂σ_i).
+                let i = idx
+                for j in 0...i {
+                    let ij = triangleIndex(i, j)
+                    mc_mul(tmp, fg[ij], gm[ij], MPFR_RNDN)
+                    mc_mul(tmp, tmp, c.scale[0], MPFR_RNDN)
+                    for d in 0..<dk { mc_fma(dqB[i * dk + d], tmp, c.kM[j * dk + d], dqB[i * dk + d], MPFR_RNDN) }
+                }
+                if let gSigma, let ce {
+                    for a in 0..<f { mc_mul(gphi[a], gSigma[i * f + a], ce[i], MPFR_RNDN) }
+                    featureVJP(c.spec.score, x: c.qM, row: i, dim: dk, cotangent: gphi, into: dqB, sqrt2: sqrt2[0],
+                               tmp: tmp)
+                }
+                // Column idx: dv_j = Σ_i (w_ij/D_i)·dO_i, dk̃_j = s·Σ_i f'Γ_ij dW_ij q̃_i.
+                let j = idx
+                for i in j..<n {
+                    let ij = triangleIndex(i, j)
+                    if isSum { mc_div(y, w[ij], den[i], MPFR_RNDN) } else { mc_set(y, w[ij], MPFR_RNDN) }
+                    for col in 0..<dv { mc_fma(dvB[j * dv + col], y, dOM[i * dv + col], dvB[j * dv + col], MPFR_RNDN) }
+                    mc_mul(tmp, fg[ij], gm[ij], MPFR_RNDN)
+                    mc_mul(tmp, tmp, c.scale[0], MPFR_RNDN)
+                    for d in 0..<dk { mc_fma(dkB[j * dk + d], tmp, c.qM[i * dk + d], dkB[j * dk + d], MPFR_RNDN) }
+                }
+                // dL_t: + row t, − column t, of the matrix of ∂ℓ/∂(L_i − L_j) contributions.
+                guard let dL = dLB else { continue }
+                let tt = idx
+                let entry: (Int, Int) -> Void
+                switch decayFormula {
+                case .corrected:
+                    // w_ij·dW_ij (its row sums vanish under sum normalisation, state included)
+                    entry = { i, j in mc_mul(e, w[triangleIndex(i, j)], gm[triangleIndex(i, j)], MPFR_RNDN) }
+                case .paperC5Literal:
+                    // Y_ij·(Γ_ij·G_ij − δ_i): C.5's G' = G ⊙ Γ ⊙ M, decay counted twice
+                    entry = { i, j in
+                        let ij = triangleIndex(i, j)
+                        mc_mul(e, gOnly![ij], gammaOnly![ij], MPFR_RNDN)
+                        mc_sub(e, e, delta[i], MPFR_RNDN)
+                        mc_mul(e, e, w[ij], MPFR_RNDN)
+                        mc_div(e, e, den[i], MPFR_RNDN)
+                    }
+                }
+                mc_set_zero(dL[tt], 1)
+                if !(isSum && decayFormula == .corrected) {
+                    for j in 0...tt { entry(tt, j); mc_add(dL[tt], dL[tt], e, MPFR_RNDN) }
+                }
+                for i in tt..<n { entry(i, tt); mc_sub(dL[tt], dL[tt], e, MPFR_RNDN) }
+                if !isSum, decayFormula == .corrected, let sigma, let gSigma {
+                    // state term of an un-normalised row: ∂/∂L_t of c·e^{L_t}·φ(q̃_t)ᵀS₀dO_t
+                    for a in 0..<f { mc_fma(dL[tt], sigma[tt * f + a], gSigma[tt * f + a], dL[tt], MPFR_RNDN) }
                 }
             }
         }
-        // State term: dq̃_i += J_φ(q̃_i)ᵀ (c·e^{L_i}·∂ℓ/∂σ_i).
-        if let gSigma, let ce {
-            let gphi = MPFRBuffer(count: f, precision: p)
-            for i in 0..<n {
-                for a in 0..<f { mc_mul(gphi[a], gSigma[i * f + a], ce[i], MPFR_RNDN) }
-                featureVJP(c.spec.score, x: c.qM, row: i, dim: dk, cotangent: gphi, into: dqB, sqrt2: sqrt2[0],
-                           tmp: tmp)
-            }
-        }
-        // relu-linear: ReLU'(x) = 0 for x ≤ 0. q̃ = max(q, 0) is zero exactly there.
+
+        // relu-linear: ReLU'(x) = 0 for x ≤ 0; q̃ = max(q, 0) is zero exactly there.
         if c.spec.score == .reluLinear {
             for e in 0..<(n * dk) {
                 if mc_sgn(c.qM[e]) <= 0 { mc_set_zero(dqB[e], 1) }
                 if mc_sgn(c.kM[e]) <= 0 { mc_set_zero(dkB[e], 1) }
             }
         }
+
+        // Initial state: dS₀ = Σ_i σ_i dO_iᵀ/D_i, dz₀ = −Σ_i σ_i δ_i/D_i (O(N·F·dv), serial).
+        var dS0: MPFRBuffer? = nil, dz0: MPFRBuffer? = nil
+        if let sigma {
+            let s = MPFRBuffer(count: f * dv, precision: p)
+            let z = isSum ? MPFRBuffer(count: f, precision: p) : nil
+            let t = MPFRBuffer(count: 2, precision: p)
+            for i in 0..<n {
+                for a in 0..<f {
+                    mc_div(t[0], sigma[i * f + a], den[i], MPFR_RNDN)
+                    for col in 0..<dv { mc_fma(s[a * dv + col], t[0], dOM[i * dv + col], s[a * dv + col], MPFR_RNDN) }
+                    if let z {
+                        mc_mul(t[1], t[0], delta[i], MPFR_RNDN)
+                        mc_sub(z[a], z[a], t[1], MPFR_RNDN)
+                    }
+                }
+            }
+            dS0 = s; dz0 = z
+        }
         return SequenceGradientBuffers(dq: dqB, dk: dkB, dv: dvB, dL: dLB, dS0: dS0, dz0: dz0, zeroRows: zeroRows)
+    }
+
+    /// Index of the pair `(i, j)`, `j ≤ i`, in a row-major lower triangle.
+    @inline(__always)
+    static func triangleIndex(_ i: Int, _ j: Int) -> Int { i * (i + 1) / 2 + j }
+
+    /// Runs `body` on disjoint strided index sets covering `0..<n`, one per
+    /// worker (strides balance the triangular row costs).
+    static func parallelRows(_ n: Int, _ body: @Sendable (StrideTo<Int>) -> Void) {
+        let workers = Swift.max(1, Swift.min(n, ProcessInfoLite.activeProcessorCount))
+        if workers == 1 { body(stride(from: 0, to: n, by: 1)); return }
+        DispatchQueue.concurrentPerform(iterations: workers) { k in body(stride(from: k, to: n, by: workers)) }
     }
 
     /// `out[row] += J_φ(x_row)ᵀ · g`: the vector–Jacobian product of the
