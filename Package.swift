@@ -82,6 +82,13 @@ let package = Package(
             dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
         ),
         .testTarget(
+            name: "MambaPropertyTests",
+            dependencies: [
+                "MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
             name: "MambaTensorsTests",
             dependencies: ["MambaTensors", "_MambaTestSupport"],
             resources: [.copy("Data")]

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import COpenBLAS
 import MambaVariants
 
@@ -6,7 +11,10 @@ import MambaVariants
 ///
 /// A run builds one seeded problem (paper distribution, Float32 storage, one
 /// batch element), runs the kernel `warmup` times, then `runs` times, and
-/// reports the median wall time (`ContinuousClock`). The time includes the
+/// reports the median wall time (`ContinuousClock`) and the median CPU time
+/// of the calling thread (`CLOCK_THREAD_CPUTIME_ID`; with one BLAS thread
+/// all work runs on it, so this is the figure to trust on a shared, loaded
+/// machine, and GFLOP/s and the roof use it). The time includes the
 /// kernel's Double → Float32 input and Float32 → Double output conversions
 /// (`O(N·(2dk + dv))`, a few percent at most).
 ///
@@ -36,14 +44,23 @@ public enum KernelBenchmark {
         public var options: KernelOptions
         /// Median wall time of one kernel call, seconds.
         public var seconds: Double
-        /// Every measured time, seconds.
+        /// Every measured wall time, seconds.
         public var samples: [Double]
+        /// Median CPU time of the calling thread per call, seconds.
+        public var cpuSeconds: Double
+        /// Fastest call's CPU time, seconds (the least disturbed sample on a
+        /// shared machine; the roof is a best-of too).
+        public var bestCPUSeconds: Double
+        /// `fractionOfSgemm` using the fastest call.
+        public var bestFractionOfSgemm: Double { flops / bestCPUSeconds / 1e9 / sgemmGflops }
         public var flops: Double
-        public var gflops: Double { flops / seconds / 1e9 }
+        /// GFLOP/s on the thread's CPU time.
+        public var gflops: Double { flops / cpuSeconds / 1e9 }
         /// `cblas_sgemm` GFLOP/s on the matching shapes (see the type).
         public var sgemmGflops: Double
         public var fractionOfSgemm: Double { gflops / sgemmGflops }
-        public var tokensPerSecond: Double { Double(length) / seconds }
+        /// Tokens per second of thread CPU time.
+        public var tokensPerSecond: Double { Double(length) / cpuSeconds }
         /// Recurrent state per head (elements), nil for the KV-cache score.
         public var stateElements: Int?
         public var blasThreads: Int
@@ -59,8 +76,8 @@ public enum KernelBenchmark {
                 return s
             }
             return "\(spec.name) \(form.rawValue) \(mode.rawValue) N=\(length) dk=\(keyDim) dv=\(valueDim) C=\(options.chunkSize): "
-                + "median \(f(seconds * 1e3)) ms, \(f(gflops, 2)) GFLOP/s, sgemm roof \(f(sgemmGflops, 2)) GFLOP/s "
-                + "(\(f(fractionOfSgemm * 100, 1))%), \(f(tokensPerSecond, 0)) tokens/s, state \(stateElements.map(String.init) ?? "KV cache") elements, BLAS threads \(blasThreads), BLAS core \(blasCore)"
+                + "median \(f(seconds * 1e3)) ms wall, \(f(cpuSeconds * 1e3)) ms CPU, \(f(gflops, 2)) GFLOP/s, sgemm roof \(f(sgemmGflops, 2)) GFLOP/s "
+                + "(median \(f(fractionOfSgemm * 100, 1))%, best \(f(bestFractionOfSgemm * 100, 1))%), \(f(tokensPerSecond, 0)) tokens/s, state \(stateElements.map(String.init) ?? "KV cache") elements, BLAS threads \(blasThreads), BLAS core \(blasCore)"
         }
     }
 
@@ -77,10 +94,12 @@ public enum KernelBenchmark {
         defer { openblas_set_num_threads(previous) }
         let p = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
         for _ in 0..<warmup { _ = try CoreKernels.run(p, form: form, mode: mode, options: options) }
-        var samples: [Double] = []
+        var samples: [Double] = [], cpu: [Double] = []
         let clock = ContinuousClock()
         for _ in 0..<Swift.max(runs, 1) {
+            let c0 = threadCPUTime()
             let t = clock.measure { _ = try? CoreKernels.run(p, form: form, mode: mode, options: options) }
+            cpu.append(threadCPUTime() - c0)
             samples.append(t.seconds)
         }
         let flops = flopCount(spec: spec, form: form, length: length, keyDim: keyDim, valueDim: valueDim,
@@ -95,7 +114,9 @@ public enum KernelBenchmark {
             roof = sgemmGflops(shapes: [(512, 512, 512, false)], runs: 3)
         }
         return Result(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
-                      options: options, seconds: median(samples), samples: samples, flops: flops,
+                      options: options, seconds: median(samples), samples: samples, cpuSeconds: median(cpu),
+                      bestCPUSeconds: cpu.min()!,
+                      flops: flops,
                       sgemmGflops: roof,
                       stateElements: spec.score == .exponential ? nil
                         : CoreKernels.stateElements(spec: spec, keyDim: keyDim, valueDim: valueDim,
@@ -156,11 +177,10 @@ public enum KernelBenchmark {
         return total
     }
 
-    /// `cblas_sgemm` GFLOP/s over the given shapes `(m, n, k, transA)`,
-    /// each repeated until ~50 ms, best of `runs`.
+    /// `cblas_sgemm` GFLOP/s (on thread CPU time) over the given shapes
+    /// `(m, n, k, transA)`, repeated for ~50 ms worth of work, best of `runs`.
     public static func sgemmGflops(shapes: [(Int, Int, Int, Bool)], runs: Int = 3) -> Double {
         var best = 0.0
-        let clock = ContinuousClock()
         let bufs = shapes.map { (m, n, k, _) in
             (allocateFloats(m * k, fill: 0.5), allocateFloats(k * n, fill: 0.25), allocateFloats(m * n, fill: 0))
         }
@@ -177,10 +197,19 @@ public enum KernelBenchmark {
         round()
         let reps = Swift.max(1, Int(5e7 / Swift.max(flopsPerRound, 1) / 20))
         for _ in 0..<Swift.max(runs, 1) {
-            let t = clock.measure { for _ in 0..<reps { round() } }.seconds
+            let c0 = threadCPUTime()
+            for _ in 0..<reps { round() }
+            let t = threadCPUTime() - c0
             best = Swift.max(best, flopsPerRound * Double(reps) / t / 1e9)
         }
         return best
+    }
+
+    /// CPU time consumed by the calling thread, seconds.
+    public static func threadCPUTime() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     static func median(_ x: [Double]) -> Double {

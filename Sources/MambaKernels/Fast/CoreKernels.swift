@@ -62,18 +62,32 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
 ///   counterpart does (global prefix sum for quadratic/tiled, chunk-local for
 ///   chunked, `α_t = exp(a_t)` for recurrent); `.prefixSum(L)` is used as
 ///   given (`L_{−1} = 0`).
-/// - Precision: see `PrecisionMode`; the exact model (which intermediates are
-///   rounded where) is documented on the internal `Arithmetic` type and in
-///   the report: inputs (q, k, v, decay, initial state) are rounded to the
-///   mode's format, GEMM operands are kept in it, sums are Float32 except in
-///   pure `float16`, the output is rounded to it.
+/// - Precision (`PrecisionMode`): `float32` is Float32 throughout
+///   (`cblas_sgemm`). The acc32 modes model a tensor-core kernel: q, k, v,
+///   the decay input and the initial state are rounded to the format
+///   (binary16, bfloat16; TF32 rounds q, k, v only), every operand of every
+///   matrix product is rounded to it — including the intermediates a GPU
+///   kernel stores in that format before its next GEMM (the score matrix,
+///   decay-scaled features and values, the chunk state multiplying queries;
+///   the carried state stays Float32) — products and sums are Float32, and
+///   the output is rounded to the format (not for TF32). The recurrent form
+///   rounds inputs and output only (FLA `fused_recurrent` computes in
+///   Float32). Pure `float16` rounds every operation to binary16, each
+///   product and partial sum of every dot product included (sequential
+///   order), exactly emulated in Float32 with F16C conversions; see
+///   `Arithmetic` for the details. Final states are Float32 (binary16
+///   values in pure `float16`).
+/// - Decay factors below 2⁻⁶⁰ are flushed to zero (`decayFlushThreshold`:
+///   avoids subnormal `sgemm` slowdowns, effect far below Float32 rounding
+///   for ordinary data).
 /// - Zero denominators are not clamped and no epsilon is added: the IEEE
 ///   quotient (NaN for 0/0, ±Inf for x/0) is returned and
 ///   `CoreOutput.diagnostics` names the rows (`b=… h=…: zero denominator in
 ///   rows […]`); non-finite outputs (Float32/binary16 overflow, NaN) and rows
 ///   lost by the faithful tiled maximum are named the same way.
 /// - Output values are Float32 (or binary16/bfloat16) numbers held exactly
-///   in Double. Final states are Float32 (binary16 values in pure `float16`).
+///   in Double. Inputs are converted Double → Float32 → format (exact for
+///   inputs already in the format).
 public enum CoreKernels {
     /// Runs every (batch, head) sequence of `p` with one form and precision mode.
     ///

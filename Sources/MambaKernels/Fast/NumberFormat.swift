@@ -92,9 +92,3 @@ func allocateFloats(_ n: Int, fill: Float = .nan) -> UnsafeMutablePointer<Float>
 /// `x`, or 0 when `|x| < decayFlushThreshold`; for decay factors only.
 @inlinable @inline(__always)
 func flushed(_ x: Float) -> Float { abs(x) < decayFlushThreshold ? 0 : x }
-
-/// `flushed` over a buffer.
-@inlinable
-func flushSubnormals(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { p[i] = flushed(p[i]) }
-}

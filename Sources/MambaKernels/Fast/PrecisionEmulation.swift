@@ -145,7 +145,10 @@ struct Arithmetic {
             for p in 0..<k { (bp + p * n).update(from: b + p * ldb, count: n) }
         }
         let alphaH = h.round(alpha), betaH = h.round(beta)
-        let rowsPerBlock = Swift.max(1, Swift.min(m, 4096 / n))
+        // About 4096 values per block (L1-resident), a multiple of 8 rows so
+        // that blocks are whole F16C vectors.
+        var rowsPerBlock = Swift.max(1, Swift.min(m, 4096 / n))
+        if rowsPerBlock >= 8 && rowsPerBlock < m { rowsPerBlock -= rowsPerBlock % 8 }
         let acc = scratch.buffer(2, rowsPerBlock * n)
         let tmp = scratch.buffer(3, rowsPerBlock * n)
         var i0 = 0

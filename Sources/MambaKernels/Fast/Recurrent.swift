@@ -13,7 +13,9 @@ import MambaVariants
 /// `S_t = α_t·S_{t−1} + φ(k_t)·[v_t | 1]ᵀ`, `α_t = exp(a_t)`, and the step
 /// returns `c·φ(q_t)ᵀ·[S_t | z_t]` (numerator and denominator). Float32 and
 /// the acc32 modes use one fused pass over the state per token (decay,
-/// rank-1 update and query product together, vectorised over `dv`), in
+/// rank-1 update and query product together, vectorised over `dv`; measured
+/// faster than `sgemm`(k = 1) + `sgemv` with OpenBLAS's default kernels on
+/// this machine, 18% slower with its AVX-512 kernels forced), in
 /// Float32 as FLA's `fused_recurrent` does; pure float16 rounds every
 /// operation, the query product being a binary16 dot product summed in order.
 ///

@@ -23,6 +23,10 @@ enum Features {
                         out: UnsafeMutablePointer<Float>, rowScale: UnsafePointer<Float>?) {
         let a = ctx.arith
         let f = ctx.internalFeatures(dk)!
+        if rows == 1 && !a.pureHalf {
+            single(ctx, x: x, dk: dk, out: out, scale: rowScale?[0])
+            return
+        }
         // xT: dk × rows; xs: the scaled copy used as the second factor.
         let xT = a.scratch.buffer(4, dk * rows), xs = a.scratch.buffer(5, dk * rows)
         let xs2 = a.scratch.buffer(6, dk * rows)
@@ -78,6 +82,40 @@ enum Features {
                 for r in 0..<rows { o[r] *= sc[r] }
             }
             a.op(out, f * rows)
+        }
+    }
+
+    /// One row (the recurrent step), where both layouts coincide: contiguous
+    /// loops over `j`, with the scale and √2 folded into the second factor.
+    static func single(_ ctx: CoreContext, x: UnsafePointer<Float>, dk: Int, out: UnsafeMutablePointer<Float>,
+                       scale: Float?) {
+        let t = ctx.arith.scratch.buffer(4, 2 * dk)
+        let sc = scale ?? 1
+        for j in 0..<dk { t[j] = x[j] * sc }
+        switch ctx.spec.score {
+        case .linear, .reluLinear:
+            out.update(from: t, count: dk)
+        case .squared:
+            if ctx.options.fullSecondOrderState {
+                for i in 0..<dk {
+                    let xi = x[i], o = out + i * dk
+                    for j in 0..<dk { o[j] = xi * t[j] }
+                }
+            } else {
+                let t2 = t + dk
+                let sqrt2 = Float(2.0.squareRoot())
+                for j in 0..<dk { t2[j] = sqrt2 * t[j] }
+                var idx = 0
+                for i in 0..<dk {
+                    let xi = x[i]
+                    out[idx] = xi * t[i]
+                    let seg = out + idx + 1, rest = dk - i - 1
+                    for j in 0..<rest { seg[j] = xi * t2[i + 1 + j] }
+                    idx += rest + 1
+                }
+            }
+        case .exponential:
+            preconditionFailure("the exponential score has no feature map")
         }
     }
 

@@ -151,7 +151,9 @@ extension Reference {
                                 case .squared: wt = s * s * a * a * gamma
                                 case .exponential: wt = w * (1 + s * a)
                                 }
-                                if !ld.isEmpty { wt += w * (Swift.abs(ld[i]) + Swift.abs(ld[j])) }
+                                // exp(x(1+δ)) = exp(x)(1 + xδ): forming the segment sum
+                                // x = L_i − L_j to working accuracy costs |x|·u.
+                                if !ld.isEmpty { wt += w * Swift.abs(ld[i] - ld[j]) }
                                 let extra = Swift.max(wt - w, 0)
                                 if w == 0 && extra == 0 { continue }
                                 wtSum += w

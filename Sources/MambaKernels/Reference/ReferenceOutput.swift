@@ -26,7 +26,10 @@ public struct ReferenceOutput: @unchecked Sendable {
     /// `magnitude` with `|w_ij|` replaced by `w̃_ij − |w_ij|`, where, with
     /// `a_ij = s·Σ_d |q_id k_jd|`, `w̃ = a·Γ` (linear, relu-linear), `a²·Γ`
     /// (squared: what evaluating `(q·k)²` through φ₂ loses when `q·k ≈ 0`),
-    /// `|w|(1 + a)` (exponential), plus `|w|(|L_i| + |L_j|)` with a decay.
+    /// `|w|(1 + a)` (exponential), plus `|w|·|L_i − L_j|` with a decay (the
+    /// segment sum `Σ_{t=j+1}^{i} a_t` formed to working accuracy; a kernel that
+    /// forms it as a difference of two large global prefix sums loses
+    /// `|L|·u` instead, the prefix-sum hazard of SPEC §6, and is flagged).
     /// Empty for results of the recurrent and chunked oracle forms.
     public var accumulationMagnitude: [Double]
 

@@ -1,0 +1,31 @@
+// swift-tools-version: 6.1
+// Benchmarks of the optimized MambaCheck kernels (ordo-one/benchmark), kept
+// out of the main package so that it stays light.
+//
+//   cd Benchmarks && swift package --scratch-path ../.build-bench benchmark
+//
+// On a CPU that OpenBLAS does not recognise (it falls back to the SSE3
+// "Prescott" kernels), set OPENBLAS_CORETYPE (e.g. SkylakeX or
+// SapphireRapids) in the environment; the kernels' own timing helper
+// (`KernelBenchmark`) prints the BLAS core in use.
+import PackageDescription
+
+let package = Package(
+    name: "MambaCheckBenchmarks",
+    dependencies: [
+        .package(name: "MambaCheck", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "KernelBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MambaKernels", package: "MambaCheck"),
+                .product(name: "MambaVariants", package: "MambaCheck"),
+            ],
+            path: "Benchmarks/KernelBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
