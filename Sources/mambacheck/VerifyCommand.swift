@@ -35,7 +35,8 @@ struct VerifyCommand: ParsableCommand {
         var jobs = BuiltinVerification.jobs(size: size, seed: seed)
         if let shard { jobs = shard.select(jobs) }
         let progress = ProgressBar(label: "verify")
-        let cases = try BuiltinVerification.run(jobs, size: size, policy: try policy.verdictPolicy()) {
+        let selfChecks = (shard == nil || shard!.index == 1) ? try SelfChecks.run() : []
+        let cases = try selfChecks + BuiltinVerification.run(jobs, size: size, policy: try policy.verdictPolicy()) {
             progress.update($0, of: $1, item: $2)
         }
         progress.finish()
