@@ -89,6 +89,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "MambaCheckCLITests",
+            dependencies: ["MambaVariants", "MambaKernels", "MambaTensors", "MambaPrecision", "MambaVerification"]
+        ),
+        .testTarget(
             name: "MambaTensorsTests",
             dependencies: ["MambaTensors", "_MambaTestSupport"],
             resources: [.copy("Data")]

@@ -92,8 +92,8 @@ public enum KernelComparison {
     /// grows like `√n·u` with high probability (Higham & Mary, "A new approach
     /// to probabilistic rounding error analysis", SISC 2019) rather than the
     /// worst-case `n·u`; the policy's `boundFactor` is calibrated for 16 terms.
-    /// Multiplies the magnitudes, hence only the `boundFactor` term of the
-    /// allowance (Proofs/T9).
+    /// Applied to the accumulation part of the magnitude only
+    /// (`effectiveMagnitude`, Proofs/T9).
     public static func lengthFactor(_ p: CoreProblem) -> Double {
         let n = Double(p.length + (p.featureDim ?? p.keyDim) + p.keyDim)
         return Swift.max(1, n / 16).squareRoot()
@@ -117,19 +117,22 @@ public enum KernelComparison {
         let ratio = accumulationRatio(format: settings.format, mode: settings.effectiveMode)
         let growth = lengthFactor(problem)
         let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o,
-                                                magnitude: ref.effectiveMagnitude(accumulationRatio: ratio).map { $0 * growth },
+                                                magnitude: effectiveMagnitude(storage: ref.magnitude,
+                                                                              accumulation: ref.accumulationMagnitude,
+                                                                              ratio: ratio, growth: growth),
                                                 baselines: baselines.map(\.o), shape: shape, format: settings.format)
         cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict,
                                 durationSeconds: seconds(since: start)))
         if let cs = candidate.finalState, let f = problem.featureDim, let s = ref.finalStateS {
-            let mag = finalStateMagnitude(problem, accumulationRatio: accumulationRatio(
-                format: settings.format, mode: settings.effectiveMode))
+            let fm = finalStateMagnitude(problem)
+            let mag = (s: effectiveMagnitude(storage: fm.s, accumulation: fm.sAcc, ratio: ratio, growth: growth),
+                       z: effectiveMagnitude(storage: fm.z, accumulation: fm.zAcc, ratio: ratio, growth: growth))
             let sShape = [problem.batch, problem.heads, f, problem.valueDim]
             let bs = baselines.compactMap { $0.finalState?.s }
             cases.append(ReportCase(
                 name: name, tensor: "final_state",
                 metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: settings.format),
-                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: mag.s.map { $0 * growth }, baselines: bs,
+                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: mag.s, baselines: bs,
                                                    shape: sShape, format: settings.format),
                 durationSeconds: 0))
             if let cz = cs.z, let z = ref.finalStateZ {
@@ -138,7 +141,7 @@ public enum KernelComparison {
                 cases.append(ReportCase(
                     name: name, tensor: "final_state_z",
                     metrics: try TensorMetrics(candidate: cz, oracle: z, shape: zShape, format: settings.format),
-                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: mag.z.map { $0 * growth }, baselines: bz,
+                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: mag.z, baselines: bz,
                                                        shape: zShape, format: settings.format),
                     durationSeconds: 0))
             }
@@ -161,34 +164,59 @@ public enum KernelComparison {
         return out
     }
 
-    /// Magnitudes of the final state's terms (Proofs/T7):
-    /// `Σ_j Γ_{N−1,j}(1 + r|L_{N−1} − L_j|) |φ(k_j)| |v_j| + e^{L_{N−1}}(1 + r|L_{N−1}|) |S₀|`
-    /// and the same for `z`; the `|L|` factors (weighted by the accumulation
-    /// ratio `r`) account for forming the decay exponent (a segment sum) to
-    /// working accuracy.
-    static func finalStateMagnitude(_ p: CoreProblem, accumulationRatio r: Double) -> (s: [Double], z: [Double]) {
-        guard let f = p.featureDim else { return ([], []) }
+    /// Magnitudes of the final state's terms (Proofs/T7): storage part
+    /// `Σ_j Γ_{N−1,j} |φ(k_j)| |v_j| + e^{L_{N−1}} |S₀|` and accumulation part
+    /// (forming each decay exponent, a segment sum, to working accuracy)
+    /// `Σ_j Γ_{N−1,j}|L_{N−1} − L_j| |φ(k_j)| |v_j| + e^{L_{N−1}}|L_{N−1}| |S₀|`;
+    /// the same for `z`.
+    static func finalStateMagnitude(_ p: CoreProblem) -> (s: [Double], z: [Double], sAcc: [Double], zAcc: [Double]) {
+        guard let f = p.featureDim else { return ([], [], [], []) }
         let n = p.length, dk = p.keyDim, dv = p.valueDim
-        var s = [Double](repeating: 0, count: p.sequences * f * dv)
-        var z = [Double](repeating: 0, count: p.sequences * f)
+        var s = [Double](repeating: 0, count: p.sequences * f * dv), sA = s
+        var z = [Double](repeating: 0, count: p.sequences * f), zA = z
         for seq in 0..<p.sequences {
             let l = p.prefixSums(sequence: seq)
             for j in 0..<n {
-                let kj = Array(p.k[(seq * n + j) * dk ..< (seq * n + j + 1) * dk]).map(\.magnitude)
+                let kj = p.k[(seq * n + j) * dk ..< (seq * n + j + 1) * dk].map {
+                    p.spec.score == .reluLinear ? Swift.max($0, 0) : $0.magnitude
+                }
                 let phi = FeatureMap.apply(p.spec.score == .squared ? .squared : .linear, kj).map(\.magnitude)
-                let g = l.map { exp($0[n - 1] - $0[j]) * (1 + r * abs($0[n - 1] - $0[j])) } ?? 1
+                let g = l.map { exp($0[n - 1] - $0[j]) } ?? 1
+                let ga = l.map { exp($0[n - 1] - $0[j]) * abs($0[n - 1] - $0[j]) } ?? 0
                 for a in 0..<f {
                     z[seq * f + a] += g * phi[a]
-                    for c in 0..<dv { s[(seq * f + a) * dv + c] += g * phi[a] * abs(p.v[(seq * n + j) * dv + c]) }
+                    zA[seq * f + a] += ga * phi[a]
+                    for c in 0..<dv {
+                        let t = phi[a] * abs(p.v[(seq * n + j) * dv + c])
+                        s[(seq * f + a) * dv + c] += g * t
+                        sA[(seq * f + a) * dv + c] += ga * t
+                    }
                 }
             }
             if let st = p.initialState, n > 0 {
-                let g = l.map { exp($0[n - 1]) * (1 + r * abs($0[n - 1])) } ?? 1
-                for i in 0..<(f * dv) { s[seq * f * dv + i] += g * abs(st.s[seq * f * dv + i]) }
-                if let z0 = st.z { for i in 0..<f { z[seq * f + i] += g * abs(z0[seq * f + i]) } }
+                let g = l.map { exp($0[n - 1]) } ?? 1
+                let ga = l.map { exp($0[n - 1]) * abs($0[n - 1]) } ?? 0
+                for i in 0..<(f * dv) {
+                    s[seq * f * dv + i] += g * abs(st.s[seq * f * dv + i])
+                    sA[seq * f * dv + i] += ga * abs(st.s[seq * f * dv + i])
+                }
+                if let z0 = st.z {
+                    for i in 0..<f { z[seq * f + i] += g * abs(z0[seq * f + i]); zA[seq * f + i] += ga * abs(z0[seq * f + i]) }
+                }
             }
         }
-        return (s, z)
+        return (s, z, sA, zA)
+    }
+
+    /// `M = m + r·g·(m + m̃)`: the storage magnitude `m` (rounded once per stage
+    /// at the storage format's `u_F`) plus the accumulation magnitude, scaled
+    /// by `r = u_acc/u_F` and by the length factor `g` (accumulation errors of
+    /// n-term sums grow like √n; storage roundings of individual terms do not).
+    /// The verdict multiplies `M` by `boundFactor·u_F` (Proofs/T9).
+    public static func effectiveMagnitude(storage m: [Double], accumulation extra: [Double], ratio r: Double,
+                                          growth g: Double) -> [Double] {
+        guard extra.count == m.count else { return m.map { $0 + r * g * $0 } }
+        return zip(m, extra).map { $0 + r * g * ($0 + $1) }
     }
 
     static func seconds(since start: UInt64) -> Double {
