@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaKernelsTests",
-            dependencies: ["MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
+            dependencies: ["MambaKernels", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaVerificationTests",

@@ -12,8 +12,14 @@ struct CompareCommand: ParsableCommand {
         abstract: "Validate an external kernel's outputs against the MPFR oracle.",
         discussion: """
             --inputs holds q, k, v and optionally a (alias g) or a_cumsum (A_cumsum, g_cumsum), initial_state,
-            initial_state_z; --candidate holds o and optionally final_state, final_state_z. Values stored as
-            Float16/bfloat16/Float32 are taken as exact.
+            initial_state_z, and do (the upstream gradient dL/dO, same shape as v) when gradients are checked;
+            --candidate holds o and optionally final_state, final_state_z, and/or the gradients dq, dk (like q),
+            dv (like v), da (alias dg: with respect to the per-step log-decay a, [B,H,N] or [B,N,H]), da_cumsum
+            (aliases dA_cumsum, dg_cumsum: with respect to the prefix sums), dinitial_state (alias dh0,
+            [B,H,F,dv]), dinitial_state_z ([B,H,F]). Any subset of the gradients may be given (o is then
+            optional); they are checked against the MPFR gradient oracle (SPEC §5) with the same verdict, the
+            baselines being MambaCheck's own backward kernels (chunked and quadratic) in the candidate's format.
+            Values stored as Float16/bfloat16/Float32 are taken as exact.
 
             Verdict (Proofs/T9-verdict.md): MambaCheck runs its own kernels in the candidate's format on the same
             inputs (chunked and quadratic forms) and measures their error against the oracle. An element passes when
@@ -23,10 +29,15 @@ struct CompareCommand: ParsableCommand {
             error/magnitude ratio; the tensor also passes a normwise test of the same form. Defaults: factor 2
             (FlashAttention-3), ulp-allowance 2, bound-factor 8.
 
-            Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
+            Gradient magnitudes (GradientComparison.magnitudes) are the same idea for each gradient formula: the
+            sum of its terms' absolute values, with the normaliser's and δ = O·dO's rounding included.
+
+            Exit codes: 0 pass, 1 verification failure, 2 usage or input error (e.g. gradients without do,
+            a wrong shape, da for a core without decay).
 
             Examples:
               mambacheck compare --variant 2mamba --inputs in.npz --candidate out.npz
+              mambacheck compare --variant 2mamba --inputs in_with_do.npz --candidate grads.npz   # dq, dk, dv, dg
               mambacheck compare --variant squared-decay-sum --inputs in.safetensors --candidate out.safetensors \\
                   --layout bnhd --format float16 --json report.json --junit report.xml --markdown summary.md
             """)
@@ -50,12 +61,20 @@ struct CompareCommand: ParsableCommand {
         let problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: scale)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let outArrays = try TensorFile.read(candidate)
+        let gradientPresent = KernelDump.gradientNames.joined().contains { outArrays[$0] != nil }
+        let hasOutput = outArrays["o"] != nil || !gradientPresent
         let oShape = [problem.batch, problem.heads, problem.length, problem.valueDim]
-        let o = try KernelDump.candidate(outArrays, name: "o", file: candidate, layout: layout, expectedCanonicalShape: oShape)
+        var o: [Double]? = nil
+        if hasOutput {
+            o = try KernelDump.candidate(outArrays, name: "o", file: candidate, layout: layout, expectedCanonicalShape: oShape)
+        }
         var state: CoreState? = nil
         if outArrays["final_state"] != nil {
             guard let f = problem.featureDim else {
                 throw InputProblem(description: "\(candidate): final_state given, but the \(core.name) core has no finite state")
+            }
+            guard o != nil else {
+                throw DumpError.missingArray(file: candidate, names: ["o"], purpose: "final_state is judged together with the output o")
             }
             let s = try KernelDump.candidate(outArrays, name: "final_state", file: candidate, layout: nil,
                                              expectedCanonicalShape: [problem.batch, problem.heads, f, problem.valueDim])
@@ -66,10 +85,29 @@ struct CompareCommand: ParsableCommand {
             }
             state = CoreState(s: s, z: z)
         }
-        let fmt = format?.numberFormat ?? CandidateFormat.inferred(from: outArrays["o"]!.dtype)
+        var gradients: CandidateGradients? = nil
+        var gradientProblem: GradientProblem? = nil
+        if gradientPresent {
+            gradientProblem = try KernelDump.gradientProblem(inArrays, file: inputs, core: problem, layout: layout)
+            gradients = try KernelDump.candidateGradients(outArrays, file: candidate, core: problem, layout: layout)
+        }
+        let dtypeSource = outArrays["o"] ?? KernelDump.gradientNames.joined().compactMap { outArrays[$0] }.first!
+        let fmt = format?.numberFormat ?? CandidateFormat.inferred(from: dtypeSource.dtype)
         let settings = ComparisonSettings(format: fmt, policy: try policy.verdictPolicy(), precision: precision)
-        let cases = try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
-                                                 name: "\(variant)/candidate/\(fmt.rawValue)", settings: settings)
+        let name = "\(variant)/candidate/\(fmt.rawValue)"
+        var cases: [ReportCase] = []
+        if let o {
+            cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
+                                                  name: name, settings: settings)
+        }
+        if let gradients, let gradientProblem {
+            do {
+                cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,
+                                                        settings: settings)
+            } catch let e as GradientComparisonError {
+                throw InputProblem(description: "\(candidate): \(e)")
+            }
+        }
         let report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: "mambacheck compare --variant \(variant) --format \(fmt.rawValue)",
                                         seed: 0, cases: cases)

@@ -15,10 +15,17 @@ struct ReferenceCommand: ParsableCommand {
             ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an
             initial state is given or --final-state is set, final_state (and final_state_z).
 
+            With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and
+            layout as v), and the oracle's gradients (SPEC §5, MPFR) are written too, in the input layout: dq, dk,
+            dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to
+            the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose
+            normaliser is exactly zero make the gradients that depend on them NaN (reported).
+
             Examples:
               mambacheck reference --variant 2mamba --inputs dump.npz --output ref.npz
               mambacheck reference --variant squared-decay-sum --inputs dump.safetensors --output ref.safetensors \\
                   --layout bnhd --precision 256 --decimal ref.txt
+              mambacheck reference --variant 2mamba --inputs dump_with_do.npz --output ref_grads.npz --grad
             """)
 
     @Option(help: "Preset or core name (see `mambacheck variants`).") var variant: String
@@ -30,6 +37,8 @@ struct ReferenceCommand: ParsableCommand {
     @Option(help: "Also write every output element as a decimal string exact at the chosen precision.")
     var decimal: String?
     @Flag(help: "Also compute the final state (cost N·F·dv).") var finalState = false
+    @Flag(help: "Also compute the gradients dq, dk, dv (da, da_cumsum; dinitial_state) from the upstream gradient `do`.")
+    var grad = false
 
     func validate() throws {
         guard (16...4096).contains(precision) else { throw ValidationError("--precision must be in 16…4096 bits") }
@@ -52,6 +61,32 @@ struct ReferenceCommand: ParsableCommand {
                 out["final_state_z"] = Tensor(shape: [problem.batch, problem.heads, f], storage: z.map(\.doubleValue))
             }
         }
+        var gradientLines: [(String, [BigFloat], [Int])] = []
+        if grad {
+            let g = try KernelDump.gradientProblem(arrays, file: inputs, core: problem, layout: layout)
+            let ref = try Reference.gradients(g, precision: precision)
+            let b = problem.batch, h = problem.heads, n = problem.length
+            func put(_ name: String, _ values: [BigFloat], canonical: [Int], layoutAware: Bool) {
+                let x = values.map(\.doubleValue)
+                let data = layoutAware ? KernelDump.fromBHND(x, canonicalShape: canonical, layout: layout) : x
+                let shape = layoutAware && layout == .bnhd ? [canonical[0], canonical[2], canonical[1]] + canonical.dropFirst(3)
+                                                          : canonical
+                out[name] = Tensor(shape: shape, storage: data)
+                gradientLines.append((name, values, canonical))
+            }
+            put("dq", ref.dq, canonical: [b, h, n, problem.keyDim], layoutAware: true)
+            put("dk", ref.dk, canonical: [b, h, n, problem.keyDim], layoutAware: true)
+            put("dv", ref.dv, canonical: [b, h, n, problem.valueDim], layoutAware: true)
+            if let da = ref.da { put("da", da, canonical: [b, h, n], layoutAware: true) }
+            if let dL = ref.dL { put("da_cumsum", dL, canonical: [b, h, n], layoutAware: true) }
+            if let f = problem.featureDim {
+                if let s = ref.dInitialState { put("dinitial_state", s, canonical: [b, h, f, problem.valueDim], layoutAware: false) }
+                if let z = ref.dInitialStateZ { put("dinitial_state_z", z, canonical: [b, h, f], layoutAware: false) }
+            }
+            if !ref.zeroDenominatorRows.isEmpty {
+                printError("warning: \(ref.zeroDenominatorRows.count) row(s) have a zero normaliser; gradients depending on them are NaN")
+            }
+        }
         try TensorFile.write(out, to: output, dtype: .float64)
         if let decimal {
             // ⌈p·log10 2⌉ + 1 significant digits identify a p-bit number uniquely.
@@ -62,9 +97,16 @@ struct ReferenceCommand: ParsableCommand {
                 let idx = KernelDumpIndex.multiIndex(i, shape)
                 text += "o\(idx) = \(y.decimalString(significantDigits: digits))\n"
             }
+            for (name, values, canonical) in gradientLines {
+                text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order)\n"
+                for (i, y) in values.enumerated() {
+                    text += "\(name)\(KernelDumpIndex.multiIndex(i, canonical)) = \(y.decimalString(significantDigits: digits))\n"
+                }
+            }
             try AtomicFile.write(Data(text.utf8), to: decimal)
         }
-        print("wrote \(output): o \(fileShape) at \(precision) bits" + (wantState ? " with final_state" : ""))
+        print("wrote \(output): o \(fileShape) at \(precision) bits" + (wantState ? " with final_state" : "")
+              + (grad ? " and gradients " + gradientLines.map(\.0).joined(separator: ", ") : ""))
     }
 }
 

@@ -135,7 +135,10 @@ extension Reference {
                 case (.quadratic, _), (.tiled, _):
                     let rows = quadraticRows(seq)
                     out = rows.o
-                    coreMag = zip(rows.magnitude, rows.accumulationMagnitude).map { $0 + accumulationRatio * $1 }
+                    coreMag = (0..<rows.magnitude.count).map { i in
+                        rows.magnitude[i] + accumulationRatio
+                            * (rows.magnitude[i] + rows.accumulationMagnitude[i] + rows.decayMagnitude[i])
+                    }
                 case (.recurrent, .exponential): out = streamingExponential(seq, blockSize: 1)
                 case (.chunked, .exponential): out = streamingExponential(seq, blockSize: chunkSize)
                 case (.recurrent, _): out = recurrentSequence(seq).0

@@ -31,6 +31,7 @@ extension Reference {
         var den: [BigFloat]? = p.spec.normalization == .sum ? [] : nil
         var mag = [Double](); mag.reserveCapacity(p.sequences * n * dv)
         var accMag = [Double](); accMag.reserveCapacity(p.sequences * n * dv)
+        var decMag = [Double](); decMag.reserveCapacity(p.sequences * n * dv)
         var fs: [BigFloat]? = nil, fz: [BigFloat]? = nil
         for seq in 0..<p.sequences {
             let ctx = ReferenceSequence(problem: p, sequence: seq, precision: precision)
@@ -38,6 +39,7 @@ extension Reference {
             o += rows.o.values()
             mag += rows.magnitude
             accMag += rows.accumulationMagnitude
+            decMag += rows.decayMagnitude
             if den != nil { den! += rows.den.values() }
             if finalState, let st = quadraticFinalState(ctx) {
                 fs = (fs ?? []) + st.s.values()
@@ -45,13 +47,14 @@ extension Reference {
             }
         }
         return ReferenceOutput(precision: precision, o: o, denominators: den, finalStateS: fs, finalStateZ: fz,
-                               magnitude: mag, accumulationMagnitude: accMag)
+                               magnitude: mag, accumulationMagnitude: accMag, decayMagnitude: decMag)
     }
 
     struct RowResults: @unchecked Sendable {
         let o: MPFRBuffer, den: MPFRBuffer
         let magnitude: [Double]
         let accumulationMagnitude: [Double]
+        let decayMagnitude: [Double]
     }
 
     static func quadraticRows(_ c: ReferenceSequence) -> RowResults {
@@ -65,6 +68,10 @@ extension Reference {
         accumulation.initialize(repeating: 0)
         defer { accumulation.deallocate() }
         let accPtr = UnsafeMutableSendable(accumulation.baseAddress!)
+        let decay = UnsafeMutableBufferPointer<Double>.allocate(capacity: n * dv)
+        decay.initialize(repeating: 0)
+        defer { decay.deallocate() }
+        let decPtr = UnsafeMutableSendable(decay.baseAddress!)
         // exp(L_i), exp(−L_j)
         let (eL, eNegL) = decayFactors(c)
         // Fixed-point accumulation (FixedPointAccumulator) needs ≤ 128-bit
@@ -135,8 +142,8 @@ extension Reference {
                 // Magnitude (Proofs/T7): Σ_j w̃_ij |v_jc| with the weight's own
                 // sensitivity w̃_ij ≥ |w_ij| (see ReferenceOutput.magnitude):
                 // |w| goes to the storage magnitude, w̃ − |w| to the accumulation one.
-                var wtSum = 0.0, wxSum = 0.0
-                let ma = accPtr.pointer
+                var wtSum = 0.0, wxSum = 0.0, wdSum = 0.0
+                let ma = accPtr.pointer, md = decPtr.pointer
                 c.vAbs.withUnsafeBufferPointer { va in
                     c.qAbs.withUnsafeBufferPointer { qa in
                         c.kAbs.withUnsafeBufferPointer { ka in
@@ -153,14 +160,16 @@ extension Reference {
                                 }
                                 // exp(x(1+δ)) = exp(x)(1 + xδ): forming the segment sum
                                 // x = L_i − L_j to working accuracy costs |x|·u.
-                                if !ld.isEmpty { wt += w * Swift.abs(ld[i] - ld[j]) }
+                                let dec = ld.isEmpty ? 0 : w * Swift.abs(ld[i] - ld[j])
                                 let extra = Swift.max(wt - w, 0)
-                                if w == 0 && extra == 0 { continue }
+                                if w == 0 && extra == 0 && dec == 0 { continue }
                                 wtSum += w
                                 wxSum += extra
+                                wdSum += dec
                                 for col in 0..<dv {
                                     mg[i * dv + col] += w * va[j * dv + col]
                                     ma[i * dv + col] += extra * va[j * dv + col]
+                                    md[i * dv + col] += dec * va[j * dv + col]
                                 }
                             }
                         }
@@ -185,12 +194,16 @@ extension Reference {
                     }
                 }
                 if c.spec.normalization == .sum {
-                    let d = mpfr_get_d(den[i], MPFR_RNDN) * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
+                    // D_i = Σ_j w_ij, formed in MPFR: den·exp(L_i) would overflow Double
+                    // factor by factor on long, strongly decayed sequences.
+                    if let eL { mc_mul(tmp, den[i], eL[i], MPFR_RNDN) } else { mc_set(tmp, den[i], MPFR_RNDN) }
+                    let d = mpfr_get_d(tmp, MPFR_RNDN)
                     for col in 0..<dv {
                         mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
                         let y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
                         mg[i * dv + col] = (mg[i * dv + col] + y * wtSum) / d
                         ma[i * dv + col] = (ma[i * dv + col] + y * wxSum) / d
+                        md[i * dv + col] = (md[i * dv + col] + y * wdSum) / d
                     }
                     if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
                 } else {
@@ -203,7 +216,8 @@ extension Reference {
                 i += workers
             }
         }
-        return RowResults(o: out, den: den, magnitude: Array(magnitude), accumulationMagnitude: Array(accumulation))
+        return RowResults(o: out, den: den, magnitude: Array(magnitude), accumulationMagnitude: Array(accumulation),
+                          decayMagnitude: Array(decay))
     }
 
     /// `num_c ← Σ_{j≤i} g_j·v_jc` through the 256-bit fixed-point accumulator.

@@ -27,7 +27,7 @@ extension Reference {
         return ReferenceOutput(precision: precision, o: o, denominators: nil,
                                finalStateS: hasState ? fs : nil,
                                finalStateZ: hasState && p.spec.normalization == .sum ? fz : nil,
-                               magnitude: [], accumulationMagnitude: [])
+                               magnitude: [], accumulationMagnitude: [], decayMagnitude: [])
     }
 
 

@@ -19,25 +19,35 @@ public struct ReferenceOutput: @unchecked Sendable {
     /// values, state) once to a format with unit roundoff `u` moves `y_ic` by
     /// at most about `u·magnitude`; `magnitude/|y|` is the element's condition number.
     public var magnitude: [Double]
-    /// The extra sensitivity of each output to the roundings made *while
-    /// forming a weight* — the dot product `q·k`, the prefix-sum difference
-    /// `L_i − L_j` — which happen at the accumulation precision (Float32 in
-    /// tensor-core kernels, whatever the storage format): same sums as
-    /// `magnitude` with `|w_ij|` replaced by `w̃_ij − |w_ij|`, where, with
-    /// `a_ij = s·Σ_d |q_id k_jd|`, `w̃ = a·Γ` (linear, relu-linear), `a²·Γ`
-    /// (squared: what evaluating `(q·k)²` through φ₂ loses when `q·k ≈ 0`),
-    /// `|w|(1 + a)` (exponential), plus `|w|·|L_i − L_j|` with a decay (the
-    /// segment sum `Σ_{t=j+1}^{i} a_t` formed to working accuracy; a kernel that
-    /// forms it as a difference of two large global prefix sums loses
-    /// `|L|·u` instead, the prefix-sum hazard of SPEC §6, and is flagged).
-    /// Empty for results of the recurrent and chunked oracle forms.
+    /// The extra sensitivity of each output to rounding *the score's factors*
+    /// — `q·k` formed at finite precision, or, equivalently for the
+    /// state-based forms, the features `φ(q)`, `φ(k)` and the state `S` stored
+    /// in a narrow format: the same sums as `magnitude` with `|w_ij|`
+    /// replaced by `w̃_ij − |w_ij|`, where, with `a_ij = s·Σ_d |q_id k_jd|`,
+    /// `w̃ = a·Γ` (linear, relu-linear), `a²·Γ` (squared: what evaluating
+    /// `(q·k)²` through φ₂ loses when `q·k ≈ 0`), `|w|(1 + a)` (exponential).
+    /// Incurred at the accumulation precision by a kernel that forms `q·k`
+    /// in Float32; the rounding of a *stored* state is measured separately
+    /// (`KernelComparison.stateMagnitude`). Empty for results of the recurrent and chunked oracle forms.
     public var accumulationMagnitude: [Double]
+    /// The sensitivity to forming each decay exponent, the segment sum
+    /// `x = L_i − L_j = Σ_{t=j+1}^{i} a_t`, to working accuracy
+    /// (`exp(x(1+δ)) = exp(x)(1 + xδ)`): the sums of `magnitude` with `|w_ij|`
+    /// replaced by `|w_ij|·|L_i − L_j|`. A kernel that forms it as the
+    /// difference of two large global prefix sums loses `(|L_i|+|L_j|)u`
+    /// instead — the prefix-sum hazard of SPEC §6 — and is flagged.
+    public var decayMagnitude: [Double]
 
-    /// `magnitude + ratio·accumulationMagnitude` with `ratio = u_acc/u_storage`:
-    /// one magnitude to scale by the storage format's `u` (Proofs/T9).
-    public func effectiveMagnitude(accumulationRatio ratio: Double) -> [Double] {
-        guard accumulationMagnitude.count == magnitude.count else { return magnitude }
-        return zip(magnitude, accumulationMagnitude).map { $0 + ratio * $1 }
+    /// Storage, score and decay magnitudes combined for a kernel with storage
+    /// unit roundoff `u_s` and accumulation unit roundoff `u_a`:
+    /// `m + (u_a/u_s)·g·(m + m̃ + m_decay)` (Proofs/T9).
+    public func effectiveMagnitude(accumulationRatio ratio: Double, growth g: Double = 1) -> [Double] {
+        guard accumulationMagnitude.count == magnitude.count, decayMagnitude.count == magnitude.count else {
+            return magnitude.map { $0 + ratio * g * $0 }
+        }
+        return (0..<magnitude.count).map { i in
+            magnitude[i] + ratio * g * (magnitude[i] + accumulationMagnitude[i] + decayMagnitude[i])
+        }
     }
 
     /// Outputs rounded to Double.

@@ -117,9 +117,8 @@ public enum KernelComparison {
         let ratio = accumulationRatio(format: settings.format, mode: settings.effectiveMode)
         let growth = lengthFactor(problem)
         let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o,
-                                                magnitude: effectiveMagnitude(storage: ref.magnitude,
-                                                                              accumulation: ref.accumulationMagnitude,
-                                                                              ratio: ratio, growth: growth),
+                                                magnitude: zip(ref.effectiveMagnitude(accumulationRatio: ratio, growth: growth),
+                                                               stateMagnitude(problem, oracle: ref.oDouble)).map { $0 + $1 },
                                                 baselines: baselines.map(\.o), shape: shape, format: settings.format)
         cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict,
                                 durationSeconds: seconds(since: start)))
@@ -208,11 +207,59 @@ public enum KernelComparison {
         return (s, z, sA, zA)
     }
 
-    /// `M = m + r·g·(m + m̃)`: the storage magnitude `m` (rounded once per stage
-    /// at the storage format's `u_F`) plus the accumulation magnitude, scaled
-    /// by `r = u_acc/u_F` and by the length factor `g` (accumulation errors of
-    /// n-term sums grow like √n; storage roundings of individual terms do not).
-    /// The verdict multiplies `M` by `boundFactor·u_F` (Proofs/T9).
+    /// The magnitude of the state-product terms of each output, measuring
+    /// what rounding a *stored* state (and the query features multiplying it)
+    /// to the storage format can do — as chunked tensor-core kernels do when
+    /// they cast the carried state to binary16/bfloat16 for `φ(q)ᵀS`:
+    /// `c·Σ_a |φ_a(q_t)|·|S_{t,a,c}|` (none) or
+    /// `(Σ_a |φ_a(q_t)||S_{t,a,c}| + |y_{t,c}| Σ_a |φ_a(q_t)||z_{t,a}|) / (φ(q_t)ᵀz_t)` (sum),
+    /// with `S_t`, `z_t` the recurrent state after token `t` (initial state
+    /// included), evaluated in Double. Zero for the exponential score (no
+    /// state). `[B, H, N, dv]`; cost `N·F·dv` per sequence.
+    public static func stateMagnitude(_ p: CoreProblem, oracle y: [Double]) -> [Double] {
+        var out = [Double](repeating: 0, count: p.sequences * p.length * p.valueDim)
+        guard let f = p.featureDim else { return out }
+        let n = p.length, dk = p.keyDim, dv = p.valueDim
+        let c = p.spec.score == .squared ? p.scale * p.scale : p.scale
+        let sum = p.spec.normalization == .sum
+        let phiScore: Score = p.spec.score == .reluLinear ? .reluLinear : (p.spec.score == .squared ? .squared : .linear)
+        for seq in 0..<p.sequences {
+            var s = p.initialState.map { Array($0.s[seq * f * dv ..< (seq + 1) * f * dv]) } ?? [Double](repeating: 0, count: f * dv)
+            var z = p.initialState?.z.map { Array($0[seq * f ..< (seq + 1) * f]) } ?? [Double](repeating: 0, count: f)
+            let steps: [Double]? = p.prefixSums(sequence: seq).map { l in (0..<n).map { $0 == 0 ? l[0] : l[$0] - l[$0 - 1] } }
+            for t in 0..<n {
+                let alpha = steps.map { exp($0[t]) } ?? 1
+                let fk = FeatureMap.apply(phiScore, Array(p.k[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
+                let fq = FeatureMap.apply(phiScore, Array(p.q[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
+                for a in 0..<f {
+                    z[a] = alpha * z[a] + fk[a]
+                    for col in 0..<dv { s[a * dv + col] = alpha * s[a * dv + col] + fk[a] * p.v[(seq * n + t) * dv + col] }
+                }
+                var zAbs = 0.0, den = 0.0
+                if sum { for a in 0..<f { zAbs += abs(fq[a] * z[a]); den += fq[a] * z[a] } }
+                for col in 0..<dv {
+                    var m = 0.0
+                    for a in 0..<f { m += abs(fq[a] * s[a * dv + col]) }
+                    let idx = (seq * n + t) * dv + col
+                    if sum {
+                        let yv = y[idx].isFinite ? abs(y[idx]) : 0
+                        out[idx] = den > 0 ? (m + yv * zAbs) / den : 0
+                    } else {
+                        out[idx] = c * m
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `M = m + r·g·(m + m_decay)` for the final state, whose storage
+    /// magnitude `m` already uses the full-absolute features `|φ(k)|`: the
+    /// storage magnitude (rounded once per stage at the storage format's
+    /// `u_F`) plus the accumulation part, scaled by `r = u_acc/u_F` and by the
+    /// length factor `g` (accumulation errors of n-term sums grow like √n;
+    /// storage roundings of individual terms do not). The verdict multiplies
+    /// `M` by `boundFactor·u_F` (Proofs/T9).
     public static func effectiveMagnitude(storage m: [Double], accumulation extra: [Double], ratio r: Double,
                                           growth g: Double) -> [Double] {
         guard extra.count == m.count else { return m.map { $0 + r * g * $0 } }

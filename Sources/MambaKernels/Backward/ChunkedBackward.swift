@@ -1,0 +1,355 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import MambaVariants
+
+/// The chunked (SSD) backward pass, Float32/Float16 (see `CoreBackward`).
+///
+/// Chunks of `C` tokens with chunk-local prefix sums `ℓ`, exactly as
+/// `ChunkedForm`. Feature-map cores, two sweeps:
+///
+/// 1. **Forward sweep** — only the forward's state recursion
+///    `S̃_c = e^{ℓ_last}·S̃_{c−1} + φ(K_c)ᵀ·(e^{ℓ_last−ℓ_j}·ṽ_j)` (one
+///    `F×ldv×C` GEMM per chunk), storing the augmented state *before* every
+///    chunk (`⌈N/C⌉·F·ldv` Float32 values, as FLA's backward keeps `h` per
+///    chunk: 138 MB for the 2Mamba core at N = 16,384, dk = 64, C = 64).
+/// 2. **Reverse sweep** over chunks, carrying `dS = ∂ℓ/∂S̃_c`, per chunk:
+///    - the pair weights of the chunk and, with the state before it,
+///      `Φ̃_i = c·e^{ℓ_i}φ(q_i)` and `H = S·dO_cᵀ` (`F×C×dv` GEMM);
+///    - sum normalisation, the forward quantities without forming `O`:
+///      `D_i = Σ_j W_ij + Φ̃_i·z` and `num_i·dO_i = Σ_j W_ij (v_j·dO_i) +
+///      Φ̃_i·H_i` (intra-chunk `W·[V|1]`, `C×ldv×C`), `δ_i = num_i·dO_i / D_i`
+///      (the unrounded output, as a fused kernel that never stores `O`),
+///      `dÕ_i = [dO_i | −δ_i]/D_i`, and the cotangent of `Φ̃`,
+///      `(H_i − δ_i z)/D_i` — in the Float32-working modes folded into the
+///      VJP as `J_φᵀH_i/D_i − (δ_i/D_i)·M(z)q_i` (`FeatureGradient.subtractShared`,
+///      one `C×dk×dk` GEMM) instead of an `F×C` elementwise pass; un-normalised:
+///      `dÕ = dO`, cotangent `H`;
+///    - intra-chunk pairs (`PairBackward`, five GEMMs `C×C×…`);
+///    - the carry, when a later chunk exists: `dṼ = φ(K_c)·dS` and
+///      `dφ(K_c) = Ṽ·dSᵀ` (`C×ldv×F` GEMMs, `Ṽ_j = e^{ℓ_last−ℓ_j}ṽ_j`):
+///      `dv_j += e^{ℓ_last−ℓ_j}·dṼ_j`, `dk_j += J_φ(k_j)ᵀ dφ(k_j)`, and the
+///      column part of `dL_j` gains `Ṽ_j·dṼ_j` (= `Σ_{i later} w_ij·dW_ij`);
+///    - the queries (`StateQueryBackward.apply`): `dq`, the row part of
+///      `dL_i` (un-normalised cores), and `dS ← e^{ℓ_last}·dS + Φ̃ᵀ·dÕ_c`
+///      (`F×ldv×C` GEMM; the decay is sgemm's `beta`).
+///    After the first chunk `dS` is the initial-state gradient.
+///
+/// Work: five `F·ldv·C` GEMMs per chunk against the forward's two (the
+/// forward's query product `Φ̃ᵀS` is replaced by `H`, which serves both
+/// `δ` and the cotangent), plus the small intra-chunk products; time linear
+/// in `N`. `Φ̃` and `z` are rounded to the operand format where a GEMM would
+/// have stored them (acc32 modes).
+///
+/// Exponential score (no finite state): blocked KV-cache passes with the
+/// forward's chunk-local decay assembly — a forward sweep with the online
+/// maximum saving `m_i`, the shifted normaliser and `O`, then every
+/// (query chunk, earlier key chunk) pair again with `p = exp(λ − m_i)`.
+/// Quadratic work, like the forward.
+enum ChunkedBackward {
+    static func run(_ input: BackwardInput, _ ctx: CoreContext, chunk requested: Int) -> BackwardResult {
+        if ctx.isExponential { return runExponential(input, ctx, chunk: requested) }
+        let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
+        let f = ctx.internalFeatures(dk)!
+        let chunk = Swift.max(1, Swift.min(requested, Swift.max(n, 1)))
+        let chunks = (n + chunk - 1) / chunk
+        let decay = seq.decay != nil
+        let values = seq.augmentedValues(ldv: ldv)
+        let s0 = Features.initialState(ctx, seq)
+        var result = BackwardResult.zeros(n: n, dk: dk, dv: dv, decay: decay, stateSize: s0 == nil ? nil : f * ldv)
+        let states = LargeBufferPool.shared.take(count: Swift.max(chunks, 1) * f * ldv)
+        let x = allocateFloats(chunk * chunk), p = allocateFloats(chunk * chunk), d = allocateFloats(chunk * chunk)
+        let ell = allocateFloats(chunk), tmp = allocateFloats(chunk), sc = allocateFloats(chunk)
+        let phi = allocateFloats(chunk * f), vd = allocateFloats(chunk * ldv), g = allocateFloats(chunk * Swift.max(chunk, ldv))
+        let gT = allocateFloats(f * chunk), z = allocateFloats(f)
+        let accC = allocateFloats(chunk * ldv), dOc = allocateFloats(chunk * ldv)
+        let numdO = allocateFloats(chunk), den = allocateFloats(chunk)
+        let foldScale = allocateFloats(chunk), foldShared = allocateFloats(chunk)
+        let row = allocateFloats(Swift.max(n, 1), fill: 0), col = allocateFloats(Swift.max(n, 1), fill: 0)
+        defer {
+            values.deallocate(); s0?.deallocate(); LargeBufferPool.shared.give(states)
+            x.deallocate(); p.deallocate(); d.deallocate(); ell.deallocate(); tmp.deallocate(); sc.deallocate()
+            phi.deallocate(); vd.deallocate(); g.deallocate(); gT.deallocate(); z.deallocate()
+            accC.deallocate(); dOc.deallocate(); numdO.deallocate(); den.deallocate()
+            foldScale.deallocate(); foldShared.deallocate(); row.deallocate(); col.deallocate()
+        }
+
+        // Per-chunk helpers (the forward's arithmetic).
+        func queryScale(_ cc: Int) {
+            for i in 0..<cc { sc[i] = decay ? a.op(ctx.featureScale * flushed(a.op(exp(ell[i])))) : ctx.featureScale }
+        }
+        /// `vd_j = e^{ℓ_last − ℓ_j}·ṽ_j` (the decay-scaled values of the carry,
+        /// factors left in `tmp`); returns the values pointer used.
+        func scaledValues(_ vc: UnsafePointer<Float>, _ cc: Int) -> UnsafePointer<Float> {
+            guard decay else { return vc }
+            let last = ell[cc - 1]
+            for j in 0..<cc {
+                let gj = flushed(a.op(exp(a.op(last - ell[j]))))
+                tmp[j] = gj
+                for c in 0..<ldv { vd[j * ldv + c] = vc[j * ldv + c] * gj }
+            }
+            a.op(vd, cc * ldv)
+            return UnsafePointer(vd)
+        }
+
+        // 1. Forward sweep: the state before every chunk (the forward's carry).
+        if let s0 { states.pointer.update(from: s0, count: f * ldv) } else { states.pointer.update(repeating: 0, count: f * ldv) }
+        var hasState = s0 != nil
+        for c in 0..<Swift.max(chunks - 1, 0) {
+            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
+            let cur = states.pointer + c * f * ldv, next = cur + f * ldv
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
+            next.update(from: cur, count: f * ldv)
+            Features.columns(ctx, x: seq.k + c0 * dk, rows: cc, dk: dk, out: phi, rowScale: nil)
+            let vals = scaledValues(values + c0 * ldv, cc)
+            var beta: Float = hasState ? 1 : 0
+            if decay && hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
+            a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
+                   beta: beta, c: next, ldc: ldv)
+            hasState = true
+        }
+
+        // 2. Reverse sweep.
+        let dS = allocateFloats(f * ldv, fill: 0)
+        defer { dS.deallocate() }
+        var live = false  // dS holds a gradient (a later chunk read the state)
+        var zeroRows: [Int] = []
+        for c in stride(from: chunks - 1, through: 0, by: -1) {
+            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
+            let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, dO = input.dO + c0 * dv
+            let dqc = result.dq + c0 * dk, dkc = result.dk + c0 * dk, dvc = result.dv + c0 * dv
+            let rowc: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + c0 : nil
+            let colc: UnsafeMutablePointer<Float>? = decay ? col + c0 : nil
+            let state = states.pointer + c * f * ldv
+            let stateBefore = c > 0 || s0 != nil
+            // Pair weights of the chunk.
+            a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
+                   beta: 0, c: x, ldc: cc)
+            PairWeights.compute(ctx, x: x, rows: cc, cols: cc, diagonalOffset: 0, li: decay ? UnsafePointer(ell) : nil,
+                                lj: decay ? UnsafePointer(ell) : nil, shift: nil, p: p, d: d)
+            // The queries' features against the state before the chunk, and
+            // H = S·dOᵀ (F × cc): the cotangent of Φ̃ is (H − z δᵀ)/D (sum) or H.
+            if stateBefore {
+                queryScale(cc)
+                Features.columns(ctx, x: qc, rows: cc, dk: dk, out: phi, rowScale: sc)
+                a.operand.round(phi, f * cc)
+                a.gemm(transA: false, transB: true, m: f, n: cc, k: dv, a: state, lda: ldv, b: dO, ldb: dv,
+                       beta: 0, c: gT, ldc: cc)
+            }
+            // The augmented upstream gradient of the chunk.
+            var dOt = UnsafePointer(dO)
+            var folded = false
+            if ctx.isSum {
+                // D_i and numerator·dO_i: intra-chunk pairs, plus the state's Φ̃_i·z and Φ̃_i·H_i.
+                a.gemm(transA: false, transB: false, m: cc, n: ldv, k: cc, a: p, lda: cc, b: vc, ldb: ldv,
+                       beta: 0, c: accC, ldc: ldv)
+                for i in 0..<cc {
+                    let ai = accC + i * ldv, oi = dO + i * dv
+                    var t: Float = 0
+                    if a.pureHalf {
+                        for e in 0..<dv { t = a.op(t + a.op(ai[e] * oi[e])) }
+                    } else {
+                        for e in 0..<dv { t += ai[e] * oi[e] }
+                    }
+                    numdO[i] = t
+                    den[i] = ai[dv]
+                }
+                if stateBefore {
+                    for e in 0..<f { z[e] = state[e * ldv + dv] }
+                    a.operand.round(z, f)
+                    let u = a.scratch.buffer(10, cc)
+                    for e in 0..<f {
+                        let pe = phi + e * cc, he = gT + e * cc, ze = z[e]
+                        if a.pureHalf {
+                            for i in 0..<cc { u[i] = pe[i] * ze }
+                            a.op(u, cc)
+                            for i in 0..<cc { den[i] += u[i] }
+                            a.op(den, cc)
+                            for i in 0..<cc { u[i] = pe[i] * he[i] }
+                            a.op(u, cc)
+                            for i in 0..<cc { numdO[i] += u[i] }
+                            a.op(numdO, cc)
+                        } else {
+                            for i in 0..<cc { den[i] += pe[i] * ze; numdO[i] += pe[i] * he[i] }
+                        }
+                    }
+                }
+                for i in 0..<cc {
+                    let delta = a.op(numdO[i] / den[i]), di = den[i]
+                    if di == 0 { zeroRows.append(c0 + i) }
+                    let dst = dOc + i * ldv, src = dO + i * dv
+                    for e in 0..<dv { dst[e] = src[e] / di }
+                    dst[dv] = -delta / di
+                    numdO[i] = delta
+                }
+                a.op(dOc, cc * ldv)
+                dOt = UnsafePointer(dOc)
+                if stateBefore {
+                    if a.pureHalf {
+                        // The cotangent (H − z δᵀ)/D, every operation rounded.
+                        for e in 0..<f {
+                            let he = gT + e * cc, ze = z[e]
+                            for i in 0..<cc { he[i] = a.op(a.op(he[i] - a.op(ze * numdO[i])) / den[i]) }
+                        }
+                    } else {
+                        // Folded into the VJP (it is linear): rows of H scaled by
+                        // c·e^{ℓ_i}/D_i, minus (c·e^{ℓ_i}·δ_i/D_i)·J_φ(q_i)ᵀz below.
+                        for i in 0..<cc { foldScale[i] = sc[i] / den[i]; foldShared[i] = sc[i] * numdO[i] / den[i] }
+                        folded = true
+                    }
+                }
+            }
+            // Intra-chunk pairs.
+            PairBackward.accumulate(ctx, p: p, d: d, rows: cc, cols: cc, dOt: dOt, values: vc, q: qc, k: kc,
+                                    dk: dk, dv: dv, g: g, dq: dqc, dkOut: dkc, dvOut: dvc, rowSum: rowc, colSum: colc)
+            // Carry: keys of this chunk into the state read by later chunks.
+            if live {
+                let kphi = a.scratch.buffer(11, f * cc)
+                Features.columns(ctx, x: kc, rows: cc, dk: dk, out: kphi, rowScale: nil)
+                let vals = scaledValues(vc, cc)
+                // dṼ = φ(K)·dS  (cc × ldv), in g.
+                a.gemm(transA: true, transB: false, m: cc, n: ldv, k: f, a: kphi, lda: cc, b: dS, ldb: ldv,
+                       beta: 0, c: g, ldc: ldv)
+                if let colc {
+                    for j in 0..<cc {
+                        let vj = vals + j * ldv, gj = g + j * ldv
+                        var s: Float = 0
+                        if a.pureHalf {
+                            for e in 0..<ldv { s = a.op(s + a.op(vj[e] * gj[e])) }
+                            colc[j] = a.op(colc[j] + s)
+                        } else {
+                            for e in 0..<ldv { s += vj[e] * gj[e] }
+                            colc[j] += s
+                        }
+                    }
+                }
+                for j in 0..<cc {
+                    let gj = g + j * ldv, dst = dvc + j * dv
+                    let factor: Float = decay ? tmp[j] : 1
+                    if a.pureHalf {
+                        for e in 0..<dv { dst[e] = a.op(dst[e] + a.op(factor * gj[e])) }
+                    } else {
+                        for e in 0..<dv { dst[e] += factor * gj[e] }
+                    }
+                }
+                // dφ(K)ᵀ = dS·Ṽᵀ  (F × cc), then through J_φ.
+                a.gemm(transA: false, transB: true, m: f, n: cc, k: ldv, a: dS, lda: ldv, b: vals, ldb: ldv,
+                       beta: 0, c: kphi, ldc: cc)
+                FeatureGradient.accumulate(ctx, x: kc, rows: cc, dk: dk, gT: kphi, rowScale: nil, out: dkc)
+            }
+            // Queries against the state before the chunk; dS moves to before the chunk.
+            if stateBefore {
+                var beta: Float = 0
+                if live { beta = decay ? flushed(a.op(exp(ell[cc - 1]))) : 1 }
+                StateQueryBackward.apply(ctx, q: qc, rows: cc, dk: dk, dv: dv, phiT: phi,
+                                         rowScale: folded ? foldScale : sc, gT: gT,
+                                         dOt: dOt, dq: dqc, rowSum: rowc, dState: dS, beta: beta)
+                if folded {
+                    FeatureGradient.subtractShared(ctx, x: qc, rows: cc, dk: dk, z: z, coefficient: foldShared, out: dqc)
+                }
+                live = true
+            }
+        }
+        if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows.sorted(), of: n)) }
+        if let st = result.dState { st.update(from: dS, count: f * ldv) }
+        if decay { result.finishDecay(ctx, row: ctx.isSum ? nil : UnsafePointer(row), col: col, n: n) }
+        return result
+    }
+
+    /// Exponential score: blocked KV-cache backward with chunk-local decays.
+    static func runExponential(_ input: BackwardInput, _ ctx: CoreContext, chunk requested: Int) -> BackwardResult {
+        let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
+        let chunk = Swift.max(1, Swift.min(requested, Swift.max(n, 1)))
+        let decay = seq.decay != nil
+        let values = seq.augmentedValues(ldv: ldv)
+        var result = BackwardResult.zeros(n: n, dk: dk, dv: dv, decay: decay, stateSize: nil)
+        let acc = allocateFloats(n * ldv, fill: 0), m = allocateFloats(Swift.max(n, 1), fill: -.infinity)
+        let x = allocateFloats(chunk * chunk), p = allocateFloats(chunk * chunk), d = allocateFloats(chunk * chunk)
+        let g = allocateFloats(chunk * chunk)
+        let ellq = allocateFloats(chunk), ellk = allocateFloats(chunk), tmp = allocateFloats(chunk), li = allocateFloats(chunk)
+        let row = allocateFloats(Swift.max(n, 1), fill: 0), col = allocateFloats(Swift.max(n, 1), fill: 0)
+        defer {
+            values.deallocate(); acc.deallocate(); m.deallocate(); x.deallocate(); p.deallocate(); d.deallocate()
+            g.deallocate(); ellq.deallocate(); ellk.deallocate(); tmp.deallocate(); li.deallocate()
+            row.deallocate(); col.deallocate()
+        }
+        /// Visits (query chunk, key chunk) pairs from the diagonal backwards with
+        /// the forward's decay assembly: `li` (rows) and `lj` (columns) are the
+        /// log decays of the pair block.
+        func sweep(_ body: (_ q0: Int, _ cq: Int, _ k0: Int, _ kc: Int, _ diagonal: Bool,
+                            _ li: UnsafePointer<Float>?, _ lj: UnsafePointer<Float>?) -> Void) {
+            var q0 = 0
+            while q0 < n {
+                let cq = Swift.min(chunk, n - q0)
+                if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a) }
+                var between: Float = 0
+                var k0 = q0
+                while k0 >= 0 {
+                    let kc = Swift.min(chunk, n - k0)
+                    let diagonal = k0 == q0
+                    if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a) }
+                    let total: Float = decay && !diagonal ? ellk[kc - 1] : 0
+                    if decay {
+                        for i in 0..<cq { li[i] = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total) }
+                    }
+                    body(q0, cq, k0, kc, diagonal, decay ? UnsafePointer(li) : nil,
+                         decay ? UnsafePointer(diagonal ? ellq : ellk) : nil)
+                    if !diagonal { between = a.op(between + total) }
+                    k0 -= chunk
+                }
+                q0 += cq
+            }
+        }
+        // Forward sweep: online maximum m_i, shifted accumulator [num | den] (sum).
+        sweep { q0, cq, k0, kc, diagonal, liv, ljv in
+            a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
+                   b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
+            let out = acc + q0 * ldv
+            for i in 0..<cq {
+                let r = x + i * kc, cnt = diagonal ? i + 1 : kc
+                let rowMax = Rows.logits(ctx, r, cnt, li: liv?[i] ?? 0, lj: ljv, tmp: tmp)
+                let mOld = m[q0 + i], mNew = Swift.max(mOld, rowMax)
+                if ctx.isSum && mNew != mOld && mOld != -.infinity {
+                    Rows.scale(ctx, out + i * ldv, ldv, by: a.op(exp(a.op(mOld - mNew))))
+                }
+                m[q0 + i] = mNew
+                if ctx.isSum { Rows.expShifted(ctx, r, cnt, m: mNew) }
+                (r + cnt).update(repeating: 0, count: kc - cnt)
+            }
+            if ctx.isSum {
+                a.gemm(transA: false, transB: false, m: cq, n: ldv, k: kc, a: x, lda: kc, b: values + k0 * ldv,
+                       ldb: ldv, beta: 1, c: out, ldc: ldv)
+            }
+        }
+        var o: UnsafeMutablePointer<Float>? = nil
+        var scale: UnsafeMutablePointer<Float>? = nil
+        if ctx.isSum {
+            let r = BackwardForward.outputs(ctx, acc: acc, rows: n, dv: dv)
+            o = r.o
+            if !r.zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(r.zeroRows, of: n)) }
+        } else {
+            // w_ij = exp(λ_ij − m_i)·exp(m_i): the row factor goes to the upstream gradient.
+            scale = allocateFloats(Swift.max(n, 1))
+            for i in 0..<n { scale![i] = a.op(exp(m[i])) }
+        }
+        defer { o?.deallocate(); scale?.deallocate() }
+        let dOt = Upstream.augmented(ctx, dO: input.dO, rows: n, dv: dv, o: o, acc: acc, rowScale: scale)
+        defer { dOt.deallocate() }
+        // Backward sweep: recompute p = exp(λ − m_i) from the saved maxima.
+        sweep { q0, cq, k0, kc, diagonal, liv, ljv in
+            a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
+                   b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
+            PairWeights.compute(ctx, x: x, rows: cq, cols: kc, diagonalOffset: diagonal ? 0 : nil, li: liv, lj: ljv,
+                                shift: UnsafePointer(m + q0), p: p, d: d)
+            PairBackward.accumulate(ctx, p: p, d: d, rows: cq, cols: kc, dOt: dOt + q0 * ldv, values: values + k0 * ldv,
+                                    q: seq.q + q0 * dk, k: seq.k + k0 * dk, dk: dk, dv: dv, g: g,
+                                    dq: result.dq + q0 * dk, dkOut: result.dk + k0 * dk, dvOut: result.dv + k0 * dv,
+                                    rowSum: decay && !ctx.isSum ? row + q0 : nil, colSum: decay ? col + k0 : nil)
+        }
+        if decay { result.finishDecay(ctx, row: ctx.isSum ? nil : UnsafePointer(row), col: col, n: n) }
+        return result
+    }
+}
