@@ -30,6 +30,17 @@ import MambaVariants
 /// `N`; memory `O(C·F + F·dv)` besides inputs and output. Decay factors and
 /// exponential-score ratios below 2⁻⁶⁰ are flushed to zero (see `decayFlushThreshold`).
 ///
+/// Sum-normalised feature-map cores in `float16Acc32` and `float16`: the row
+/// guard (`RowGuard`) lifts each row whose intra-chunk weights and
+/// inter-chunk query features `c·exp(ℓ_i)·φ(q_i)` are all below 1/2 by one
+/// power of two `2^{γ_i}` — weights and features alike, so numerator and
+/// denominator carry the same factor — and the state copy that multiplies
+/// the queries by `2^η` (features by `2^{−η}`), before they are stored in
+/// binary16; tiny rows therefore do not round to `0/0`. In pure float16,
+/// whose carried state is itself binary16, the state is also carried scaled
+/// (`2^σ·[S | z]`, keys normalised by powers of two, `carryScaled`) and
+/// returned unscaled.
+///
 /// Exponential score (no finite state): an honest blocked KV-cache
 /// computation, not a state recurrence — each query chunk visits every
 /// earlier key chunk (quadratic work) with an online row maximum; the decay
@@ -48,34 +59,76 @@ enum ChunkedForm {
         let state = Features.initialState(ctx, seq) ?? allocateFloats(f * ldv, fill: 0)
         let x = allocateFloats(chunk * chunk), ell = allocateFloats(chunk), tmp = allocateFloats(chunk)
         let phi = allocateFloats(chunk * f), vd = allocateFloats(chunk * ldv), sc = allocateFloats(chunk)
+        let dbuf = allocateFloats(chunk)
         defer {
             values.deallocate(); acc.deallocate()
             x.deallocate(); ell.deallocate(); tmp.deallocate(); phi.deallocate(); vd.deallocate(); sc.deallocate()
+            dbuf.deallocate()
         }
         let decay = seq.decay != nil
+        let guarded = RowGuard.active(ctx)
+        var shifts = [Int](repeating: 0, count: chunk)
+        // Pure float16 with the row guard: the binary16 state is carried as
+        // 2^σ·[S | z] and each key is normalised before its features are formed.
+        let scaledState = guarded && a.pureHalf
+        var sigma = 0
+        let ks = allocateFloats(scaledState ? chunk * dk : 0)
+        defer { ks.deallocate() }
         var c0 = 0
         while c0 < n {
             let cc = Swift.min(chunk, n - c0)
             if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, out = acc + c0 * ldv
+            // Query-side factors c·exp(ℓ_i) of the inter-chunk term.
+            if hasState {
+                for i in 0..<cc { sc[i] = decay ? a.op(ctx.featureScale * flushed(a.op(exp(ell[i])))) : ctx.featureScale }
+            }
+            // Row guard (binary16 storage, sum normalisation): the state copy
+            // multiplying the queries is lifted by 2^η, each row by 2^γ_i.
+            let eta = guarded && hasState ? RowGuard.stateLift(state, f * ldv) : 0
+            let shift = eta + sigma  // features carry 2^{γ_i − η − σ}
             // Intra-chunk quadratic.
             a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
                    beta: 0, c: x, ldc: cc)
             for i in 0..<cc {
                 let row = x + i * cc
-                Rows.weights(ctx, row, i + 1, li: decay ? ell[i] : 0, lj: decay ? UnsafePointer(ell) : nil, tmp: tmp)
+                if guarded {
+                    var d: UnsafePointer<Float>? = nil
+                    if decay {
+                        for j in 0...i { dbuf[j] = ell[i] - ell[j] }
+                        a.op(dbuf, i + 1)
+                        d = UnsafePointer(dbuf)
+                    }
+                    var other: Float = 0, cap = Int.max
+                    if hasState {
+                        other = sc[i] * RowGuard.featureMax(ctx, qc + i * dk, dk: dk) * RowGuard.power(-shift)
+                        cap = RowGuard.cap(ctx, base: sc[i], eta: shift)
+                    }
+                    shifts[i] = Rows.guardedWeights(ctx, row, i + 1, exponents: d, other: other, cap: cap, tmp: tmp)
+                } else {
+                    Rows.weights(ctx, row, i + 1, li: decay ? ell[i] : 0, lj: decay ? UnsafePointer(ell) : nil, tmp: tmp)
+                }
                 (row + i + 1).update(repeating: 0, count: cc - i - 1)
             }
             a.gemm(transA: false, transB: false, m: cc, n: ldv, k: cc, a: x, lda: cc, b: vc, ldb: ldv,
                    beta: 0, c: out, ldc: ldv)
             // Inter-chunk: queries against the carried state.
             if hasState {
-                for i in 0..<cc { sc[i] = decay ? a.op(ctx.featureScale * flushed(a.op(exp(ell[i])))) : ctx.featureScale }
+                if guarded {
+                    for i in 0..<cc { sc[i] = a.op(sc[i] * RowGuard.power(shifts[i] - shift)) }
+                }
                 Features.columns(ctx, x: qc, rows: cc, dk: dk, out: phi, rowScale: sc)
                 a.gemm(transA: true, transB: false, m: cc, n: ldv, k: f, a: phi, lda: cc, b: state, ldb: ldv,
-                       beta: 1, c: out, ldc: ldv)
+                       beta: 1, c: out, ldc: ldv, scaleB: RowGuard.power(eta))
             }
             // State carry.
+            if scaledState {
+                carryScaled(ctx, kc: kc, vc: vc, rows: cc, dk: dk, ldv: ldv, ell: decay ? UnsafePointer(ell) : nil,
+                            hasState: hasState, state: state, sigma: &sigma, ks: ks, phi: phi, vd: vd)
+                hasState = true
+                c0 += cc
+                continue
+            }
             Features.columns(ctx, x: kc, rows: cc, dk: dk, out: phi, rowScale: nil)
             var vals = UnsafePointer(vc)
             var beta: Float = hasState ? 1 : 0
@@ -94,8 +147,69 @@ enum ChunkedForm {
             hasState = true
             c0 += cc
         }
+        if sigma != 0 { Rows.scale(ctx, state, f * ldv, by: RowGuard.power(-sigma)) }
         let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
         return FormResult(o: o, state: state, notes: notes)
+    }
+
+    /// Pure float16 state carry with the row guard: `state` holds
+    /// `2^σ·[S | z]`. Each key `k_j` is multiplied by `2^{κ_j}`
+    /// (`κ_j = RowGuard.lift(max|k_j|)`) before `φ` is formed, and its decayed
+    /// value row `exp(ℓ_last − ℓ_j)·[v_j | 1]` by `2^{σ' − p·κ_j}` (`p` = 2
+    /// squared, 1 linear), so every term enters as `2^{σ'}·φ(k_j)·[v_j | 1]ᵀ`;
+    /// `σ' ≥ 0` lifts the larger of the decayed state and the largest new
+    /// term into `[1/2, 1)` (Float32 exponent arithmetic), and the carried state
+    /// is rescaled from `2^σ` to `2^{σ'}` first. All factors are powers of two:
+    /// a tiny state (small keys) no longer underflows binary16.
+    static func carryScaled(_ ctx: CoreContext, kc: UnsafePointer<Float>, vc: UnsafePointer<Float>, rows cc: Int,
+                            dk: Int, ldv: Int, ell: UnsafePointer<Float>?, hasState: Bool,
+                            state: UnsafeMutablePointer<Float>, sigma: inout Int, ks: UnsafeMutablePointer<Float>,
+                            phi: UnsafeMutablePointer<Float>, vd: UnsafeMutablePointer<Float>) {
+        let a = ctx.arith, f = ctx.internalFeatures(dk)!, p = ctx.isSquared ? 2 : 1
+        var kappa = [Int](repeating: 0, count: cc)
+        for j in 0..<cc {
+            var m: Float = 0
+            for d in 0..<dk { m = Swift.max(m, abs(kc[j * dk + d])) }
+            kappa[j] = RowGuard.lift(m)
+            let g = RowGuard.power(kappa[j])
+            for d in 0..<dk { ks[j * dk + d] = kc[j * dk + d] * g }
+        }
+        Features.columns(ctx, x: ks, rows: cc, dk: dk, out: phi, rowScale: nil)
+        var beta: Float = hasState ? 1 : 0
+        if let ell {
+            let last = ell[cc - 1]
+            for j in 0..<cc {
+                let g = flushed(a.op(exp(a.op(last - ell[j]))))
+                for col in 0..<ldv { vd[j * ldv + col] = vc[j * ldv + col] * g }
+            }
+            a.op(vd, cc * ldv)
+            if hasState { beta = flushed(a.op(exp(last))) }
+        } else {
+            vd.update(from: vc, count: cc * ldv)
+        }
+        // log2 magnitudes (unscaled) of the decayed state and of the new terms.
+        var top: Int? = nil
+        if hasState {
+            var ms: Float = 0
+            for e in 0..<(f * ldv) { ms = Swift.max(ms, abs(state[e])) }
+            if ms * beta > 0, (ms * beta).isFinite { top = Int((ms * beta).exponent) - sigma }
+        }
+        for j in 0..<cc {
+            var mk: Float = 0, mv: Float = 0
+            for r in 0..<f { mk = Swift.max(mk, abs(phi[r * cc + j])) }
+            for col in 0..<ldv { mv = Swift.max(mv, abs(vd[j * ldv + col])) }
+            if mk * mv > 0, (mk * mv).isFinite { top = Swift.max(top ?? Int.min, Int((mk * mv).exponent) - p * kappa[j]) }
+        }
+        let newSigma = top.map { $0 <= -2 ? Swift.min(-$0 - 1, 126) : 0 } ?? sigma
+        if hasState && newSigma != sigma { Rows.scale(ctx, state, f * ldv, by: RowGuard.power(newSigma - sigma)) }
+        sigma = newSigma
+        for j in 0..<cc {
+            let g = RowGuard.power(sigma - p * kappa[j])
+            for col in 0..<ldv { vd[j * ldv + col] *= g }
+        }
+        a.op(vd, cc * ldv)
+        a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vd, ldb: ldv,
+               beta: beta, c: state, ldc: ldv)
     }
 
     /// Blocked KV-cache attention over chunks for the exponential score (see

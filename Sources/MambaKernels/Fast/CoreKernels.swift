@@ -17,13 +17,25 @@ public struct KernelOptions: Sendable, Hashable {
     /// instead of the packed `dk(dk+1)/2` one. States in and out keep the
     /// packed convention either way (converted exactly up to one rounding).
     public var fullSecondOrderState: Bool
+    /// Quadratic and tiled forms with per-step decays: `false` (default)
+    /// forms every decay exponent `a_{j+1} + … + a_i` as an accurate segment
+    /// sum (relative error `γ_{i−j}`, Proofs/T8 Lemma 2); `true` forms it as
+    /// `L_i − L_j` from global Float32 (working-format) prefix sums, the way
+    /// a naive kernel does, which EXHIBITS the prefix-sum cancellation hazard
+    /// of SPEC §6 (absolute error `(|L_i| + |L_j|)·u` in the exponent, failing
+    /// the verdict of Proofs/T9 already at N ≈ 100 with typical decays). Kept
+    /// so that tests can show the hazard is detected. No effect on the
+    /// chunked form (chunk-local sums), the recurrent form (`exp(a_t)` per
+    /// step) or decays given as prefix sums (used as given either way).
+    public var globalPrefixSums: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
-                fullSecondOrderState: Bool = false) {
+                fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
         self.fullSecondOrderState = fullSecondOrderState
+        self.globalPrefixSums = globalPrefixSums
     }
 }
 
@@ -58,10 +70,14 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
 ///   form supports every core of `CoreSpec.all`, both normalisations, initial
 ///   and final states (except the exponential score, which has none) —
 ///   nothing throws for a valid problem.
-/// - Decay: `.perStep(a)` is summed in Float32 the way each form's real
-///   counterpart does (global prefix sum for quadratic/tiled, chunk-local for
-///   chunked, `α_t = exp(a_t)` for recurrent); `.prefixSum(L)` is used as
-///   given (`L_{−1} = 0`).
+/// - Decay: `.perStep(a)` is summed in the working format without ever
+///   subtracting two large prefix sums (the cancellation hazard of SPEC §6):
+///   segment sums `a_{j+1} + … + a_i` for quadratic/tiled (`DecayExponents`;
+///   `KernelOptions.globalPrefixSums` restores the hazardous `L_i − L_j` of
+///   global Float32 prefix sums), chunk-local prefix sums for chunked,
+///   `α_t = exp(a_t)` for recurrent; the initial state decays by the prefix
+///   sum `exp(L_i)`. `.prefixSum(L)` is used as given (`L_i − L_j` of the
+///   given numbers, `L_{−1} = 0`).
 /// - Precision (`PrecisionMode`): `float32` is Float32 throughout
 ///   (`cblas_sgemm`). The acc32 modes model a tensor-core kernel: q, k, v,
 ///   the decay input and the initial state are rounded to the format
@@ -77,6 +93,15 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
 ///   order), exactly emulated in Float32 with F16C conversions; see
 ///   `Arithmetic` for the details. Final states are Float32 (binary16
 ///   values in pure `float16`).
+/// - Binary16 underflow guard (`RowGuard`), sum-normalised feature-map cores
+///   in `float16Acc32` and `float16`: rows whose weights and state-term
+///   features are all below 1/2 are lifted by a power of two before they are
+///   stored in binary16 (numerator and denominator alike, so the ratio is
+///   unchanged — bit-identical wherever nothing under- or overflows); pure
+///   `float16` also normalises queries and keys by powers of two and carries
+///   its binary16 state scaled. Only lifts: values beyond 65504 still
+///   overflow visibly. Un-normalised cores are not guarded (their outputs
+///   are as small as their terms).
 /// - Decay factors below 2⁻⁶⁰ are flushed to zero (`decayFlushThreshold`:
 ///   avoids subnormal `sgemm` slowdowns, effect far below Float32 rounding
 ///   for ordinary data).

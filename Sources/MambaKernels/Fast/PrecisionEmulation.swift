@@ -34,6 +34,10 @@ import COpenBLAS
 /// - `tf32`: q, k, v and every matrix-product operand rounded to TF32
 ///   (11-bit significand, Float32 range); decay, state, accumulation and
 ///   output in Float32.
+///
+/// Binary16 storage (both float16 modes) underflows below 2⁻²⁴: for
+/// sum-normalised cores the forms lift small rows by powers of two before
+/// storing (`RowGuard`, see `CoreKernels`).
 @usableFromInline
 struct Arithmetic {
     @usableFromInline let mode: PrecisionMode
@@ -86,10 +90,12 @@ struct Arithmetic {
     /// `op(B)` is `k×n`. Float32 modes call `cblas_sgemm` (operands rounded
     /// to `operand` first when that is not Float32); pure float16 uses
     /// `halfGemm`. `beta == 0` overwrites `C` (NaN in `C` is not propagated).
+    /// `scaleB` (a power of two, `RowGuard`) multiplies `B` in Float32
+    /// *before* it is rounded to the operand format.
     @inlinable
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, scaleB: Float = 1) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m {
@@ -100,7 +106,15 @@ struct Arithmetic {
         }
         if pureHalf {
             halfGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, scaleB: scaleB)
+            return
+        }
+        if operand == .float32 && scaleB != 1 {
+            let (rb, cb) = transB ? (n, k) : (k, n)
+            let bc = scratch.buffer(1, rb * cb)
+            for i in 0..<rb { for j in 0..<cb { bc[i * cb + j] = b[i * ldb + j] * scaleB } }
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), bc, Int32(cb), beta, c, Int32(ldc))
             return
         }
         if operand == .float32 {
@@ -114,7 +128,11 @@ struct Arithmetic {
         let ac = scratch.buffer(0, ra * ca)
         let bc = scratch.buffer(1, rb * cb)
         for i in 0..<ra { (ac + i * ca).update(from: a + i * lda, count: ca) }
-        for i in 0..<rb { (bc + i * cb).update(from: b + i * ldb, count: cb) }
+        if scaleB == 1 {
+            for i in 0..<rb { (bc + i * cb).update(from: b + i * ldb, count: cb) }
+        } else {
+            for i in 0..<rb { for j in 0..<cb { bc[i * cb + j] = b[i * ldb + j] * scaleB } }
+        }
         operand.round(ac, ra * ca)
         operand.round(bc, rb * cb)
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -129,7 +147,7 @@ struct Arithmetic {
     @usableFromInline
     func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, scaleB: Float = 1) {
         let h = NumberFormat.float16
         // Pack op(A) as m×k and op(B) as k×n, row-major.
         let ap = scratch.buffer(0, m * k)
@@ -143,6 +161,10 @@ struct Arithmetic {
             for j in 0..<n { let src = b + j * ldb; for p in 0..<k { bp[p * n + j] = src[p] } }
         } else {
             for p in 0..<k { (bp + p * n).update(from: b + p * ldb, count: n) }
+        }
+        if scaleB != 1 {
+            for e in 0..<(k * n) { bp[e] *= scaleB }
+            h.round(bp, k * n)
         }
         let alphaH = h.round(alpha), betaH = h.round(beta)
         // About 4096 values per block (L1-resident), a multiple of 8 rows so

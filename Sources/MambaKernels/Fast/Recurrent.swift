@@ -19,6 +19,17 @@ import MambaVariants
 /// Float32 as FLA's `fused_recurrent` does; pure float16 rounds every
 /// operation, the query product being a binary16 dot product summed in order.
 ///
+/// Pure float16, sum-normalised cores (the row guard of `RowGuard`): the
+/// binary16 state is carried scaled, `[S̃ | z̃] = 2^σ·[S | z]`, with `σ ≥ 0`
+/// re-chosen at every step (`RowGuard.lift` of the larger of the decayed
+/// state and the new term `φ(k_t)·[v_t | 1]ᵀ`, both in Float32 exponent
+/// arithmetic), the key normalised by a power of two before its features
+/// are formed and the query likewise (`SequenceData.normaliseQueries`, here
+/// per step so that the block form gets it too). All factors are powers of
+/// two that multiply numerator and denominator alike, so a tiny state (small
+/// keys) no longer rounds to zero and gives `0/0`; the final state is
+/// returned unscaled (`exportState`). Un-normalised cores are unchanged.
+///
 /// The exponential score keeps a KV cache: keys, values, and the running
 /// log-decay of each cached key relative to the current token (`g_j ←
 /// g_j + a_t` at every step — no global prefix sum), and combines cached
@@ -41,6 +52,11 @@ final class RecurrentCore {
     private var cacheDecay: UnsafeMutablePointer<Float>
     private var cacheCount = 0, cacheCapacity = 0
     private let scores: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>
+    /// Pure float16 sum-normalised cores: `state` holds `2^sigma·[S | z]`.
+    private var sigma = 0
+    private let guarded: Bool
+    private let scaledQ: UnsafeMutablePointer<Float>, scaledK: UnsafeMutablePointer<Float>
+    private let scaledV: UnsafeMutablePointer<Float>
     static let cacheBlock = 64
 
     init(_ ctx: CoreContext, dk: Int, dv: Int, initialState: UnsafePointer<Float>?) {
@@ -63,11 +79,25 @@ final class RecurrentCore {
         cacheKeys = allocateFloats(0); cacheValues = allocateFloats(0); cacheDecay = allocateFloats(0)
         scores = allocateFloats(RecurrentCore.cacheBlock)
         tmp = allocateFloats(RecurrentCore.cacheBlock)
+        guarded = ctx.arith.pureHalf && RowGuard.active(ctx)
+        scaledQ = allocateFloats(dk)
+        scaledK = allocateFloats(dk)
+        scaledV = allocateFloats(ctx.ldv(dv))
+    }
+
+    /// The state `[S | z]` (`F×ldv`, internal convention) unscaled, in a new
+    /// buffer (nil for the exponential score).
+    func exportState() -> UnsafeMutablePointer<Float>? {
+        guard let f = features, let s = state else { return nil }
+        let out = allocateFloats(f * ldv)
+        out.update(from: s, count: f * ldv)
+        if sigma != 0 { Rows.scale(ctx, out, f * ldv, by: RowGuard.power(-sigma)) }
+        return out
     }
 
     deinit {
         phiQ.deallocate(); phiK.deallocate(); vaug.deallocate()
-        state?.deallocate(); work?.deallocate()
+        state?.deallocate(); work?.deallocate(); scaledQ.deallocate(); scaledK.deallocate(); scaledV.deallocate()
         cacheKeys.deallocate(); cacheValues.deallocate(); cacheDecay.deallocate()
         scores.deallocate(); tmp.deallocate()
     }
@@ -89,6 +119,10 @@ final class RecurrentCore {
                               out: UnsafeMutablePointer<Float>) {
         let a = ctx.arith, f = features!, ldv = ldv, s = state!
         var c = ctx.featureScale
+        if guarded {
+            stepGuarded(q: q, k: k, logAlpha: logAlpha, decay: decay, out: out)
+            return
+        }
         Features.columns(ctx, x: k, rows: 1, dk: dk, out: phiK, rowScale: nil)
         Features.columns(ctx, x: q, rows: 1, dk: dk, out: phiQ, rowScale: &c)
         let alpha = decay ? flushed(a.op(exp(logAlpha))) : 1
@@ -127,6 +161,55 @@ final class RecurrentCore {
                 }
             }
         }
+    }
+
+    /// The pure float16 step with the scaled state (see the type).
+    private func stepGuarded(q: UnsafePointer<Float>, k: UnsafePointer<Float>, logAlpha: Float, decay: Bool,
+                             out: UnsafeMutablePointer<Float>) {
+        let a = ctx.arith, f = features!, ldv = ldv, s = state!, w = work!
+        let p = ctx.isSquared ? 2 : 1
+        func normalised(_ x: UnsafePointer<Float>, into buf: UnsafeMutablePointer<Float>) -> Int {
+            var m: Float = 0
+            for d in 0..<dk { m = Swift.max(m, abs(x[d])) }
+            let kappa = RowGuard.lift(m)
+            let g = RowGuard.power(kappa)
+            for d in 0..<dk { buf[d] = x[d] * g }
+            return kappa
+        }
+        _ = normalised(q, into: scaledQ)
+        let kk = normalised(k, into: scaledK)
+        var c = ctx.featureScale
+        Features.columns(ctx, x: scaledK, rows: 1, dk: dk, out: phiK, rowScale: nil)
+        Features.columns(ctx, x: scaledQ, rows: 1, dk: dk, out: phiQ, rowScale: &c)
+        let alpha = decay ? flushed(a.op(exp(logAlpha))) : 1
+        // log2 magnitudes of the decayed state and of the new term, unscaled.
+        var ms: Float = 0, mk: Float = 0, mv: Float = 0
+        for e in 0..<(f * ldv) { ms = Swift.max(ms, abs(s[e])) }
+        for r in 0..<f { mk = Swift.max(mk, abs(phiK[r])) }
+        for j in 0..<ldv { mv = Swift.max(mv, abs(vaug[j])) }
+        var top: Int? = nil
+        if ms * alpha > 0, (ms * alpha).isFinite { top = Int((ms * alpha).exponent) - sigma }
+        if mk * mv > 0, (mk * mv).isFinite { top = Swift.max(top ?? Int.min, Int((mk * mv).exponent) - p * kk) }
+        if let top {
+            let newSigma = top <= -2 ? Swift.min(-top - 1, 126) : 0
+            if newSigma != sigma {
+                Rows.scale(ctx, s, f * ldv, by: RowGuard.power(newSigma - sigma))
+                sigma = newSigma
+            }
+        }
+        if decay { Rows.scale(ctx, s, f * ldv, by: alpha) }
+        let vscale = RowGuard.power(sigma - p * kk)
+        for j in 0..<ldv { scaledV[j] = vaug[j] * vscale }
+        a.op(scaledV, ldv)
+        for r in 0..<f {
+            let kf = phiK[r], wr = w + r * ldv
+            for j in 0..<ldv { wr[j] = kf * scaledV[j] }
+        }
+        a.op(w, f * ldv)
+        for e in 0..<(f * ldv) { s[e] += w[e] }
+        a.op(s, f * ldv)
+        a.gemm(transA: false, transB: false, m: 1, n: ldv, k: f, a: phiQ, lda: f, b: s, ldb: ldv,
+               beta: 0, c: out, ldc: ldv)
     }
 
     private func grow(to needed: Int) {
@@ -194,11 +277,6 @@ enum RecurrentForm {
                       logAlpha: seq.stepLogDecay(t, ctx.arith), decay: decay, out: acc + t * ldv)
         }
         let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
-        var state: UnsafeMutablePointer<Float>? = nil
-        if let f = core.features, let s = core.state {
-            state = allocateFloats(f * ldv)
-            state!.update(from: s, count: f * ldv)
-        }
-        return FormResult(o: o, state: state, notes: notes)
+        return FormResult(o: o, state: core.exportState(), notes: notes)
     }
 }

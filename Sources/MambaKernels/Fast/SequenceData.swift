@@ -63,6 +63,9 @@ final class SequenceData {
         if p.spec.score == .reluLinear {
             for i in 0..<(n * dk) { q[i] = Swift.max(q[i], 0); k[i] = Swift.max(k[i], 0) }
         }
+        if arithmetic.pureHalf && p.spec.normalization == .sum && p.spec.score.hasFeatureMap {
+            SequenceData.normaliseQueries(q, rows: n, dk: dk)
+        }
         var decay: DecayValues? = nil
         if p.spec.hasDecay, let d = p.decay {
             switch d {
@@ -82,6 +85,27 @@ final class SequenceData {
             }
         }
         self.init(n: n, dk: dk, dv: dv, q: q, k: k, v: v, decay: decay, s0: s0, z0: z0)
+    }
+
+    /// Pure float16, sum-normalised feature-map cores: each query row is
+    /// multiplied by the power of two `2^κ` (`κ = RowGuard.lift(max_d |q_id|)`)
+    /// that brings its largest entry into `[1/2, 1)` (rows already there or
+    /// above are unchanged). Exact (binary16 values times a power of two) and
+    /// invisible in the result — `num_i` and `den_i` both gain `2^{κ}`
+    /// (linear) or `2^{2κ}` (squared), Proofs/T6 — but it keeps the binary16
+    /// products `q_d·k_d` and the features `φ(q)` of small queries from
+    /// underflowing (part of the row guard, `RowGuard`).
+    static func normaliseQueries(_ q: UnsafeMutablePointer<Float>, rows n: Int, dk: Int) {
+        for i in 0..<n {
+            let row = q + i * dk
+            var m: Float = 0
+            for d in 0..<dk { m = Swift.max(m, abs(row[d])) }
+            let k = RowGuard.lift(m)
+            if k > 0 {
+                let f = RowGuard.power(k)
+                for d in 0..<dk { row[d] *= f }
+            }
+        }
     }
 
     deinit {
@@ -173,6 +197,13 @@ extension SequenceData {
         }
     }
 
+    /// The decay exponents of the parallel forms (quadratic, tiled), see
+    /// `DecayExponents`; nil without decay.
+    func exponents(_ ctx: CoreContext) -> DecayExponents? {
+        guard let d = decay else { return nil }
+        return DecayExponents(self, d, ctx)
+    }
+
     /// `log α_t`: `a_t`, or `L_t − L_{t−1}`.
     func stepLogDecay(_ t: Int, _ a: Arithmetic) -> Float {
         guard let d = decay else { return 0 }
@@ -190,5 +221,109 @@ extension SequenceData {
             if ldv > dv { out[t * ldv + dv] = 1 }
         }
         return out
+    }
+}
+
+/// Log-decay exponents `D_ij = Σ_{t=j+1}^{i} a_t` (`i ≥ j`) of the parallel
+/// forms, formed as *segment sums* (Mamba's stable `segsum`), never as the
+/// difference of two global prefix sums (SPEC §6, Proofs/T8 Lemma 2):
+///
+/// - per-step decays: every exponent is a sum of the `i − j` terms
+///   `a_{j+1}, …, a_i` of one sign (no cancellation), so it carries a relative
+///   error `≤ γ_{i−j}` in the working format whatever `|L_i|` is. The
+///   quadratic form builds its rows by the recursion `D_{i,j} = D_{i−1,j} + a_i`
+///   (`D_{i,i} = 0`, one vectorised pass of `i` additions per row, `O(N²)`
+///   in total); the tiled form composes three such sums (`blockSums`); the
+///   final state uses the suffix sums `D_{N−1,j}` summed backwards.
+/// - given prefix sums (`.prefixSum`): `L_i − L_j` of the given numbers (one
+///   rounding), since kernels are judged on exactly those numbers.
+/// - `KernelOptions.globalPrefixSums`: `L_i − L_j` of Float32 (working
+///   format) global prefix sums `L_t = a_0 + … + a_t`, which loses
+///   `(|L_i| + |L_j|)·u` (the hazard, kept so that tests can show it is detected).
+///
+/// The initial-state decay `exp(L_i)` uses the prefix sum `L_i` itself
+/// (a sum of one sign, accurate to `γ_{i+1}`).
+@usableFromInline
+struct DecayExponents {
+    /// `L_t` (prefix sums in the working format, or as given).
+    let prefix: UnsafeMutablePointer<Float>
+    /// Per-step `a_t` when the exponents are segment sums; nil when they are
+    /// differences `L_i − L_j` (given prefix sums, or the global option).
+    let steps: UnsafePointer<Float>?
+    let arith: Arithmetic
+    let n: Int
+
+    init(_ seq: SequenceData, _ d: DecayValues, _ ctx: CoreContext) {
+        let a = ctx.arith
+        n = seq.n
+        arith = a
+        prefix = seq.globalPrefix(a)!
+        switch d {
+        case .perStep(let x): steps = ctx.options.globalPrefixSums ? nil : UnsafePointer(x)
+        case .prefixSum: steps = nil
+        }
+    }
+
+    func deallocate() { prefix.deallocate() }
+
+    /// Advances the row buffer `row` (`n` values) from `D_{i−1,·}` to
+    /// `D_{i,·}`: entries `0..<i` gain `a_i`, entry `i` becomes 0; call with
+    /// `i = 0, 1, 2, …` in order. Difference mode writes `L_i − L_j`.
+    @inline(__always)
+    func advance(_ row: UnsafeMutablePointer<Float>, to i: Int) {
+        if let x = steps {
+            let ai = x[i]
+            for j in 0..<i { row[j] += ai }
+        } else {
+            let li = prefix[i]
+            for j in 0..<i { row[j] = li - prefix[j] }
+        }
+        arith.op(row, i)
+        row[i] = 0
+    }
+
+    /// `D_{N−1,j}` for every `j` (the final-state decays), in `out` (`n`
+    /// values): suffix sums `a_{j+1} + … + a_{N−1}` accumulated backwards from
+    /// `j = N−1`, or `L_{N−1} − L_j`.
+    func toEnd(_ out: UnsafeMutablePointer<Float>) {
+        guard n > 0 else { return }
+        if let x = steps {
+            var acc: Float = 0
+            out[n - 1] = 0
+            var j = n - 2
+            while j >= 0 { acc = arith.op(acc + x[j + 1]); out[j] = acc; j -= 1 }
+        } else {
+            let last = prefix[n - 1]
+            for j in 0..<n { out[j] = last - prefix[j] }
+            arith.op(out, n)
+        }
+    }
+
+    /// Block decomposition for tiles of `tile` keys aligned at 0 (the tiled
+    /// form): `suffix[j] = a_{j+1} + … + a_{e(j)}` with `e(j)` the last index
+    /// of `j`'s block, and `total[b]` the sum of block `b`. For `j` in block
+    /// `b` and `i` in a later block `qb`,
+    /// `D_ij = (ℓ_i + C_b) + suffix[j]` with the query-local prefix
+    /// `ℓ_i = a_{q0} + … + a_i` and `C_b = total[b+1] + … + total[qb−1]`:
+    /// three sums of one sign, each accurate to a few `γ_tile`, added without
+    /// cancellation. Segment-sum mode only.
+    func blockSums(tile: Int) -> (suffix: UnsafeMutablePointer<Float>, total: [Float]) {
+        let x = steps!
+        let suffix = allocateFloats(Swift.max(n, 1))
+        var total: [Float] = []
+        var b0 = 0
+        while b0 < n {
+            let e = Swift.min(b0 + tile, n) - 1
+            var acc: Float = 0
+            suffix[e] = 0
+            var j = e - 1
+            while j >= b0 { acc = arith.op(acc + x[j + 1]); suffix[j] = acc; j -= 1 }
+            // The block total a_{b0} + … + a_e, summed forwards.
+            var t: Float = 0
+            for k in b0...e { t = arith.op(t + x[k]) }
+            total.append(t)
+            b0 += tile
+        }
+        return (suffix, total)
     }
 }

@@ -10,8 +10,19 @@ import MambaVariants
 /// Query blocks of `T = options.tileSize` rows visit key blocks of `T` keys
 /// up to the diagonal; per key block `X = Q_blk·K_blkᵀ` and `acc ←
 /// acc·exp(m_old − m_new) + P·[V_blk | 1]` (`cblas_sgemm`), with a running
-/// row maximum `m_i` that cancels in `num/den`. Decay uses the global prefix
-/// sums `L` (Float32, like the quadratic form).
+/// row maximum `m_i` that cancels in `num/den`.
+///
+/// Decay exponents `D_ij = a_{j+1} + … + a_i` are segment sums, never
+/// differences of global prefix sums (SPEC §6): for key block `b` (last key
+/// `e_b`) and query `i` in a later block starting at `q0`,
+/// `D_ij = (ℓ_i + C_b) + σ_j` with the query-local prefix sum
+/// `ℓ_i = a_{q0} + … + a_i`, the sum of the block totals in between
+/// `C_b = Σ_{t=e_b+1}^{q0−1} a_t` and the key-block suffix sum
+/// `σ_j = a_{j+1} + … + a_{e_b}` (`DecayExponents.blockSums`): three sums of
+/// one sign added without cancellation, each accurate to a few `γ_T`. On the
+/// diagonal block, `D_ij` is summed backwards from `i` (at most `T` terms per
+/// row). Given prefix sums, and `KernelOptions.globalPrefixSums` (the SPEC §6
+/// hazard), use `L_i − L_j`. The initial state decays by `exp(L_i)`.
 ///
 /// Sum-normalised cores:
 /// - exponential: `λ_ij = s·q·k + L_i − L_j`, `m_i = max λ`, `p = exp(λ − m)`
@@ -24,32 +35,50 @@ import MambaVariants
 ///   `Inf·exp(−200) = Inf·0 = NaN`. The kernel does not hide this: the rows
 ///   are reported in a diagnostic (`lagging maximum`) and come out NaN/Inf.
 /// - same, `stableTiledMaximum == true` (default) — stable: `m_i` is the
-///   running maximum of `λ̂_ij = ln2·(e(w_ij) − 126) + L_i − L_j`, where
-///   `w = f(s·q·k)` and `e(w)` is its biased Float32 exponent, i.e. an upper
-///   bound of `log w_ij + L_i − L_j` within `ln 2` (no logarithm evaluated).
-///   Hence every `p_ij = w_ij·exp(L_i − L_j − m_i) ≤ 1` (nothing overflows
-///   for `|s·q·k| < 2⁶³`) and the entry attaining the maximum has
-///   `p ≥ 1/2` (the row is never lost to underflow); zero weights stay
-///   exactly 0.
+///   running maximum of `λ̂_ij = ln2·(e(w_ij) − 126) + D_ij`, where
+///   `w = f(s·q·k)` is evaluated in Float32 from the (rounded) score `t = s·q·k`
+///   (`t²` of a binary16 `t` is exact in Float32, so the bound is right even
+///   where the binary16 product `t²` underflows) and `e(w)` is its biased
+///   Float32 exponent, i.e. an upper bound of `log w_ij + D_ij` within
+///   `ln 2` (no logarithm evaluated). Hence every
+///   `p_ij = w_ij·exp(D_ij − m_i) ≤ 1` (nothing overflows for
+///   `|s·q·k| < 2⁶³`) and the entry attaining the maximum has `p ≥ 1/2`
+///   (the row is never lost to underflow); zero weights stay exactly 0.
+///   Pure float16 evaluates `p = t²·exp(D − m)` as
+///   `(t·2^k)²·(exp(D − m)·2^{−2k})` (linear: `(t·2^k)·(exp(D − m)·2^{−k})`)
+///   with `k ≥ 0` the power of two that brings `|t|` into `[1/2, 1)` (0 when
+///   `|t| ≥ 1/2`; the scalings are exact, `exp` is Float32 scaled then
+///   rounded), so neither `t²` underflows nor `exp(D − m)` overflows
+///   binary16; the result is the same as the plain evaluation wherever that
+///   neither underflows nor overflows.
 ///
 /// An initial state enters as a first pseudo block with log-weight
-/// `L_i + ln2·(e(den₀) − 126)`, `den₀ = c·φ(q_i)ᵀz₀` (both rules). The final
-/// state is formed as in the quadratic form.
+/// `L_i + ln2·(e(den₀) − 126)`, `den₀ = c·φ(q_i)ᵀz₀` (both rules); with
+/// binary16 storage its query features and `S₀` are lifted by powers of two
+/// before they are stored (`RowGuard`; the lift is taken out of the bound and
+/// the scaling), so a tiny `c·φ(q_i)` does not lose its digits. The final
+/// state is formed as in the quadratic form (segment sums `D_{N−1,j}`).
 ///
 /// Un-normalised cores have nothing to normalise: the tiled form is plain
-/// blocked accumulation `acc += P·V` with `p = f(s·q·k)·exp(L_i − L_j)`
+/// blocked accumulation `acc += P·V` with `p = f(s·q·k)·exp(D_ij)`
 /// (exponential: an online maximum, folded back by `exp(m_i)` at the end).
 enum TiledForm {
     static func run(_ seq: SequenceData, _ ctx: CoreContext) -> FormResult {
         let a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
         let tile = Swift.max(1, Swift.min(ctx.options.tileSize, Swift.max(n, 1)))
-        let L = seq.globalPrefix(a)
+        let decay = seq.exponents(ctx)
+        let L: UnsafePointer<Float>? = decay.map { UnsafePointer($0.prefix) }
+        let steps = decay?.steps
+        let blocks = steps != nil ? decay!.blockSums(tile: tile) : nil
         let values = seq.augmentedValues(ldv: ldv)
         let acc = allocateFloats(n * ldv, fill: 0)
         let s0 = Features.initialState(ctx, seq)
         let x = allocateFloats(tile * tile), tmp = allocateFloats(tile), w = allocateFloats(tile)
-        defer { L?.deallocate(); values.deallocate(); acc.deallocate(); s0?.deallocate()
-                x.deallocate(); tmp.deallocate(); w.deallocate() }
+        let ellq = allocateFloats(tile), dbuf = allocateFloats(tile)
+        defer { decay?.deallocate(); blocks?.suffix.deallocate(); values.deallocate(); acc.deallocate(); s0?.deallocate()
+                x.deallocate(); tmp.deallocate(); w.deallocate(); ellq.deallocate(); dbuf.deallocate() }
+        let guarded = RowGuard.active(ctx)
+        let eta = guarded && s0 != nil ? RowGuard.stateLift(s0!, ctx.internalFeatures(dk)! * ldv) : 0
         let online = ctx.isSum || ctx.isExponential
         let faithful = ctx.isSum && !ctx.isExponential && !ctx.options.stableTiledMaximum
         let ln2 = Float(M_LN2)
@@ -61,16 +90,44 @@ enum TiledForm {
             var m = [Float](repeating: -.infinity, count: tq)
             if let s0 {
                 if ctx.isSum {
-                    GlobalStateTerms.addInitial(ctx, seq, s0: s0, L: nil, i0: q0, rows: tq, acc: out)
+                    // Row guard of the binary16-stored pseudo block: features
+                    // lifted by 2^{γ_r − η}, S₀ by 2^η (so `out` holds 2^{γ_r}×
+                    // the term); the bound and the scaling below undo 2^{γ_r}.
+                    var shifts: [Int]? = nil
+                    if guarded {
+                        shifts = (0..<tq).map { r in
+                            let other = ctx.featureScale * RowGuard.featureMax(ctx, seq.q + (q0 + r) * dk, dk: dk)
+                                * RowGuard.power(-eta)
+                            return Swift.min(RowGuard.lift(other), RowGuard.cap(ctx, base: ctx.featureScale, eta: eta))
+                        }
+                    }
+                    GlobalStateTerms.addInitial(ctx, seq, s0: s0, L: nil, i0: q0, rows: tq, acc: out,
+                                                rowShift: shifts, stateShift: eta)
                     for r in 0..<tq {
                         let li: Float = L?[q0 + r] ?? 0
+                        let gamma = Swift.max(0, shifts?[r] ?? 0)
                         let den = abs(out[r * ldv + dv])
-                        let bound = den == 0 ? li : a.op(li + ln2 * Float(Int((den.bitPattern >> 23) & 0xFF) - 126))
+                        let e = Int((den.bitPattern >> 23) & 0xFF) - 126 - gamma
+                        let bound = den == 0 ? li : a.op(li + ln2 * Float(e))
                         m[r] = bound
-                        Rows.scale(ctx, out + r * ldv, ldv, by: a.op(exp(a.op(li - bound))))
+                        Rows.scale(ctx, out + r * ldv, ldv, by: a.op(exp(a.op(li - bound)) * RowGuard.power(-gamma)))
                     }
                 } else {
                     GlobalStateTerms.addInitial(ctx, seq, s0: s0, L: L, i0: q0, rows: tq, acc: out)
+                }
+            }
+            // Segment-sum pieces of this query block: ℓ_i and, per earlier key
+            // block b, C_b = total[b+1] + … + total[qb−1] (summed backwards).
+            let qb = q0 / tile
+            var between = [Float](repeating: 0, count: qb)
+            if let blocks {
+                seq.localPrefix(start: q0, count: tq, into: ellq, a)
+                var c: Float = 0
+                var b = qb - 1
+                while b >= 0 {
+                    between[b] = c
+                    c = a.op(c + blocks.total[b])
+                    b -= 1
                 }
             }
             var k0 = 0
@@ -78,26 +135,43 @@ enum TiledForm {
                 let tk = Swift.min(tile, n - k0), diagonal = k0 == q0
                 a.gemm(transA: false, transB: true, m: tq, n: tk, k: dk, a: seq.q + q0 * dk, lda: dk,
                        b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: tk)
-                let lj: UnsafePointer<Float>? = L.map { UnsafePointer($0 + k0) }
                 for r in 0..<tq {
                     let i = q0 + r, row = x + r * tk, cnt = diagonal ? r + 1 : tk
-                    let li: Float = L?[i] ?? 0
+                    // Exponents D_ij, j = k0 ..< k0 + cnt, into dbuf.
+                    var d: UnsafePointer<Float>? = nil
+                    if let decay {
+                        if let steps, let blocks {
+                            if diagonal {
+                                var s: Float = 0
+                                dbuf[r] = 0
+                                var j = r - 1
+                                while j >= 0 { s = a.op(s + steps[q0 + j + 1]); dbuf[j] = s; j -= 1 }
+                            } else {
+                                let p = a.op(ellq[r] + between[k0 / tile])
+                                for j in 0..<cnt { dbuf[j] = p + blocks.suffix[k0 + j] }
+                                a.op(dbuf, cnt)
+                            }
+                        } else {
+                            let li = decay.prefix[i]
+                            for j in 0..<cnt { dbuf[j] = li - decay.prefix[k0 + j] }
+                            a.op(dbuf, cnt)
+                        }
+                        d = UnsafePointer(dbuf)
+                    }
                     if !online {
-                        Rows.weights(ctx, row, cnt, li: li, lj: lj, tmp: tmp)
+                        Rows.weights(ctx, row, cnt, exponents: d, tmp: tmp)
                     } else if ctx.isExponential {
-                        let bm = Rows.logits(ctx, row, cnt, li: li, lj: lj, tmp: tmp)
+                        let bm = Rows.logits(ctx, row, cnt, exponents: d)
                         rescale(ctx, out + r * ldv, ldv, m: &m[r], to: Swift.max(m[r], bm))
                         Rows.expShifted(ctx, row, cnt, m: m[r])
                     } else {
-                        // Raw scores, then weights w = f(raw).
+                        // Raw scores t = s·q·k, weights w = f(t) in Float32
+                        // (exact for binary16 t: never an underflowed product).
                         for j in 0..<cnt { row[j] *= ctx.scale }
                         a.op(row, cnt)
                         for j in 0..<cnt { w[j] = ctx.isSquared ? row[j] * row[j] : row[j] }
-                        a.op(w, cnt)
-                        // Log-decay D_j = L_i − L_j.
-                        if let lj {
-                            for j in 0..<cnt { tmp[j] = li - lj[j] }
-                            a.op(tmp, cnt)
+                        if let d {
+                            tmp.update(from: d, count: cnt)
                         } else {
                             tmp.update(repeating: 0, count: cnt)
                         }
@@ -114,13 +188,11 @@ enum TiledForm {
                         let mi = m[r]
                         if mi == -.infinity {
                             row.update(repeating: 0, count: cnt)
+                        } else if a.pureHalf {
+                            halfWeights(ctx, row, w, tmp, cnt, m: mi)
                         } else {
-                            for j in 0..<cnt { tmp[j] -= mi }
-                            a.op(tmp, cnt)
-                            for j in 0..<cnt { tmp[j] = exp(tmp[j]) }
-                            a.op(tmp, cnt)
+                            for j in 0..<cnt { tmp[j] = exp(tmp[j] - mi) }
                             for j in 0..<cnt { row[j] = w[j] == 0 ? 0 : w[j] * tmp[j] }
-                            a.op(row, cnt)
                         }
                     }
                     (row + cnt).update(repeating: 0, count: tk - cnt)
@@ -144,12 +216,30 @@ enum TiledForm {
         }
         var (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
         if !lost.isEmpty {
-            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, SPEC §6: exp(L_i − L_j − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
+            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, SPEC §6: exp(D_ij − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
         }
-        let state = ctx.isExponential ? nil : GlobalStateTerms.final(ctx, seq, s0: s0, L: L, values: values)
+        let state = ctx.isExponential ? nil : GlobalStateTerms.final(ctx, seq, s0: s0, decay: decay, values: values)
         return FormResult(o: o, state: state, notes: notes)
     }
 
+    /// Pure float16 `p_j = f(t_j)·exp(D_j − m)` (`row` holds the binary16
+    /// scores `t`, `w` their Float32 `f(t)`, `d` the exponents `D`),
+    /// evaluated as `(t·2^k)^p · (exp(D − m)·2^{−p·k})` with
+    /// `k = RowGuard.lift(|t|)` (see the type): exact power-of-two scalings,
+    /// every operation rounded to binary16.
+    private static func halfWeights(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>,
+                                    _ w: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ cnt: Int, m: Float) {
+        let a = ctx.arith, p = ctx.isSquared ? 2 : 1
+        for j in 0..<cnt { d[j] -= m }
+        a.op(d, cnt)
+        for j in 0..<cnt {
+            let k = Swift.min(RowGuard.lift(abs(row[j])), 60)
+            let t = row[j] * RowGuard.power(k)
+            let f = p == 2 ? a.op(t * t) : t
+            let e = a.op(exp(d[j]) * RowGuard.power(-p * k))
+            row[j] = w[j] == 0 ? 0 : a.op(f * e)
+        }
+    }
     /// Raises the running maximum to `mNew`, scaling the accumulated row by
     /// `exp(m − mNew)` (nothing to scale while `m = −∞`).
     private static func rescale(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int,

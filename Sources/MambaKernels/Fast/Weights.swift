@@ -11,7 +11,8 @@ import MambaVariants
 /// difference `l_i − l_j` and exponentiated only for causal entries
 /// (`j ≤ i`, where `l_i − l_j ≤ 0` for a genuine decay), so nothing
 /// overflows; entries above the diagonal are exact zeros and never
-/// exponentiated. Decay factors below 2⁻⁶⁰ are flushed to zero (`flushed`). In pure float16 each operation is a separate rounded
+/// exponentiated. The quadratic and tiled forms pass the exponents
+/// precomputed as segment sums (`exponents:` variants, `DecayExponents`). Decay factors below 2⁻⁶⁰ are flushed to zero (`flushed`). In pure float16 each operation is a separate rounded
 /// pass; otherwise the loop is fused.
 enum Rows {
     /// `x[j] ← f(s·x[j]) · exp(li − lj[j])` for `j < count` (`lj == nil`: no
@@ -50,6 +51,122 @@ enum Rows {
                 for j in 0..<count { x[j] *= s }
             }
         }
+    }
+
+    /// `x[j] ← f(s·x[j]) · exp(d[j])` for `j < count` with precomputed
+    /// log-decay exponents `d` (`DecayExponents`; nil: no decay).
+    /// Non-exponential scores only.
+    static func weights(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ count: Int,
+                        exponents d: UnsafePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
+        guard count > 0 else { return }
+        guard let d else { weights(ctx, x, count, li: 0, lj: nil, tmp: tmp); return }
+        let s = ctx.scale, a = ctx.arith, sq = ctx.isSquared
+        if a.pureHalf {
+            for j in 0..<count { x[j] *= s }
+            a.op(x, count)
+            if sq {
+                for j in 0..<count { x[j] *= x[j] }
+                a.op(x, count)
+            }
+            for j in 0..<count { tmp[j] = exp(d[j]) }
+            a.op(tmp, count)
+            for j in 0..<count { x[j] *= tmp[j] }
+            a.op(x, count)
+            return
+        }
+        if sq {
+            for j in 0..<count { let t = s * x[j]; x[j] = t * t * flushed(exp(d[j])) }
+        } else {
+            for j in 0..<count { x[j] = s * x[j] * flushed(exp(d[j])) }
+        }
+    }
+
+    /// The weights of `weights(_:_:_:exponents:tmp:)` times a row factor
+    /// `2^γ` (`γ ≥ 0`, returned): the underflow guard of sum-normalised
+    /// cores whose weights are stored in binary16 (`RowGuard`).
+    ///
+    /// `γ = RowGuard.lift(max(max_j |w_j|, other))` capped at `cap`, where
+    /// `other` is the largest entry of the row's state-term operand (the
+    /// query features, which the caller scales by the same `2^γ`): rows whose
+    /// largest entry is below 1/2 are lifted so that it lies in `[1/2, 1)`;
+    /// other rows are unchanged (`γ = 0`), so binary16 overflow stays visible.
+    /// The factor is a power of two: barring under/overflow the stored
+    /// weights are exactly `2^γ` times the unguarded ones and `num/den` is
+    /// bit-identical.
+    ///
+    /// acc32 modes: the Float32 weights are multiplied by `2^γ` (exact).
+    /// Pure float16, where the weight itself is formed in binary16 (and
+    /// `(s·q·k)²` underflows long before the product is stored): the factor is
+    /// chosen from a Float32 evaluation of the row and folded into the factors
+    /// *before* they are rounded: `t = s·x` (rounded) times `2^{k₁}` (exact,
+    /// `|t·2^{k₁}| < 1`), then squared (squared score), then times
+    /// `exp(d)·2^{k₂}` (`exp` in Float32 scaled exactly, then rounded;
+    /// `k₂ ≤ 14` so the factor stays below 2¹⁴), with `γ = p·k₁ + k₂`
+    /// (`p` = 2 squared, 1 linear). Same roundings as the unguarded path.
+    static func guardedWeights(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ count: Int,
+                               exponents d: UnsafePointer<Float>?, other: Float, cap: Int,
+                               tmp: UnsafeMutablePointer<Float>) -> Int {
+        guard count > 0 else { return Swift.max(0, Swift.min(RowGuard.lift(other), cap)) }
+        let a = ctx.arith
+        if !a.pureHalf {
+            weights(ctx, x, count, exponents: d, tmp: tmp)
+            var m: Float = 0
+            for j in 0..<count { m = Swift.max(m, abs(x[j])) }
+            let g = Swift.max(0, Swift.min(RowGuard.lift(Swift.max(m, other)), cap))
+            if g > 0 { scale(ctx, x, count, by: RowGuard.power(g)) }
+            return g
+        }
+        let s = ctx.scale, sq = ctx.isSquared, p = sq ? 2 : 1
+        for j in 0..<count { x[j] *= s }
+        a.op(x, count)
+        var tau: Float = 0, wmax: Float = 0
+        if let d {
+            for j in 0..<count { tmp[j] = exp(d[j]) }
+        } else {
+            tmp.update(repeating: 1, count: count)
+        }
+        for j in 0..<count {
+            let t = abs(x[j])
+            tau = Swift.max(tau, t)
+            wmax = Swift.max(wmax, (sq ? t * t : t) * tmp[j])
+        }
+        let gamma = Swift.max(0, Swift.min(RowGuard.lift(Swift.max(wmax, other)), cap))
+        let k1 = Swift.min(RowGuard.lift(tau), gamma / p)
+        let k2 = Swift.min(gamma - p * k1, 14)
+        if k1 > 0 {
+            let f = RowGuard.power(k1)
+            for j in 0..<count { x[j] *= f }
+            a.op(x, count)
+        }
+        if sq {
+            for j in 0..<count { x[j] *= x[j] }
+            a.op(x, count)
+        }
+        if d != nil || k2 > 0 {
+            let f = RowGuard.power(k2)
+            for j in 0..<count { tmp[j] *= f }
+            a.op(tmp, count)
+            for j in 0..<count { x[j] *= tmp[j] }
+            a.op(x, count)
+        }
+        return p * k1 + k2
+    }
+
+    /// Exponential score, log domain: `x[j] ← s·x[j] + d[j]` with
+    /// precomputed exponents (nil: no decay); returns the row maximum.
+    @discardableResult
+    static func logits(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ count: Int,
+                       exponents d: UnsafePointer<Float>?) -> Float {
+        let s = ctx.scale, a = ctx.arith
+        for j in 0..<count { x[j] *= s }
+        a.op(x, count)
+        if let d {
+            for j in 0..<count { x[j] += d[j] }
+            a.op(x, count)
+        }
+        var m = -Float.infinity
+        for j in 0..<count { m = Swift.max(m, x[j]) }
+        return m
     }
 
     /// Exponential score, log domain: `x[j] ← s·x[j] + (li − lj[j])`; returns
@@ -92,6 +209,68 @@ enum Rows {
     static func scale(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) {
         for j in 0..<n { row[j] *= c }
         ctx.arith.op(row, n)
+    }
+}
+
+/// The underflow guard of sum-normalised, non-exponential cores whose
+/// weights, query features or state are stored in binary16 (`float16Acc32`
+/// and pure `float16`; binary16's smallest normal number is 2⁻¹⁴ ≈ 6.1·10⁻⁵,
+/// and a row of squared scores `(s·q·k)² < 2⁻²⁴` rounds to all zeros,
+/// giving `0/0` where the exact result is finite).
+///
+/// Flash style, each row `i` of the quadratic and chunked forms is scaled by
+/// a power of two `2^{γ_i}` before its operands are stored: the intra-row
+/// weights `w_ij` *and* the query features of the state term
+/// (`c·exp(ℓ_i)·φ(q_i)`), so numerator and denominator carry the same factor
+/// and `num_i/den_i` is unchanged (exactly: powers of two commute with every
+/// rounding barring under/overflow). The state multiplying the queries is
+/// scaled by `2^η` (`η = lift(max|[S | z]|)`, the query features by `2^{−η}`).
+/// Only *lifts* (`γ, η ≥ 0`): rows and states whose largest entry is at least
+/// 1/2 are stored unscaled, so values beyond binary16's range (65504) still
+/// overflow visibly (SPEC §6, `HazardTests.float16OverflowIsDetected`); the
+/// tiled form with the stable maximum is the form free of both.
+enum RowGuard {
+    /// Whether `ctx` stores weights in binary16 and normalises rows.
+    static func active(_ ctx: CoreContext) -> Bool {
+        ctx.isSum && !ctx.isExponential && (ctx.arith.pureHalf || ctx.arith.operand == .float16)
+    }
+
+    /// `k ≥ 0` with `m·2^k ∈ [1/2, 1)` when `0 < m < 1/2`, else 0 (capped at 126).
+    static func lift(_ m: Float) -> Int {
+        guard m > 0, m.isFinite, m < 0.5 else { return 0 }
+        return Swift.min(-Int(m.exponent) - 1, 126)
+    }
+
+    /// `2^k` (exact for `−149 ≤ k ≤ 127`; 0 below, +Inf above).
+    static func power(_ k: Int) -> Float { Float(sign: .plus, exponent: k, significand: 1) }
+
+    /// The largest `|φ(q)_a|` of a query row (Float32 probe; ReLU already
+    /// applied for relu-linear): `max|q|`, or for the squared map
+    /// `max(m₁², √2·m₁·m₂)` (`m₁ ≥ m₂` the two largest `|q_d|`; `m₁²` for the
+    /// full `d²` map).
+    static func featureMax(_ ctx: CoreContext, _ q: UnsafePointer<Float>, dk: Int) -> Float {
+        var m1: Float = 0, m2: Float = 0
+        for d in 0..<dk {
+            let x = abs(q[d])
+            if x > m1 { m2 = m1; m1 = x } else if x > m2 { m2 = x }
+        }
+        guard ctx.isSquared else { return m1 }
+        return ctx.options.fullSecondOrderState ? m1 * m1 : Swift.max(m1 * m1, Float(2.0.squareRoot()) * m1 * m2)
+    }
+
+    /// `η = lift(max|x|)` over `count` values (NaN/Inf: 0).
+    static func stateLift(_ x: UnsafePointer<Float>, _ count: Int) -> Int {
+        var m: Float = 0
+        for i in 0..<count { m = Swift.max(m, abs(x[i])) }
+        return lift(m)
+    }
+
+    /// Largest `γ` such that a binary16 query-feature scale `base·2^{γ−η}`
+    /// stays below 2¹⁴ (pure float16 rounds the scale itself); unbounded in
+    /// the acc32 modes, whose scale is Float32.
+    static func cap(_ ctx: CoreContext, base: Float, eta: Int) -> Int {
+        guard ctx.arith.pureHalf, base > 0, base.isFinite else { return Int.max }
+        return eta + 13 - Int(base.exponent)
     }
 }
 

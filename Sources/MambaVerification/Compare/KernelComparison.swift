@@ -99,6 +99,26 @@ public enum KernelComparison {
         return Swift.max(1, n / 16).squareRoot()
     }
 
+    /// The absolute error that gradual underflow can add, expressed as a
+    /// magnitude (the verdict multiplies it by `boundFactor·u_F`): each of the
+    /// `n = N + F + dk` operations or stored terms that produce an output may
+    /// round in the subnormal range of the storage or accumulation format,
+    /// where the error is up to half the smallest subnormal `η/2` whatever
+    /// the operands' size — the one error not proportional to any magnitude.
+    /// It is `n·η/(2u_F)` with the larger `η` of the two formats: `n·2⁻¹⁴` for
+    /// binary16 storage (η = 2⁻²⁴), negligible for Float32 and bfloat16.
+    public static func underflowFloor(_ p: CoreProblem, format: NumberFormat, mode: PrecisionMode) -> Double {
+        let acc: NumberFormat
+        switch mode {
+        case .float16: acc = .binary16
+        case .tf32: acc = .tf32
+        default: acc = .binary32
+        }
+        let eta = Swift.max(acc.leastNonzeroMagnitude, format.leastNonzeroMagnitude)
+        let n = Double(p.length + (p.featureDim ?? p.keyDim) + p.keyDim)
+        return n * eta / 2 / format.unitRoundoff
+    }
+
     /// One report case per tensor (`o`, and `final_state`/`final_state_z` when
     /// the candidate returned a final state), named `name` (e.g. `2mamba/candidate/float16`).
     ///
@@ -116,16 +136,17 @@ public enum KernelComparison {
         let metrics = try TensorMetrics(candidate: candidate.o, reference: ref, shape: shape, format: settings.format)
         let ratio = accumulationRatio(format: settings.format, mode: settings.effectiveMode)
         let growth = lengthFactor(problem)
+        let floor = underflowFloor(problem, format: settings.format, mode: settings.effectiveMode)
         let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o,
                                                 magnitude: zip(ref.effectiveMagnitude(accumulationRatio: ratio, growth: growth),
-                                                               stateMagnitude(problem, oracle: ref.oDouble)).map { $0 + $1 },
+                                                               stateMagnitude(problem, oracle: ref.oDouble)).map { $0 + $1 + floor },
                                                 baselines: baselines.map(\.o), shape: shape, format: settings.format)
         cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict,
                                 durationSeconds: seconds(since: start)))
         if let cs = candidate.finalState, let f = problem.featureDim, let s = ref.finalStateS {
             let fm = finalStateMagnitude(problem)
-            let mag = (s: effectiveMagnitude(storage: fm.s, accumulation: fm.sAcc, ratio: ratio, growth: growth),
-                       z: effectiveMagnitude(storage: fm.z, accumulation: fm.zAcc, ratio: ratio, growth: growth))
+            let mag = (s: effectiveMagnitude(storage: fm.s, accumulation: fm.sAcc, ratio: ratio, growth: growth).map { $0 + floor },
+                       z: effectiveMagnitude(storage: fm.z, accumulation: fm.zAcc, ratio: ratio, growth: growth).map { $0 + floor })
             let sShape = [problem.batch, problem.heads, f, problem.valueDim]
             let bs = baselines.compactMap { $0.finalState?.s }
             cases.append(ReportCase(

@@ -108,7 +108,11 @@ public struct KernelProperty: Sendable {
     /// the first part's final state, within the verdict of T9 (the split run
     /// is the candidate, the full run the baseline).
     public static let stateRoundTrip = KernelProperty(name: "state round trip", theorem: "T1") { kernel, c in
-        guard kernel.supportsState, c.length >= 2 else { return .pass }
+        // With decays given as prefix sums, the second part would need
+        // L'_t = L_t − L_{n1−1}, which is not representable in the kernel's
+        // input format in general: the split would change the inputs. The round
+        // trip is checked on cases with per-step decays (and without decay).
+        guard kernel.supportsState, c.length >= 2, !c.decayAsPrefixSum else { return .pass }
         let p = c.problem(for: kernel)
         guard p.featureDim != nil else { return .pass }
         var g = SeededGenerator(seed: c.seed ^ 0x5711)

@@ -19,9 +19,10 @@ import MambaVariants
 ///   (scale, exp, product with the decay, division): at most
 ///   `K = 2·dk + F + 2·N + 20` roundings on any path, giving `γ_K·M_ij`;
 /// - the decay `exp(L_i − L_j)`: the Float32 prefix sum of `i + 1` terms of
-///   one sign has absolute error `≤ u·(i+1)·|L_i|` (global prefix sums,
-///   worst of the forms; chunk-local sums and products of per-chunk or
-///   per-step exps are smaller, `≤ 3·N·u` relative), so `Γ` carries a
+///   one sign has absolute error `≤ u·(i+1)·|L_i|` (global prefix sums, the
+///   worst case — `KernelOptions.globalPrefixSums`; the default segment
+///   sums, chunk-local sums and products of per-step exps are smaller,
+///   `≤ u·(i−j)·|L_i − L_j|` and `≤ 3·N·u` relative), so `Γ` carries a
 ///   relative error `δΓ_i = 2u·(i+1)·S_i + 3Nu` with `S_i = Σ_{t≤i}|a_t|`;
 /// - exponential score: the exponent `λ = s·q·k + L_i − L_j` itself carries
 ///   `s·γ_dk·A_ij + 2u(|λ_ij| + |m_i|)`, which becomes a relative error of `w`;
