@@ -39,6 +39,15 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     /// Whether every case passed (true for a report without cases).
     public var passed: Bool { cases.allSatisfy(\.passed) }
 
+    /// The report with every case's wall-clock duration set to 0, so that the
+    /// same inputs and seed give byte-identical reports (the CLI's default;
+    /// `--timings` keeps them).
+    public var withoutTimings: VerificationReport {
+        var r = self
+        for i in r.cases.indices { r.cases[i].durationSeconds = 0 }
+        return r
+    }
+
     /// The cases that failed, in report order.
     public var failedCases: [ReportCase] { cases.filter { !$0.passed } }
 

@@ -53,6 +53,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Write the JSON report here.") var json: String?
     @Option(help: "Write a JUnit XML report here.") var junit: String?
     @Option(help: "Write a Markdown summary here.") var markdown: String?
+    @Flag(help: "Keep wall-clock durations in the reports (by default they are 0, so that reports are reproducible byte for byte).")
+    var timings = false
     @OptionGroup var policy: PolicyOptions
 
     func run() throws {
@@ -112,7 +114,7 @@ struct CompareCommand: ParsableCommand {
                                         command: "mambacheck compare --variant \(variant) --format \(fmt.rawValue)",
                                         seed: 0, cases: cases)
         printDetails(report)
-        try writeReports(report, json: json, junit: junit, markdown: markdown)
+        try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
         if !report.passed {
             throw VerificationFailed(description: "FAIL: " + report.failedCases.map { "\($0.tensor): \($0.verdict.reason)" }.joined(separator: "; "))
         }

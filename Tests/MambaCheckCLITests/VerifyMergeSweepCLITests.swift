@@ -5,6 +5,20 @@ import Testing
 /// `verify --shard`, `merge` and `sweep` end to end.
 @Suite("verify shards, merge, sweep")
 struct VerifyMergeSweepCLITests {
+    /// Same inputs and seed → byte-identical reports (durations are zeroed
+    /// unless `--timings` is given).
+    @Test func reportsAreReproducibleByteForByte() throws {
+        let dir = try CLI.temporaryDirectory("determinism")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var outputs: [Data] = []
+        for i in 0..<2 {
+            let json = dir.appendingPathComponent("r\(i).json"), junit = dir.appendingPathComponent("r\(i).xml")
+            _ = try CLI.run(["verify", "--quick", "--shard", "5/40", "--json", json.path, "--junit", junit.path])
+            outputs.append(try Data(contentsOf: json) + Data(contentsOf: junit))
+        }
+        #expect(outputs[0] == outputs[1], "two identical verify runs wrote different reports")
+    }
+
     @Test func shardedVerifyAndMerge() throws {
         let dir = try CLI.temporaryDirectory("verify")
         defer { try? FileManager.default.removeItem(at: dir) }
