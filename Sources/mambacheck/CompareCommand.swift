@@ -128,7 +128,7 @@ struct CompareCommand: ParsableCommand {
             print("\n[\(c.tensor)] max abs \(sci(m.maxAbsoluteError))  max rel \(sci(m.maxRelativeError))  median rel \(sci(m.medianRelativeError))  ulp p50/p99/max \(sci(m.ulpP50))/\(sci(m.ulpP99))/\(sci(m.ulpMax))  normwise \(sci(m.normwiseRelativeError))  rms ratio \(sci(m.rmsRatio))")
             print("  verdict: \(c.verdict.passed ? "pass" : "FAIL") — \(c.verdict.reason)")
             if !m.worst.isEmpty {
-                print("  worst elements (index: candidate vs oracle, |err|, ulps, condition):")
+                print("  worst elements (index [b, h, n, d] for o, whatever --layout; candidate vs oracle, |err|, ulps, condition):")
                 for w in m.worst.prefix(5) {
                     print("    \(w.index): \(w.candidate) vs \(w.oracle), \(sci(w.absoluteError)), \(sci(w.ulpError)), \(w.condition.map(sci) ?? "-")")
                 }
