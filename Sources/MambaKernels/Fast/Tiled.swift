@@ -110,7 +110,7 @@ enum TiledForm {
                         let e = Int((den.bitPattern >> 23) & 0xFF) - 126 - gamma
                         let bound = den == 0 ? li : a.op(li + ln2 * Float(e))
                         m[r] = bound
-                        Rows.scale(ctx, out + r * ldv, ldv, by: a.op(exp(a.op(li - bound)) * RowGuard.power(-gamma)))
+                        liftPseudoRow(ctx, out + r * ldv, ldv, exponent: a.op(li - bound), gamma: gamma)
                     }
                 } else {
                     GlobalStateTerms.addInitial(ctx, seq, s0: s0, L: L, i0: q0, rows: tq, acc: out)
@@ -240,6 +240,35 @@ enum TiledForm {
             row[j] = w[j] == 0 ? 0 : a.op(f * e)
         }
     }
+    /// Scales a pseudo-block row by `exp(x)·2^{−γ}` (`x = L_i − bound`, so the
+    /// factor is ≈ `1/den₀`, taking the denominator into `[1/2, 1)`). When
+    /// that factor is not representable in the working format — pure
+    /// float16 with a (lifted) `den₀ < 2⁻¹⁵`, e.g. a subnormal binary16
+    /// denominator of a decayed state: the factor ≥ 2¹⁶ rounds to +Inf and
+    /// the row became Inf, then `Inf·exp(m − m′) → Inf`, `Inf − Inf`/`Inf·0`
+    /// gave NaN — it is applied as `(exp(x)·2^{−γ−s})·2^s` with the first
+    /// factor in `[2¹⁴, 2¹⁵)` (one rounding, as before) and `2^s` applied in
+    /// exact power-of-two steps of at most `2¹⁴` (the row only grows, so the
+    /// steps neither underflow nor lose digits).
+    private static func liftPseudoRow(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int,
+                                      exponent x: Float, gamma: Int) {
+        let a = ctx.arith
+        let f = a.op(exp(x) * RowGuard.power(-gamma))
+        if f.isFinite {
+            Rows.scale(ctx, row, n, by: f)
+            return
+        }
+        let t = exp(Double(x)) * Double(sign: .plus, exponent: -gamma, significand: 1)
+        guard t.isFinite, t > 0 else { Rows.scale(ctx, row, n, by: f); return }
+        var s = Swift.max(0, Int(t.exponent) - 14)
+        Rows.scale(ctx, row, n, by: a.op(Float(t * Double(sign: .plus, exponent: -s, significand: 1))))
+        while s > 0 {
+            let k = Swift.min(s, 14)
+            Rows.scale(ctx, row, n, by: RowGuard.power(k))
+            s -= k
+        }
+    }
+
     /// Raises the running maximum to `mNew`, scaling the accumulated row by
     /// `exp(m − mNew)` (nothing to scale while `m = −∞`).
     private static func rescale(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int,

@@ -1,6 +1,7 @@
 import Testing
 import MambaKernels
 import MambaVariants
+import MambaVerification
 
 /// The numerical hazards of SPEC §6 that the optimized kernels must expose
 /// rather than hide.
@@ -152,6 +153,49 @@ struct FastHazardTests {
             #expect(out.finalState!.s.allSatisfy { $0.isFinite })
         }
     }
+
+    /// Regression (property-test find): relu-linear-decay-sum in pure float16,
+    /// tiled form, the second half of a state round trip (tokens 52…182 from
+    /// the state after 52 tokens). Row 26 of that half has a decayed initial
+    /// state whose binary16 denominator `c·φ(q)ᵀz₀` is subnormal even after
+    /// the row lift (≈1.2·10⁻⁵), so the pseudo block's normalising factor
+    /// `exp(L_i − bound)·2^{−γ}` ≈ 2¹⁶ overflowed binary16 to +Inf, the row
+    /// became Inf and the next key block's rescale made it NaN (oracle 0.2758).
+    @Test func tiledPseudoBlockTinyDenominatorFloat16() throws {
+        let core = CoreSpec(score: .reluLinear, hasDecay: true, normalization: .sum)
+        let seed: UInt64 = 2099068286
+        let c = PropertyCase(length: 183, keyDim: 8, valueDim: 1, heads: 1, batch: 1, withInitialState: false,
+                             decayAsPrefixSum: false, distribution: seed % 3 == 0 ? .fla : .paper, seed: seed)
+        let o = PropertySuite.replay(KernelProperty.stateRoundTrip, BuiltinKernel(core: core, mode: .float16), c)
+        #expect(o.passed, "\(o.detail)")
+
+        // The same situation directly: tiles of 16, the second half run
+        // from the float16 state after 52 tokens, and row 26 (the
+        // row whose pseudo-block factor overflowed) agrees with the quadratic
+        // form on the same input.
+        let p = c.problem(for: kernel(core))
+        guard case .perStep(let a)? = p.decay else { Issue.record("expected per-step decays"); return }
+        let n1 = 52, dk = p.keyDim, dv = p.valueDim
+        var first = p, second = p
+        first.length = n1; second.length = p.length - n1
+        first.q = Array(p.q[..<(n1 * dk)]); second.q = Array(p.q[(n1 * dk)...])
+        first.k = Array(p.k[..<(n1 * dk)]); second.k = Array(p.k[(n1 * dk)...])
+        first.v = Array(p.v[..<(n1 * dv)]); second.v = Array(p.v[(n1 * dv)...])
+        first.decay = .perStep(Array(a[..<n1])); second.decay = .perStep(Array(a[n1...]))
+        let options = KernelOptions(chunkSize: 16, tileSize: 16)
+        let head = try CoreKernels.run(first, form: .tiled, mode: .float16, options: options)
+        second.initialState = try #require(head.finalState)
+        let tiled = try CoreKernels.run(second, form: .tiled, mode: .float16, options: options)
+        let quadratic = try CoreKernels.run(second, form: .quadratic, mode: .float16, options: options)
+        // Rows with an exactly zero denominator (all-zero relu features) are
+        // NaN in every form; every other row must be finite.
+        let lost = tiled.o.indices.filter { !tiled.o[$0].isFinite && quadratic.o[$0].isFinite }
+        #expect(lost.isEmpty, "tiled rows non-finite where the quadratic form is finite: \(lost); \(tiled.diagnostics)")
+        #expect(abs(tiled.o[26 * dv] - quadratic.o[26 * dv]) < 0.05,
+                "row 26: tiled \(tiled.o[26 * dv]), quadratic \(quadratic.o[26 * dv])")
+    }
+
+    private func kernel(_ core: CoreSpec) -> BuiltinKernel { BuiltinKernel(core: core, mode: .float16) }
 }
 
 /// What the precision modes promise about their outputs.
