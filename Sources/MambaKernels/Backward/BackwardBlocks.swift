@@ -23,13 +23,18 @@ enum PairWeights {
     ///
     /// for the causal pairs `j ≤ r + diagonalOffset` (every pair when
     /// `diagonalOffset` is nil), exact zeros elsewhere. `li`/`lj` are the log
-    /// decays of rows and columns (nil: no decay). Decay factors below 2⁻⁶⁰
+    /// decays of rows and columns (nil: no decay), used as `li_r − lj_j`;
+    /// `exponents` (`rows × cols`, leading dimension `cols`), when given,
+    /// holds the pair exponents `D_rj` themselves (the segment sums of
+    /// `DecayExponents`, SPEC §6) and replaces `li`/`lj`. Decay factors below 2⁻⁶⁰
     /// are flushed as in the forward; a row with `m_r = −∞` (no weight) is zero.
     static func compute(_ ctx: CoreContext, x: UnsafePointer<Float>, rows: Int, cols: Int, diagonalOffset: Int?,
                         li: UnsafePointer<Float>?, lj: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
+                        exponents: UnsafePointer<Float>? = nil,
                         p: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>) {
         let a = ctx.arith, s = ctx.scale
         let tmp = a.scratch.buffer(7, Swift.max(cols, 1)), t = a.scratch.buffer(8, Swift.max(cols, 1))
+        let diff = a.scratch.buffer(15, Swift.max(cols, 1))
         for r in 0..<rows {
             let cnt = diagonalOffset.map { Swift.max(0, Swift.min(cols, r + $0 + 1)) } ?? cols
             let xr = x + r * cols, pr = p + r * cols, dr = d + r * cols
@@ -37,17 +42,26 @@ enum PairWeights {
             (dr + cnt).update(repeating: 0, count: cols - cnt)
             guard cnt > 0 else { continue }
             let m: Float = shift?[r] ?? 0
-            let lir: Float = li?[r] ?? 0
             if ctx.isExponential && m == -.infinity {
                 pr.update(repeating: 0, count: cnt); dr.update(repeating: 0, count: cnt)
                 continue
+            }
+            // The pair exponents D_rj of this row: given (segment sums), or
+            // li_r − lj_j (one rounding in the working format).
+            var er: UnsafePointer<Float>? = nil
+            if let exponents {
+                er = exponents + r * cols
+            } else if let lj {
+                let lir: Float = li?[r] ?? 0
+                for j in 0..<cnt { diff[j] = lir - lj[j] }
+                er = UnsafePointer(diff)
             }
             if a.pureHalf {
                 // Each operation rounded to binary16, in the forward's order.
                 for j in 0..<cnt { t[j] = s * xr[j] }
                 a.op(t, cnt)
-                if let lj {
-                    for j in 0..<cnt { tmp[j] = lir - lj[j] }
+                if let er {
+                    tmp.update(from: er, count: cnt)
                 } else {
                     tmp.update(repeating: 0, count: cnt)
                 }
@@ -66,7 +80,7 @@ enum PairWeights {
                     for j in 0..<cnt { tmp[j] -= m }
                     a.op(tmp, cnt)
                 }
-                let hasFactor = lj != nil || shift != nil
+                let hasFactor = er != nil || shift != nil
                 if hasFactor {
                     for j in 0..<cnt { tmp[j] = exp(tmp[j]) }
                     a.op(tmp, cnt)
@@ -93,16 +107,16 @@ enum PairWeights {
             }
             // Float32 working format: fused loops.
             if ctx.isExponential {
-                if let lj {
-                    for j in 0..<cnt { pr[j] = flushed(exp(s * xr[j] + (lir - lj[j]) - m)) }
+                if let er {
+                    for j in 0..<cnt { pr[j] = flushed(exp(s * xr[j] + er[j] - m)) }
                 } else {
                     for j in 0..<cnt { pr[j] = flushed(exp(s * xr[j] - m)) }
                 }
                 dr.update(from: pr, count: cnt)
                 continue
             }
-            if let lj {
-                for j in 0..<cnt { tmp[j] = flushed(exp(lir - lj[j] - m)) }
+            if let er {
+                for j in 0..<cnt { tmp[j] = flushed(exp(er[j] - m)) }
             } else if shift != nil {
                 tmp.update(repeating: flushed(exp(-m)), count: cnt)
             } else {

@@ -7,11 +7,14 @@ import MambaVariants
 
 /// The quadratic (masked matrix) backward pass, Float32/Float16 (see `CoreBackward`).
 ///
-/// Per block of 128 query rows `i` (keys `j ≤ i`, global Float32 prefix sums
-/// `L` as in `QuadraticForm`), one pass:
+/// Per block of 128 query rows `i` (keys `j ≤ i`), one pass. The decay
+/// exponents `D_ij = a_{j+1} + … + a_i` are those of `QuadraticForm`
+/// (`DecayExponents`): segment sums for per-step decays (never the difference
+/// of two global Float32 prefix sums, SPEC §6), `L_i − L_j` of given prefix
+/// sums (or with `KernelOptions.globalPrefixSums`):
 ///
 /// 1. `X = Q_blk·Kᵀ`; `p = w` (exponential: `exp(λ − m_i)` with the row
-///    maximum `m_i` of `λ = s·X + L_i − L_j`) and `d = f'·Γ` (`PairWeights`);
+///    maximum `m_i` of `λ = s·X + D_ij`) and `d = f'·Γ` (`PairWeights`);
 /// 2. sum normalisation: the forward `[num | den] = p·[V | 1] + Φ̃ᵀ[S₀|z₀]`
 ///    (`GlobalStateTerms.addInitial`), `O`, `δ` and `dÕ`; un-normalised:
 ///    `dÕ = dO` (exponential: `dO·e^{m_i}`);
@@ -27,19 +30,25 @@ enum QuadraticBackward {
         let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
         let f = ctx.internalFeatures(dk)
         let decay = seq.decay != nil
-        let L = seq.globalPrefix(a)
+        // Decay exponents D_ij as in `QuadraticForm`: segment sums built row by
+        // row (`DecayExponents.advance`), or L_i − L_j of given prefix sums;
+        // `L` (the prefix sums) only decays the initial state.
+        let exponents = seq.exponents(ctx)
+        let L: UnsafeMutablePointer<Float>? = exponents?.prefix
         let values = seq.augmentedValues(ldv: ldv)
         let s0 = Features.initialState(ctx, seq)
         var result = BackwardResult.zeros(n: n, dk: dk, dv: dv, decay: decay, stateSize: s0 == nil ? nil : f! * ldv)
         let blockRows = Swift.min(128, Swift.max(n, 1)), width = Swift.max(n, 1)
         let x = allocateFloats(blockRows * width), p = allocateFloats(blockRows * width)
         let d = allocateFloats(blockRows * width), g = allocateFloats(blockRows * width)
+        let dm: UnsafeMutablePointer<Float>? = decay ? allocateFloats(blockRows * width) : nil
+        let drow: UnsafeMutablePointer<Float>? = decay ? allocateFloats(width) : nil
         let m = allocateFloats(blockRows), tmp = allocateFloats(width), sc = allocateFloats(blockRows)
         let out = allocateFloats(blockRows * ldv)
         let phi = f.map { allocateFloats(blockRows * $0) }, gT = f.map { allocateFloats(blockRows * $0) }
         let row = allocateFloats(width, fill: 0), col = allocateFloats(width, fill: 0)
         defer {
-            L?.deallocate(); values.deallocate(); s0?.deallocate()
+            exponents?.deallocate(); dm?.deallocate(); drow?.deallocate(); values.deallocate(); s0?.deallocate()
             x.deallocate(); p.deallocate(); d.deallocate(); g.deallocate(); m.deallocate(); tmp.deallocate()
             sc.deallocate(); out.deallocate(); phi?.deallocate(); gT?.deallocate(); row.deallocate(); col.deallocate()
         }
@@ -50,16 +59,22 @@ enum QuadraticBackward {
             let qb = seq.q + i0 * dk
             a.gemm(transA: false, transB: true, m: rows, n: i1, k: dk, a: qb, lda: dk, b: seq.k, ldb: dk,
                    beta: 0, c: x, ldc: i1)
+            if let exponents, let dm, let drow {
+                for r in 0..<rows {
+                    exponents.advance(drow, to: i0 + r)
+                    (dm + r * i1).update(from: drow, count: i0 + r + 1)
+                    (dm + r * i1 + i0 + r + 1).update(repeating: 0, count: rows - r - 1)
+                }
+            }
             if ctx.isExponential {
                 for r in 0..<rows {
                     tmp.update(from: x + r * i1, count: i0 + r + 1)
-                    m[r] = Rows.logits(ctx, tmp, i0 + r + 1, li: L?[i0 + r] ?? 0, lj: L.map { UnsafePointer($0) },
-                                       tmp: g)
+                    m[r] = Rows.logits(ctx, tmp, i0 + r + 1, exponents: dm.map { UnsafePointer($0 + r * i1) })
                 }
             }
-            PairWeights.compute(ctx, x: x, rows: rows, cols: i1, diagonalOffset: i0,
-                                li: L.map { UnsafePointer($0 + i0) }, lj: L.map { UnsafePointer($0) },
-                                shift: ctx.isExponential ? UnsafePointer(m) : nil, p: p, d: d)
+            PairWeights.compute(ctx, x: x, rows: rows, cols: i1, diagonalOffset: i0, li: nil, lj: nil,
+                                shift: ctx.isExponential ? UnsafePointer(m) : nil,
+                                exponents: dm.map { UnsafePointer($0) }, p: p, d: d)
             if s0 != nil {
                 for r in 0..<rows {
                     sc[r] = L.map { a.op(ctx.featureScale * flushed(a.op(exp($0[i0 + r])))) } ?? ctx.featureScale

@@ -8,12 +8,16 @@ import MambaVariants
 /// The tiled backward pass with saved row statistics (flash style,
 /// FlashAttention-2's algorithm; see `CoreBackward`).
 ///
-/// Tiles of `T = options.tileSize`; global Float32 prefix sums `L` as in `TiledForm`.
+/// Tiles of `T = options.tileSize`. The decay exponents `D_ij` of every
+/// tile pair are those of `TiledForm` (`TileExponents`): segment sums of
+/// per-step decays, never the difference `L_i − L_j` of two global Float32
+/// prefix sums (SPEC §6); `L_i − L_j` of given prefix sums (or with
+/// `KernelOptions.globalPrefixSums`). The initial state decays by `e^{L_i}`.
 ///
 /// 1. **Forward sweep** (query tiles outer, key tiles inner), exactly the
 ///    forward's online rule (`TiledForm`): the running maximum `m_i` —
 ///    of the logits for the exponential score; for the other sum-normalised
-///    scores of the exponent bound `ln2·(e(w) − 126) + L_i − L_j`
+///    scores of the exponent bound `ln2·(e(w) − 126) + D_ij`
 ///    (`stableTiledMaximum`, default) or of the raw scores `s·q·k` (faithful,
 ///    with the lagging-maximum hazard of SPEC §6, reported) — with the
 ///    initial state as a first pseudo block. It saves the row statistics
@@ -22,8 +26,8 @@ import MambaVariants
 ///    exponential score's row maximum.
 /// 2. `δ_i = O_i·dO_i` and `dÕ'_i = [dO_i | −δ_i]/D'_i` (or `dO_i·e^{m_i}`).
 /// 3. **Backward sweep**, key tiles outer, query tiles `≥` inner: recompute
-///    `X = Q_blk·K_blkᵀ` and `p_ij = f(s·X)·e^{L_i−L_j−m_i}` (`≤ 1` under the
-///    stable maximum), `d_ij = f'·e^{L_i−L_j−m_i}` from the saved `m_i`;
+///    `X = Q_blk·K_blkᵀ` and `p_ij = f(s·X)·e^{D_ij−m_i}` (`≤ 1` under the
+///    stable maximum), `d_ij = f'·e^{D_ij−m_i}` from the saved `m_i`;
 ///    `PairBackward` accumulates `dk`, `dv` of the key tile and `dq` of the
 ///    query tile (the latter across key tiles, as FA2's atomic adds).
 /// 4. The initial state: `StateQueryBackward` per query tile with
@@ -34,7 +38,13 @@ enum TiledBackward {
         let f = ctx.internalFeatures(dk)
         let decay = seq.decay != nil
         let tile = Swift.max(1, Swift.min(ctx.options.tileSize, Swift.max(n, 1)))
-        let L = seq.globalPrefix(a)
+        // Decay exponents D_ij of each tile pair exactly as in `TiledForm`
+        // (segment sums for per-step decays, SPEC §6); `L` (the prefix sums)
+        // only decays the initial state.
+        let exponents = seq.exponents(ctx)
+        let tiles = exponents.map { TileExponents($0, seq, ctx, tile: tile) }
+        let L: UnsafeMutablePointer<Float>? = exponents?.prefix
+        let dt: UnsafeMutablePointer<Float>? = decay ? allocateFloats(tile * tile) : nil
         let values = seq.augmentedValues(ldv: ldv)
         let s0 = Features.initialState(ctx, seq)
         var result = BackwardResult.zeros(n: n, dk: dk, dv: dv, decay: decay, stateSize: s0 == nil ? nil : f! * ldv)
@@ -47,7 +57,7 @@ enum TiledBackward {
         let phi = f.map { allocateFloats(tile * $0) }, gT = f.map { allocateFloats(tile * $0) }
         let row = allocateFloats(Swift.max(n, 1), fill: 0), col = allocateFloats(Swift.max(n, 1), fill: 0)
         defer {
-            L?.deallocate(); values.deallocate(); s0?.deallocate(); acc.deallocate(); m.deallocate()
+            tiles?.deallocate(); exponents?.deallocate(); dt?.deallocate(); values.deallocate(); s0?.deallocate(); acc.deallocate(); m.deallocate()
             x.deallocate(); p.deallocate(); d.deallocate(); g.deallocate(); tmp.deallocate(); w.deallocate()
             sc.deallocate(); phi?.deallocate(); gT?.deallocate(); row.deallocate(); col.deallocate()
         }
@@ -75,12 +85,12 @@ enum TiledBackward {
                     let tk = Swift.min(tile, n - k0), diagonal = k0 == q0
                     a.gemm(transA: false, transB: true, m: tq, n: tk, k: dk, a: seq.q + q0 * dk, lda: dk,
                            b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: tk)
-                    let lj: UnsafePointer<Float>? = L.map { UnsafePointer($0 + k0) }
+                    if let tiles, let dt { tiles.fill(q0: q0, tq: tq, k0: k0, tk: tk, into: dt) }
                     for r in 0..<tq {
-                        let i = q0 + r, xr = x + r * tk, cnt = diagonal ? r + 1 : tk
-                        let li: Float = L?[i] ?? 0
+                        let xr = x + r * tk, cnt = diagonal ? r + 1 : tk
+                        let dr: UnsafePointer<Float>? = dt.map { UnsafePointer($0 + r * tk) }
                         if ctx.isExponential {
-                            let bm = Rows.logits(ctx, xr, cnt, li: li, lj: lj, tmp: tmp)
+                            let bm = Rows.logits(ctx, xr, cnt, exponents: dr)
                             raise(ctx, out + r * ldv, ldv, m: &mq[r], to: Swift.max(mq[r], bm), rescale: ctx.isSum)
                             if ctx.isSum { Rows.expShifted(ctx, xr, cnt, m: mq[r]) }
                         } else {
@@ -88,9 +98,8 @@ enum TiledBackward {
                             a.op(xr, cnt)
                             for j in 0..<cnt { w[j] = ctx.isSquared ? xr[j] * xr[j] : xr[j] }
                             a.op(w, cnt)
-                            if let lj {
-                                for j in 0..<cnt { tmp[j] = li - lj[j] }
-                                a.op(tmp, cnt)
+                            if let dr {
+                                tmp.update(from: dr, count: cnt)
                             } else {
                                 tmp.update(repeating: 0, count: cnt)
                             }
@@ -161,9 +170,10 @@ enum TiledBackward {
                 let tq = Swift.min(tile, n - q0)
                 a.gemm(transA: false, transB: true, m: tq, n: tk, k: dk, a: seq.q + q0 * dk, lda: dk,
                        b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: tk)
+                if let tiles, let dt { tiles.fill(q0: q0, tq: tq, k0: k0, tk: tk, into: dt) }
                 PairWeights.compute(ctx, x: x, rows: tq, cols: tk, diagonalOffset: q0 == k0 ? 0 : nil,
-                                    li: L.map { UnsafePointer($0 + q0) }, lj: L.map { UnsafePointer($0 + k0) },
-                                    shift: shifted ? UnsafePointer(m + q0) : nil, p: p, d: d)
+                                    li: nil, lj: nil, shift: shifted ? UnsafePointer(m + q0) : nil,
+                                    exponents: dt.map { UnsafePointer($0) }, p: p, d: d)
                 PairBackward.accumulate(ctx, p: p, d: d, rows: tq, cols: tk, dOt: dOt + q0 * ldv,
                                         values: values + k0 * ldv, q: seq.q + q0 * dk, k: seq.k + k0 * dk, dk: dk,
                                         dv: dv, g: g, dq: result.dq + q0 * dk, dkOut: result.dk + k0 * dk,
@@ -205,5 +215,76 @@ enum TiledBackward {
             Rows.scale(ctx, row, n, by: a.op(exp(a.op(m - mNew))))
         }
         m = mNew
+    }
+}
+
+/// The decay exponents `D_ij` (`i` in query tile `[q0, q0+tq)`, `j` in key
+/// tile `[k0, k0+tk)`, `k0 ≤ q0`, tiles aligned at 0) assembled exactly as
+/// `TiledForm` does, so that the backward recomputes the forward's weights:
+///
+/// - per-step decays (segment sums, SPEC §6): on the diagonal tile `D_ij`
+///   summed backwards from `i`; off the diagonal `(ℓ_i + C_b) + σ_j` with the
+///   query-local prefix `ℓ_i`, the block totals in between `C_b` (summed
+///   backwards from the query tile) and the key-tile suffix sums `σ_j`
+///   (`DecayExponents.blockSums`) — sums of one sign, no cancellation;
+/// - given prefix sums, or `KernelOptions.globalPrefixSums`: `L_i − L_j`.
+///
+/// Entries above the diagonal are set to 0.
+struct TileExponents {
+    let exponents: DecayExponents
+    let blocks: (suffix: UnsafeMutablePointer<Float>, total: [Float])?
+    let seq: SequenceData
+    let arith: Arithmetic
+    let tile: Int
+    let ellq: UnsafeMutablePointer<Float>
+
+    init(_ exponents: DecayExponents, _ seq: SequenceData, _ ctx: CoreContext, tile: Int) {
+        self.exponents = exponents
+        self.blocks = exponents.steps != nil ? exponents.blockSums(tile: tile) : nil
+        self.seq = seq
+        self.arith = ctx.arith
+        self.tile = tile
+        self.ellq = allocateFloats(tile)
+    }
+
+    func deallocate() { blocks?.suffix.deallocate(); ellq.deallocate() }
+
+    /// `out[r·tk + j] = D_{q0+r, k0+j}` (`tq × tk`).
+    func fill(q0: Int, tq: Int, k0: Int, tk: Int, into out: UnsafeMutablePointer<Float>) {
+        let a = arith, diagonal = k0 == q0
+        if let steps = exponents.steps, let blocks {
+            var between: Float = 0
+            if !diagonal {
+                seq.localPrefix(start: q0, count: tq, into: ellq, a)
+                // C_b = total[qb−1] + … + total[b+1], in the forward's order.
+                let qb = q0 / tile, kb = k0 / tile
+                var c: Float = 0
+                var b = qb - 1
+                while b > kb { c = a.op(c + blocks.total[b]); b -= 1 }
+                between = c
+            }
+            for r in 0..<tq {
+                let row = out + r * tk
+                if diagonal {
+                    var s: Float = 0
+                    row[r] = 0
+                    var j = r - 1
+                    while j >= 0 { s = a.op(s + steps[q0 + j + 1]); row[j] = s; j -= 1 }
+                    (row + r + 1).update(repeating: 0, count: tk - r - 1)
+                } else {
+                    let p = a.op(ellq[r] + between)
+                    for j in 0..<tk { row[j] = p + blocks.suffix[k0 + j] }
+                    a.op(row, tk)
+                }
+            }
+        } else {
+            let l = exponents.prefix
+            for r in 0..<tq {
+                let row = out + r * tk, li = l[q0 + r], cnt = diagonal ? r + 1 : tk
+                for j in 0..<cnt { row[j] = li - l[k0 + j] }
+                a.op(row, cnt)
+                (row + cnt).update(repeating: 0, count: tk - cnt)
+            }
+        }
     }
 }
