@@ -103,15 +103,8 @@ enum TiledBackward {
                             } else {
                                 tmp.update(repeating: 0, count: cnt)
                             }
-                            var bm = -Float.infinity
-                            if faithful {
-                                for j in 0..<cnt { bm = Swift.max(bm, xr[j]) }
-                            } else {
-                                for j in 0..<cnt where w[j] > 0 {
-                                    let e = Int((w[j].bitPattern >> 23) & 0xFF) - 126
-                                    bm = Swift.max(bm, a.op(ln2 * Float(e) + tmp[j]))
-                                }
-                            }
+                            let bm = TiledRowBound.maximum(scores: xr, weights: w, exponents: tmp, count: cnt,
+                                                           faithful: faithful, a)
                             raise(ctx, out + r * ldv, ldv, m: &mq[r], to: Swift.max(mq[r], bm), rescale: true)
                             let mi = mq[r]
                             if mi == -.infinity {

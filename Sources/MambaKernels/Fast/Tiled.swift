@@ -175,15 +175,8 @@ enum TiledForm {
                         } else {
                             tmp.update(repeating: 0, count: cnt)
                         }
-                        var bm = -Float.infinity
-                        if faithful {
-                            for j in 0..<cnt { bm = Swift.max(bm, row[j]) }
-                        } else {
-                            for j in 0..<cnt where w[j] > 0 {
-                                let e = Int((w[j].bitPattern >> 23) & 0xFF) - 126
-                                bm = Swift.max(bm, a.op(ln2 * Float(e) + tmp[j]))
-                            }
-                        }
+                        let bm = TiledRowBound.maximum(scores: row, weights: w, exponents: tmp, count: cnt,
+                                                       faithful: faithful, a)
                         rescale(ctx, out + r * ldv, ldv, m: &m[r], to: Swift.max(m[r], bm))
                         let mi = m[r]
                         if mi == -.infinity {
@@ -278,5 +271,28 @@ enum TiledForm {
             Rows.scale(ctx, row, n, by: a.op(exp(a.op(m - mNew))))
         }
         m = mNew
+    }
+}
+
+/// The running-maximum candidate of one row of a key block, shared by the
+/// tiled forward and backward (the backward recomputes the forward's weights,
+/// so both must use the same rule). Faithful (SPEC §3 as written): the
+/// largest raw score `s·q·k`. Stable: the largest bound
+/// `ln2·(e(w_j) − 126) + D_j` on the log of the actual weight, read from the
+/// Float32 exponent field of `w_j` (Proofs/T4); weights of 0 are skipped.
+enum TiledRowBound {
+    static func maximum(scores: UnsafePointer<Float>, weights w: UnsafePointer<Float>, exponents d: UnsafePointer<Float>,
+                        count: Int, faithful: Bool, _ a: Arithmetic) -> Float {
+        var bm = -Float.infinity
+        if faithful {
+            for j in 0..<count { bm = Swift.max(bm, scores[j]) }
+        } else {
+            let ln2 = Float(M_LN2)
+            for j in 0..<count where w[j] > 0 {
+                let e = Int((w[j].bitPattern >> 23) & 0xFF) - 126
+                bm = Swift.max(bm, a.op(ln2 * Float(e) + d[j]))
+            }
+        }
+        return bm
     }
 }

@@ -149,16 +149,25 @@ final class ReferenceSequence: @unchecked Sendable {
 
     /// `φ(x)` of row `row` of q or k as MPFR numbers into `out` (`F` entries).
     func features(of m: MPFRBuffer, row: Int, into out: MPFRBuffer, sqrt2: UnsafeMutablePointer<__mpfr_struct>) {
-        switch spec.score {
+        Self.features(spec.score, dim: dk, x: m[row * dk], into: out[0], sqrt2: sqrt2)
+    }
+
+    /// `out[0..<F] ← φ(x[0..<d])` over contiguous MPFR arrays: identity (linear,
+    /// relu-linear; ReLU already applied to the inputs) or the packed
+    /// second-order map `φ₂(x)_(a,b) = c_ab x_a x_b`, `c_aa = 1`, `c_ab = √2`,
+    /// row-major upper triangle (SPEC §4). Not defined for the exponential score.
+    static func features(_ score: Score, dim dk: Int, x: UnsafeMutablePointer<__mpfr_struct>,
+                         into out: UnsafeMutablePointer<__mpfr_struct>, sqrt2: UnsafeMutablePointer<__mpfr_struct>) {
+        switch score {
         case .linear, .reluLinear:
-            for d in 0..<dk { mc_set(out[d], m[row * dk + d], MPFR_RNDN) }
+            for d in 0..<dk { mc_set(out + d, x + d, MPFR_RNDN) }
         case .squared:
             var idx = 0
             for a in 0..<dk {
-                mc_sqr(out[idx], m[row * dk + a], MPFR_RNDN); idx += 1
+                mc_sqr(out + idx, x + a, MPFR_RNDN); idx += 1
                 for b in (a + 1)..<Swift.max(dk, a + 1) where b < dk {
-                    mc_mul(out[idx], m[row * dk + a], m[row * dk + b], MPFR_RNDN)
-                    mc_mul(out[idx], out[idx], sqrt2, MPFR_RNDN)
+                    mc_mul(out + idx, x + a, x + b, MPFR_RNDN)
+                    mc_mul(out + idx, out + idx, sqrt2, MPFR_RNDN)
                     idx += 1
                 }
             }

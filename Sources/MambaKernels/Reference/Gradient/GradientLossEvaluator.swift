@@ -132,21 +132,6 @@ final class GradientLossEvaluator {
 
     /// `feat ← φ(q̃_i)` (identity, or the packed second-order map with √2 weights).
     private func featureMap(row i: Int) {
-        switch spec.score {
-        case .linear, .reluLinear:
-            for d in 0..<dk { mc_set(feat[d], qt[i * dk + d], MPFR_RNDN) }
-        case .squared:
-            var idx = 0
-            for a in 0..<dk {
-                mc_sqr(feat[idx], qt[i * dk + a], MPFR_RNDN); idx += 1
-                for b in (a + 1)..<Swift.max(dk, a + 1) where b < dk {
-                    mc_mul(feat[idx], qt[i * dk + a], qt[i * dk + b], MPFR_RNDN)
-                    mc_mul(feat[idx], feat[idx], sqrt2[0], MPFR_RNDN)
-                    idx += 1
-                }
-            }
-        case .exponential:
-            preconditionFailure("no feature map")
-        }
+        ReferenceSequence.features(spec.score, dim: dk, x: qt[i * dk], into: feat[0], sqrt2: sqrt2[0])
     }
 }
