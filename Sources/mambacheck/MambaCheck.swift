@@ -29,7 +29,7 @@ struct MambaCheck: ParsableCommand {
             Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
             The mathematics is in SPEC.md; the theorems behind every tolerance are in Proofs/.
             """,
-        subcommands: [VerifyCommand.self, CompareCommand.self, ReferenceCommand.self, VariantsCommand.self, BenchCommand.self,
+        subcommands: [VerifyCommand.self, CompareCommand.self, CalibrateCommand.self, ReferenceCommand.self, VariantsCommand.self, BenchCommand.self,
                       FixturesCommand.self, SweepCommand.self, MergeCommand.self])
 }
 

@@ -75,16 +75,22 @@ struct Shard: ExpressibleByArgument, CustomStringConvertible {
 
 /// Verdict policy overrides shared by `verify` and `compare`.
 struct PolicyOptions: ParsableArguments {
-    @Option(help: "FA3 factor: a candidate may be this many times less accurate than the baseline (default 2).")
+    @Option(help: "Element test: a candidate may be this many times less accurate than the baselines (default 2, FlashAttention-3's).")
     var factor: Double?
-    @Option(help: "Allowance in ULPs of the candidate's format (default 2).") var ulpAllowance: Double?
-    @Option(help: "Rounding stages allowed, in units of u·magnitude (default 8).") var boundFactor: Double?
+    @Option(help: "Allowance in ULPs of the candidate's format per element (default 1: its own output rounding).")
+    var ulpAllowance: Double?
+    @Option(help: "A-priori allowance in units of u·magnitude added per element (default 0 with baselines, 8 without).")
+    var boundFactor: Double?
+    @Option(help: "Row test factor on the baselines' worst scaled row error (default 2).") var rowFactor: Double?
+    @Option(help: "Norm test factor on the baselines' ‖error‖₂ (default 2).") var normFactor: Double?
 
     func verdictPolicy() throws -> VerdictPolicy {
         var p = VerdictPolicy.standard
         if let factor { p.factor = factor }
         if let ulpAllowance { p.ulpAllowance = ulpAllowance }
         if let boundFactor { p.boundFactor = boundFactor }
+        if let rowFactor { p.rowFactor = rowFactor }
+        if let normFactor { p.normFactor = normFactor }
         do { try p.validate() } catch { throw ValidationError("\(error)") }
         return p
     }

@@ -144,6 +144,7 @@ enum ChunkedForm {
             }
             a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
                    beta: beta, c: state, ldc: ldv)
+            ctx.options.stateStorage.format.round(state, f * ldv)   // a 16-bit state cache (KernelOptions)
             hasState = true
             c0 += cc
         }

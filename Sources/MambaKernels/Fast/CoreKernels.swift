@@ -28,14 +28,43 @@ public struct KernelOptions: Sendable, Hashable {
     /// chunked form (chunk-local sums), the recurrent form (`exp(a_t)` per
     /// step) or decays given as prefix sums (used as given either way).
     public var globalPrefixSums: Bool
+    /// Whether the output is rounded to the mode's storage format (default
+    /// `true`). `false` returns the Float32 result before that last rounding,
+    /// for a kernel that computes in the mode's arithmetic but stores its
+    /// output in Float32 (e.g. fp16 operands, fp32 accumulation, fp32 output).
+    public var roundOutput: Bool
+    /// The format the carried state is *stored* in between steps (recurrent,
+    /// after every token) or chunks (chunked, after every carry), as kernels
+    /// with a 16-bit state cache do; the final state is returned in it too.
+    /// Default `.float32` (the carry stays Float32, as FLA keeps `b_h` in
+    /// registers). No effect on quadratic and tiled forms (no carried state)
+    /// or in pure `float16` mode (already binary16).
+    public var stateStorage: StateStorage
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
-                fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false) {
+                fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
+                stateStorage: StateStorage = .float32) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
         self.fullSecondOrderState = fullSecondOrderState
         self.globalPrefixSums = globalPrefixSums
+        self.roundOutput = roundOutput
+        self.stateStorage = stateStorage
+    }
+}
+
+/// Storage format of a carried state (`KernelOptions.stateStorage`).
+public enum StateStorage: String, Sendable, Hashable, CaseIterable, Codable {
+    case float32, float16, bfloat16
+
+    /// The internal rounding format.
+    var format: NumberFormat {
+        switch self {
+        case .float32: return .float32
+        case .float16: return .float16
+        case .bfloat16: return .bfloat16
+        }
     }
 }
 
@@ -169,7 +198,7 @@ public enum CoreKernels {
             defer { r.o.deallocate(); r.state?.deallocate() }
             var notes = r.notes
             let before = Finish.nonFiniteRows(r.o, n: u.count, width: dv).count
-            ctx.arith.output.round(r.o, u.count * dv)
+            if ctx.options.roundOutput { ctx.arith.output.round(r.o, u.count * dv) }
             let after = Finish.nonFiniteRows(r.o, n: u.count, width: dv)
             if after.count > before {
                 notes.append("output overflowed \(ctx.arith.output) when rounded, rows \(Finish.describe(after, of: u.count))")

@@ -275,6 +275,10 @@ enum RecurrentForm {
         for t in 0..<n {
             core.step(q: seq.q + t * dk, k: seq.k + t * dk, v: seq.v + t * dv,
                       logAlpha: seq.stepLogDecay(t, ctx.arith), decay: decay, out: acc + t * ldv)
+            // A 16-bit state cache stores the updated state after each token (KernelOptions.stateStorage).
+            if let st = core.state, let f = core.features, !ctx.arith.pureHalf {
+                ctx.options.stateStorage.format.round(st, f * ldv)
+            }
         }
         let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
         return FormResult(o: o, state: core.exportState(), notes: notes)

@@ -20,7 +20,11 @@ extension Reference {
     /// exponent range cannot overflow, and each factor carries relative error
     /// ≤ 2^−(p+64)·(1+|L|), so `Γ_ij` keeps p bits for |L| < 2^60 (see
     /// Proofs/T7-oracle-accuracy.md). For sum normalisation `exp(L_i)` cancels
-    /// and is not applied.
+    /// and is not applied. Prefix sums beyond `ReferenceSequence.factoredDecayLimit`
+    /// (e.g. one step of log-decay −10^9 or −10^30) would push `exp(±L)` out of
+    /// MPFR's exponent range; such sequences use `Γ_ij = exp(L_i − L_j)` per pair
+    /// instead (`ReferenceSequence.pairwiseDecay`), exact to the same bound and
+    /// underflowing to 0 where the past is forgotten.
     ///
     /// - Parameter finalState: also compute the final state (cost `N·F·dv`).
     public static func quadratic(_ p: CoreProblem, precision: Int = BigFloat.defaultPrecision,
@@ -78,6 +82,10 @@ extension Reference {
         // weights and exact integer rows of V; otherwise p-bit MPFR sums.
         let dk = c.dk, s = c.scaleValue
         let ld: [Double] = c.prefix.map { L in (0..<n).map { mc_get_d(L[$0], MPFR_RNDN) } } ?? []
+        // Per-pair decay (huge prefix sums): Γ_ij = exp(L_i − L_j) from MPFR, and
+        // the magnitudes take Γ and |L_i − L_j| from it too (a Double difference
+        // of two prefix sums ~10^30 would be noise).
+        let pairwise = c.pairwiseDecay && c.prefix != nil
         let fixedPoint = p <= 128 && c.vRows.allSatisfy { $0 != nil }
         let workers = Swift.max(1, Swift.min(n, 2 * ProcessInfoLite.activeProcessorCount))
         let magBase = magnitude.baseAddress!
@@ -98,6 +106,10 @@ extension Reference {
             c.queryConstant(cq)
             let mg = magPtr.pointer
             var wRow = [Double](repeating: 0, count: n)
+            // pairwise only: Γ_ij and |L_i − L_j| per j, and L_i − L_j, Γ_ij, exp(L_i) in MPFR
+            var gamRow = [Double](repeating: 1, count: pairwise ? n : 0)
+            var segRow = [Double](repeating: 0, count: pairwise ? n : 0)
+            let pd = MPFRBuffer(count: pairwise ? 3 : 0, precision: c.decayPrecision)
             var i = w
             while i < n {
                 num.zero()
@@ -105,14 +117,25 @@ extension Reference {
                 for j in 0...i {
                     let g = gRow[j]
                     c.dot(x, i, j, scratch)
+                    if pairwise, let L = c.prefix {
+                        mc_sub(pd[0], L[i], L[j], MPFR_RNDN)
+                        segRow[j] = Swift.abs(mc_get_d(pd[0], MPFR_RNDN))
+                    }
                     if c.spec.score == .exponential {
                         // g = exp(s·x + L_i − L_j): one exponential, no overflow in MPFR.
-                        mc_mul(g, x, c.scale[0], MPFR_RNDN)
-                        if let L = c.prefix {
-                            mc_add(g, g, L[i], MPFR_RNDN)
-                            mc_sub(g, g, L[j], MPFR_RNDN)
+                        if pairwise {
+                            // s·x is exact at the decay precision (≥ p + 53 bits).
+                            mc_mul(pd[1], x, c.scale[0], MPFR_RNDN)
+                            mc_add(pd[1], pd[1], pd[0], MPFR_RNDN)
+                            mc_exp(g, pd[1], MPFR_RNDN)
+                        } else {
+                            mc_mul(g, x, c.scale[0], MPFR_RNDN)
+                            if let L = c.prefix {
+                                mc_add(g, g, L[i], MPFR_RNDN)
+                                mc_sub(g, g, L[j], MPFR_RNDN)
+                            }
+                            mc_exp(g, g, MPFR_RNDN)
                         }
-                        mc_exp(g, g, MPFR_RNDN)
                         wRow[j] = mc_get_d(g, MPFR_RNDN)
                     } else {
                         c.score(g, x: x)
@@ -120,14 +143,20 @@ extension Reference {
                             mc_mul(g, g, eNegL[j], MPFR_RNDN)
                             mc_mul(wgt, g, eL[i], MPFR_RNDN)
                             wRow[j] = mc_get_d(wgt, MPFR_RNDN)
+                        } else if pairwise {
+                            mc_exp(pd[1], pd[0], MPFR_RNDN)
+                            gamRow[j] = mc_get_d(pd[1], MPFR_RNDN)
+                            mc_mul(g, g, pd[1], MPFR_RNDN)
+                            wRow[j] = mc_get_d(g, MPFR_RNDN)
                         } else {
                             wRow[j] = mc_get_d(g, MPFR_RNDN)
                         }
                     }
                     if c.spec.normalization == .sum { mc_add(den[i], den[i], g, MPFR_RNDN) }
                 }
-                if fixedPoint {
-                    accumulateFixed(c, row: i, g: gRow, into: num, acc: acc, wide: wide)
+                if pairwise, let L = c.prefix { mc_exp(pd[2], L[i], MPFR_RNDN) }  // exp(L_i), state term
+                if fixedPoint, accumulateFixed(c, row: i, g: gRow, into: num, acc: acc, wide: wide) {
+                    // done: exact fixed-point sums
                 } else {
                     for j in 0...i {
                         // g·v_jc is exact in p + 53 bits (v holds doubles), so
@@ -152,7 +181,7 @@ extension Reference {
                                 for d in 0..<dk { a += qa[i * dk + d] * ka[j * dk + d] }
                                 let w = Swift.abs(wRow[j])
                                 var wt: Double
-                                let gamma = ld.isEmpty ? 1 : exp(ld[i] - ld[j])
+                                let gamma = ld.isEmpty ? 1 : (pairwise ? gamRow[j] : exp(ld[i] - ld[j]))
                                 switch c.spec.score {
                                 case .linear, .reluLinear: wt = s * a * gamma
                                 case .squared: wt = s * s * a * a * gamma
@@ -160,7 +189,7 @@ extension Reference {
                                 }
                                 // exp(x(1+δ)) = exp(x)(1 + xδ): forming the segment sum
                                 // x = L_i − L_j to working accuracy costs |x|·u.
-                                let dec = ld.isEmpty ? 0 : w * Swift.abs(ld[i] - ld[j])
+                                let dec = ld.isEmpty ? 0 : w * (pairwise ? segRow[j] : Swift.abs(ld[i] - ld[j]))
                                 let extra = Swift.max(wt - w, 0)
                                 if w == 0 && extra == 0 && dec == 0 { continue }
                                 wtSum += w
@@ -181,6 +210,8 @@ extension Reference {
                     let f = feat.count
                     for a in 0..<f {
                         mc_mul(tmp, feat[a], cq, MPFR_RNDN)
+                        // Pairwise decay applies exp(L_i) to the state term here (no factor below).
+                        if pairwise { mc_mul(tmp, tmp, pd[2], MPFR_RNDN) }
                         for col in 0..<dv {
                             mc_fma(num[col], tmp, s0[a * dv + col], num[col], MPFR_RNDN)
                             mg[i * dv + col] += Swift.abs(mpfr_get_d(tmp, MPFR_RNDN) * mpfr_get_d(s0[a * dv + col], MPFR_RNDN))
@@ -221,10 +252,15 @@ extension Reference {
     }
 
     /// `num_c ← Σ_{j≤i} g_j·v_jc` through the 256-bit fixed-point accumulator.
+    ///
+    /// - Returns: false, leaving `num` to the caller's MPFR sum, when a weight
+    ///   is NaN or ±∞ (exponent arithmetic on those would overflow `Int`).
+    @discardableResult
     static func accumulateFixed(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
-                                acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) {
+                                acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Bool {
         let dv = c.dv
         var emax = Int.min
+        for j in 0...i where mc_number_p(g[j]) == 0 { return false }
         for j in 0...i where mc_zero_p(g[j]) == 0 {
             let r = c.vRows[j]!
             let top = r.topBits
@@ -234,7 +270,7 @@ extension Reference {
         acc.initialize(repeating: 0, count: dv * FixedPointAccumulator.limbs)
         if emax == Int.min {
             for col in 0..<dv { mc_set_zero(num[col], 1) }
-            return
+            return true
         }
         let headroom = (64 - UInt64(i + 2).leadingZeroBitCount) + 1
         let lsb = emax - 255 + headroom
@@ -261,12 +297,14 @@ extension Reference {
             FixedPointAccumulator.store(acc + col * FixedPointAccumulator.limbs, lsb: lsb, into: num[col],
                                         wide: wide[0], limb: wide[1])
         }
+        return true
     }
 
     /// `(exp(L_t), exp(−L_t))` at the decay precision, or nils without decay
-    /// (and for the exponential score, which exponentiates `s·x + L_i − L_j` whole).
+    /// (and for the exponential score, which exponentiates `s·x + L_i − L_j` whole,
+    /// and for `pairwiseDecay`, where these factors would overflow).
     static func decayFactors(_ c: ReferenceSequence) -> (MPFRBuffer?, MPFRBuffer?) {
-        guard let L = c.prefix, c.spec.score != .exponential else { return (nil, nil) }
+        guard let L = c.prefix, c.spec.score != .exponential, !c.pairwiseDecay else { return (nil, nil) }
         let a = MPFRBuffer(count: c.n, precision: c.decayPrecision)
         let b = MPFRBuffer(count: c.n, precision: c.decayPrecision)
         for t in 0..<c.n {
@@ -277,7 +315,8 @@ extension Reference {
         return (a, b)
     }
 
-    /// `S = exp(L_{N−1})·(Σ_j exp(−L_j) φ(k_j) v_jᵀ + S₀)`, same for `z`.
+    /// `S = exp(L_{N−1})·(Σ_j exp(−L_j) φ(k_j) v_jᵀ + S₀)`, same for `z`; with
+    /// `pairwiseDecay`, `S = Σ_j exp(L_{N−1} − L_j) φ(k_j) v_jᵀ + exp(L_{N−1})·S₀`.
     static func quadraticFinalState(_ c: ReferenceSequence) -> (s: MPFRBuffer, z: MPFRBuffer?)? {
         guard let f = c.featureDim else { return nil }
         let n = c.n, dv = c.dv, p = c.precision
@@ -289,16 +328,24 @@ extension Reference {
         mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
         let decayP = c.decayPrecision
         let eN = MPFRBuffer(count: 1, precision: decayP), eJ = MPFRBuffer(count: 1, precision: decayP)
+        let pairwise = c.pairwiseDecay && c.prefix != nil
         for j in 0..<n {
             c.features(of: c.kM, row: j, into: feat, sqrt2: sqrt2[0])
             if let L = c.prefix {
-                mc_neg(eJ[0], L[j], MPFR_RNDN); mc_exp(eJ[0], eJ[0], MPFR_RNDN)
+                if pairwise { mc_sub(eJ[0], L[n - 1], L[j], MPFR_RNDN) } else { mc_neg(eJ[0], L[j], MPFR_RNDN) }
+                mc_exp(eJ[0], eJ[0], MPFR_RNDN)
             }
             for a in 0..<f {
                 if c.prefix != nil { mc_mul(t[0], feat[a], eJ[0], MPFR_RNDN) } else { mc_set(t[0], feat[a], MPFR_RNDN) }
                 if let z { mc_add(z[a], z[a], t[0], MPFR_RNDN) }
                 for col in 0..<dv { mc_fma(s[a * dv + col], t[0], c.vM[j * dv + col], s[a * dv + col], MPFR_RNDN) }
             }
+        }
+        if pairwise, let L = c.prefix, n > 0 {
+            mc_exp(eN[0], L[n - 1], MPFR_RNDN)
+            if let s0 = c.s0 { for i in 0..<(f * dv) { mc_fma(s[i], s0[i], eN[0], s[i], MPFR_RNDN) } }
+            if let z, let z0 = c.z0 { for i in 0..<f { mc_fma(z[i], z0[i], eN[0], z[i], MPFR_RNDN) } }
+            return (s, z)
         }
         if let s0 = c.s0 { for i in 0..<(f * dv) { mc_add(s[i], s[i], s0[i], MPFR_RNDN) } }
         if let z, let z0 = c.z0 { for i in 0..<f { mc_add(z[i], z[i], z0[i], MPFR_RNDN) } }

@@ -11,8 +11,20 @@ final class ReferenceSequence: @unchecked Sendable {
     let precision: Int
     /// Precision of prefix sums and decay factors (p + 64 guard bits, so that
     /// `exp(L_i)·exp(−L_j)` keeps p bits even when |L| ~ 2^17, see
-    /// Proofs/T7-oracle-accuracy.md).
+    /// Proofs/T7-oracle-accuracy.md). With `pairwiseDecay` it also gets one
+    /// bit per binade of `max|L|`, so that a segment sum `L_i − L_j` formed
+    /// from two prefix sums of size ~|L| still keeps p + 64 bits of its own.
     let decayPrecision: Int
+    /// True when the prefix sums are too large for the factored decay
+    /// `exp(L_i)·exp(−L_j)`: `exp(±L)` would leave MPFR's exponent range
+    /// (|L| ≳ 7.4·10^8) and turn into ±∞ or 0, making every weight ∞·0.
+    /// The forms then evaluate `Γ_ij = exp(L_i − L_j)` per pair, which is
+    /// ≤ 1 for monotone decays and underflows harmlessly to (exactly) 0.
+    let pairwiseDecay: Bool
+    /// Largest `max_t |L_t|` that keeps the factored decay. 2^28 leaves
+    /// `exp(±L)` ≤ 2^(3.9·10^8), far inside MPFR's default range 2^±(2^30−1),
+    /// with room for scores and sums multiplied into it.
+    static let factoredDecayLimit: Double = 0x1p28
     let qRows: [IntegerRow?], kRows: [IntegerRow?]
     /// Rows of V as exact integers (for the fixed-point accumulation), or nil.
     let vRows: [IntegerRow?]
@@ -34,7 +46,9 @@ final class ReferenceSequence: @unchecked Sendable {
         spec = p.spec
         n = p.length; dk = p.keyDim; dv = p.valueDim
         self.precision = precision
-        decayPrecision = precision + 64
+        let (pairwise, extraBits) = Self.decayRange(p, sequence: seq)
+        pairwiseDecay = pairwise
+        decayPrecision = precision + 64 + extraBits
         let relu = p.spec.score == .reluLinear
         let qs = p.q[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
         let ks = p.k[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
@@ -56,7 +70,7 @@ final class ReferenceSequence: @unchecked Sendable {
         mc_set_d(scale[0], p.scale, MPFR_RNDN)
         scaleValue = p.scale
         if p.spec.hasDecay, let d = p.decay {
-            let lp = precision + 64
+            let lp = decayPrecision
             let L = MPFRBuffer(count: n, precision: lp)
             let A = MPFRBuffer(count: n, precision: lp)
             switch d {
@@ -96,6 +110,7 @@ final class ReferenceSequence: @unchecked Sendable {
         n = length; dk = keyDim; dv = valueDim
         self.precision = precision
         decayPrecision = precision + 64
+        var pairwise = false
         qRows = Array(repeating: nil, count: length)
         kRows = Array(repeating: nil, count: length)
         vRows = Array(repeating: nil, count: length)
@@ -116,10 +131,34 @@ final class ReferenceSequence: @unchecked Sendable {
             let L = MPFRBuffer(count: length, precision: precision + 64)
             for t in 0..<length {
                 if t == 0 { mc_set(L[0], a[0], MPFR_RNDN) } else { mc_add(L[t], L[t - 1], a[t], MPFR_RNDN) }
+                if !(Swift.abs(mc_get_d(L[t], MPFR_RNDN)) <= Self.factoredDecayLimit) { pairwise = true }
             }
             prefix = L; steps = a
         } else { prefix = nil; steps = nil }
+        pairwiseDecay = pairwise
         s0 = nil; z0 = nil
+    }
+
+    /// Whether sequence `seq` of `p` needs the pairwise decay, and how many
+    /// extra prefix-sum bits it then needs: the binades of a bound on
+    /// `max_t |L_t|` (`Σ|a_t|` for per-step decays, `max|L_t|` for prefix
+    /// sums), computed without overflow from the Double inputs.
+    static func decayRange(_ p: CoreProblem, sequence seq: Int) -> (pairwise: Bool, extraBits: Int) {
+        guard p.spec.hasDecay, let d = p.decay, p.length > 0 else { return (false, 0) }
+        let n = p.length
+        var largest = 0.0, sum = 0.0
+        switch d {
+        case .perStep(let a):
+            for t in 0..<n { let x = Swift.abs(a[seq * n + t]); largest = Swift.max(largest, x); sum += x }
+        case .prefixSum(let l):
+            for t in 0..<n { largest = Swift.max(largest, Swift.abs(l[seq * n + t])) }
+            sum = largest
+        }
+        // NaN or ∞ (sum overflow) also leaves the factored form's range.
+        guard !(sum <= factoredDecayLimit) else { return (false, 0) }
+        let binades = largest.isFinite && largest > 0 ? Int(largest.exponent) + 1 : 1025
+        let lengthBits = Int.bitWidth - n.leadingZeroBitCount
+        return (true, Swift.max(0, binades + lengthBits))
     }
 
     /// Feature dimension of the state.

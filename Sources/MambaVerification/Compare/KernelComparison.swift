@@ -16,46 +16,71 @@ public struct CandidateTensors: Sendable {
 public struct ComparisonSettings: Sendable {
     /// The candidate's storage format (its outputs' precision).
     public var format: NumberFormat
+    /// Storage format of the candidate's final state (nil: `format`), e.g.
+    /// binary32 for a half kernel that returns its state in Float32.
+    public var finalStateFormat: NumberFormat?
     public var policy: VerdictPolicy
     /// MPFR working precision of the oracle (bits).
     public var precision: Int
-    /// Forms of MambaCheck's own kernels run in the candidate's precision mode
+    /// Forms of MambaCheck's own kernels run in the candidate's arithmetic
     /// as FA3-style baselines; the largest baseline error counts.
     public var baselineForms: [KernelForm]
     /// Options of the baseline kernels.
     public var kernelOptions: KernelOptions
-    /// The precision mode that models the candidate (nil: derived from
-    /// `format`, i.e. Float32 accumulation for binary16/bfloat16 storage).
+    /// The precision mode that models the candidate (legacy; `arithmetic` wins when set).
     public var mode: PrecisionMode?
+    /// The candidate's declared arithmetic (nil: from `mode`, else assumed from `format`).
+    public var arithmetic: DeclaredArithmetic?
+    /// Explain a failure by re-judging in looser arithmetics (costs extra baseline runs on failure only).
+    public var explainFailures: Bool
 
-    /// The mode the candidate is modelled by.
-    public var effectiveMode: PrecisionMode { mode ?? KernelComparison.mode(for: format) }
+    /// The arithmetic the candidate is judged in.
+    public var effectiveArithmetic: DeclaredArithmetic {
+        if let arithmetic { return arithmetic }
+        if let mode { return KernelComparison.arithmetic(for: mode) }
+        return DeclaredArithmetic.assumed(forStorage: format)
+    }
+
+    /// The mode the baselines run in.
+    public var effectiveMode: PrecisionMode {
+        (try? effectiveArithmetic.mode()) ?? mode ?? KernelComparison.mode(for: format)
+    }
 
     public init(format: NumberFormat = .binary32, policy: VerdictPolicy = .standard, precision: Int = 128,
                 baselineForms: [KernelForm] = [.chunked, .quadratic], kernelOptions: KernelOptions = .init(),
-                mode: PrecisionMode? = nil) {
+                mode: PrecisionMode? = nil, arithmetic: DeclaredArithmetic? = nil,
+                finalStateFormat: NumberFormat? = nil, explainFailures: Bool = false) {
         self.mode = mode
         self.format = format
         self.policy = policy
         self.precision = precision
         self.baselineForms = baselineForms
         self.kernelOptions = kernelOptions
+        self.arithmetic = arithmetic
+        self.finalStateFormat = finalStateFormat
+        self.explainFailures = explainFailures
     }
 }
 
 /// Judges a candidate kernel's outputs on one core problem against the MPFR
-/// oracle, with MambaCheck's own kernels in the same precision as baselines.
+/// oracle, with MambaCheck's own kernels in the same arithmetic as baselines.
 public enum KernelComparison {
     /// The precision mode that models a kernel whose outputs are stored in `format`:
     /// binary16 → Float16 storage with Float32 accumulation (tensor cores),
     /// bfloat16 → bfloat16 storage with Float32 accumulation, TF32 → TF32
     /// dot-product inputs, otherwise Float32.
     public static func mode(for format: NumberFormat) -> PrecisionMode {
-        switch format {
-        case .binary16: return .float16Acc32
-        case .bfloat16: return .bfloat16Acc32
+        (try? DeclaredArithmetic.assumed(forStorage: format).mode()) ?? .float32
+    }
+
+    /// The declared arithmetic a precision mode realises.
+    public static func arithmetic(for mode: PrecisionMode) -> DeclaredArithmetic {
+        switch mode {
+        case .float32: return .float32
         case .tf32: return .tf32
-        default: return .float32
+        case .float16Acc32: return .float16Acc32
+        case .bfloat16Acc32: return .bfloat16Acc32
+        case .float16: return .float16Pure
         }
     }
 
@@ -70,53 +95,58 @@ public enum KernelComparison {
         }
     }
 
-    /// `u_acc / u_F`: how the accumulation magnitude (roundings inside a
-    /// weight: `q·k`, `L_i − L_j`) is weighted against the storage format's
-    /// unit roundoff `u_F` (Proofs/T9). Float32 accumulation under binary16
-    /// storage gives 2⁻²⁴/2⁻¹¹; pure binary16 and TF32 (whose inputs are
-    /// rounded to 11 bits inside the dot product) give 1.
+    /// `u_acc / u_F` for the block-level magnitudes (Proofs/T9): Float32
+    /// accumulation under binary16 storage gives 2⁻²⁴/2⁻¹¹; pure binary16 and
+    /// TF32 give 1.
     public static func accumulationRatio(format: NumberFormat, mode: PrecisionMode) -> Double {
-        let uAcc: Double
-        switch mode {
-        case .float32, .float16Acc32, .bfloat16Acc32: uAcc = NumberFormat.binary32.unitRoundoff
-        case .float16: uAcc = NumberFormat.binary16.unitRoundoff
-        case .tf32: uAcc = NumberFormat.tf32.unitRoundoff
-        }
-        return uAcc / format.unitRoundoff
+        let a = arithmetic(for: mode)
+        return Swift.max(a.accumulation.unitRoundoff, a.operands == .tf32 ? a.operands.unitRoundoff : 0)
+            / format.unitRoundoff
     }
 
-    /// The growth of a correct kernel's rounding error with the number of
-    /// terms it sums: `√(max(1, n/16))` with `n = N + F + dk` (sequence length,
-    /// state features, dot-product length). Rounding errors of an n-term
-    /// recursive sum behave like independent zero-mean variables, so the error
-    /// grows like `√n·u` with high probability (Higham & Mary, "A new approach
-    /// to probabilistic rounding error analysis", SISC 2019) rather than the
-    /// worst-case `n·u`; the policy's `boundFactor` is calibrated for 16 terms.
-    /// Applied to the accumulation part of the magnitude only
-    /// (`effectiveMagnitude`, Proofs/T9).
-    public static func lengthFactor(_ p: CoreProblem) -> Double {
-        let n = Double(p.length + (p.featureDim ?? p.keyDim) + p.keyDim)
-        return Swift.max(1, n / 16).squareRoot()
-    }
-
-    /// The absolute error that gradual underflow can add, expressed as a
-    /// magnitude (the verdict multiplies it by `boundFactor·u_F`): each of the
-    /// `n = N + F + dk` operations or stored terms that produce an output may
-    /// round in the subnormal range of the storage or accumulation format,
-    /// where the error is up to half the smallest subnormal `η/2` whatever
-    /// the operands' size — the one error not proportional to any magnitude.
-    /// It is `n·η/(2u_F)` with the larger `η` of the two formats: `n·2⁻¹⁴` for
+    /// The absolute error that gradual underflow can add, expressed in units
+    /// of `u_F` (a magnitude): each of the `n = N + F + dk` operations or
+    /// stored terms that produce an output may round in the subnormal range
+    /// of the storage or accumulation format, where the error is up to half
+    /// the smallest subnormal `η/2` whatever the operands' size. It is
+    /// `n·η/(2u_F)` with the larger `η` of the two formats: `n·2⁻¹⁴` for
     /// binary16 storage (η = 2⁻²⁴), negligible for Float32 and bfloat16.
     public static func underflowFloor(_ p: CoreProblem, format: NumberFormat, mode: PrecisionMode) -> Double {
-        let acc: NumberFormat
-        switch mode {
-        case .float16: acc = .binary16
-        case .tf32: acc = .tf32
-        default: acc = .binary32
-        }
-        let eta = Swift.max(acc.leastNonzeroMagnitude, format.leastNonzeroMagnitude)
+        let a = arithmetic(for: mode)
+        let eta = Swift.max(a.accumulation.leastNonzeroMagnitude, a.operands.leastNonzeroMagnitude,
+                            format.leastNonzeroMagnitude)
         let n = Double(p.length + (p.featureDim ?? p.keyDim) + p.keyDim)
         return n * eta / 2 / format.unitRoundoff
+    }
+
+    /// The per-element error scale `s_e` of the verdict for outputs stored in
+    /// `format` and computed in `arithmetic` (Proofs/T9), in units of the
+    /// output (a magnitude: `u_F·s_e` is one rounding stage's worth):
+    ///
+    ///     s_e = m_e + (u_op/u_F)(m_e + m̃_e) + (u_acc/u_F)·m^Γ_e + (u_st/u_F)·m^S_e + floor
+    ///
+    /// `m` the storage magnitude `Σ_j|w_ij||v_j|` (each stored term rounded
+    /// once), `m̃` the score-factor magnitude (`q·k` from rounded operands),
+    /// `m^Γ` the decay magnitude (segment sums at the accumulation precision),
+    /// `m^S` the state-product magnitude (the state used as an operand, or
+    /// stored, at `u_st = max(u_op, u_state)`), and the underflow floor. Only
+    /// the *shape* over elements matters when baselines exist (their errors
+    /// set the scale); without baselines `u_F·s_e` is the a-priori bound's unit.
+    public static func errorScale(_ ref: ReferenceOutput, problem: CoreProblem, format: NumberFormat,
+                                  arithmetic a: DeclaredArithmetic) -> [Double] {
+        let uF = format.unitRoundoff
+        let rOp = a.operands.unitRoundoff / uF
+        let rAcc = a.accumulation.unitRoundoff / uF
+        let rSt = Swift.max(a.operands.unitRoundoff, a.stateUnitRoundoff) / uF
+        let mode = (try? a.mode()) ?? .float32
+        let floor = underflowFloor(problem, format: format, mode: mode)
+        let state = stateMagnitude(problem, oracle: ref.oDouble)
+        let m = ref.magnitude
+        let acc = ref.accumulationMagnitude.count == m.count ? ref.accumulationMagnitude : [Double](repeating: 0, count: m.count)
+        let dec = ref.decayMagnitude.count == m.count ? ref.decayMagnitude : [Double](repeating: 0, count: m.count)
+        return (0..<m.count).map { e in
+            m[e] + rOp * (m[e] + acc[e]) + rAcc * dec[e] + rSt * state[e] + floor
+        }
     }
 
     /// One report case per tensor (`o`, and `final_state`/`final_state_z` when
@@ -124,64 +154,147 @@ public enum KernelComparison {
     ///
     /// - Parameter oracle: a precomputed oracle for `problem` (with final state
     ///   if the candidate has one), or nil to compute it here.
+    /// - Parameter baselines: precomputed baseline outputs in the candidate's
+    ///   arithmetic (their outputs are rounded to the candidate's format here), or nil.
     public static func compare(problem: CoreProblem, candidate: CandidateTensors, name: String,
                                settings: ComparisonSettings, oracle: ReferenceOutput? = nil,
                                baselines precomputed: [CoreOutput]? = nil) throws -> [ReportCase] {
         let start = DispatchTime.now().uptimeNanoseconds
         let wantState = candidate.finalState != nil
         let ref = try oracle ?? Reference.quadratic(problem, precision: settings.precision, finalState: wantState)
+        let arithmetic = settings.effectiveArithmetic
         let baselines = try precomputed ?? baselineOutputs(problem, settings: settings)
+        var cases = try judge(problem: problem, candidate: candidate, name: name, settings: settings, ref: ref,
+                              arithmetic: arithmetic, baselines: baselines)
+        cases[0].durationSeconds = seconds(since: start)
+        if settings.explainFailures, cases.contains(where: { !$0.passed && !$0.verdict.isUndefined }) {
+            let note = explain(problem: problem, candidate: candidate, name: name, settings: settings, ref: ref,
+                               declared: arithmetic)
+            for i in cases.indices where !cases[i].passed && !cases[i].verdict.isUndefined {
+                cases[i].verdict.note = note
+                cases[i].verdict.reason = cases[i].verdict.describe()
+            }
+        }
+        return cases
+    }
+
+    /// The verdicts of every candidate tensor against given baselines.
+    static func judge(problem: CoreProblem, candidate: CandidateTensors, name: String, settings: ComparisonSettings,
+                      ref: ReferenceOutput, arithmetic: DeclaredArithmetic, baselines: [CoreOutput]) throws -> [ReportCase] {
         let shape = [problem.batch, problem.heads, problem.length, problem.valueDim]
         var cases: [ReportCase] = []
-        let metrics = try TensorMetrics(candidate: candidate.o, reference: ref, shape: shape, format: settings.format)
-        let ratio = accumulationRatio(format: settings.format, mode: settings.effectiveMode)
-        let growth = lengthFactor(problem)
-        let floor = underflowFloor(problem, format: settings.format, mode: settings.effectiveMode)
-        let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o,
-                                                magnitude: zip(ref.effectiveMagnitude(accumulationRatio: ratio, growth: growth),
-                                                               stateMagnitude(problem, oracle: ref.oDouble)).map { $0 + $1 + floor },
-                                                baselines: baselines.map(\.o), shape: shape, format: settings.format)
-        cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict,
-                                durationSeconds: seconds(since: start)))
+        let format = settings.format
+        let metrics = try TensorMetrics(candidate: candidate.o, reference: ref, shape: shape, format: format)
+        let scale = errorScale(ref, problem: problem, format: format, arithmetic: arithmetic)
+        let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o, magnitude: scale,
+                                                baselines: baselines.map { stored($0.o, in: format) },
+                                                shape: shape, format: format)
+        cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict, durationSeconds: 0))
         if let cs = candidate.finalState, let f = problem.featureDim, let s = ref.finalStateS {
+            let sf = settings.finalStateFormat ?? format
             let fm = finalStateMagnitude(problem)
-            let mag = (s: effectiveMagnitude(storage: fm.s, accumulation: fm.sAcc, ratio: ratio, growth: growth).map { $0 + floor },
-                       z: effectiveMagnitude(storage: fm.z, accumulation: fm.zAcc, ratio: ratio, growth: growth).map { $0 + floor })
+            let uF = sf.unitRoundoff
+            let rOp = Swift.max(arithmetic.operands.unitRoundoff, arithmetic.stateUnitRoundoff) / uF
+            let rAcc = arithmetic.accumulation.unitRoundoff / uF
+            let floor = underflowFloor(problem, format: sf, mode: (try? arithmetic.mode()) ?? .float32)
+            func scale(_ m: [Double], _ acc: [Double]) -> [Double] {
+                (0..<m.count).map { m[$0] + rOp * m[$0] + rAcc * acc[$0] + floor }
+            }
             let sShape = [problem.batch, problem.heads, f, problem.valueDim]
-            let bs = baselines.compactMap { $0.finalState?.s }
+            let bs = baselines.compactMap { $0.finalState.map { stored($0.s, in: sf) } }
             cases.append(ReportCase(
                 name: name, tensor: "final_state",
-                metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: settings.format),
-                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: mag.s, baselines: bs,
-                                                   shape: sShape, format: settings.format),
+                metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: sf),
+                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: scale(fm.s, fm.sAcc),
+                                                   baselines: bs, shape: sShape, format: sf),
                 durationSeconds: 0))
             if let cz = cs.z, let z = ref.finalStateZ {
                 let zShape = [problem.batch, problem.heads, f]
-                let bz = baselines.compactMap { $0.finalState?.z }
+                let bz = baselines.compactMap { $0.finalState?.z.map { stored($0, in: sf) } }
                 cases.append(ReportCase(
                     name: name, tensor: "final_state_z",
-                    metrics: try TensorMetrics(candidate: cz, oracle: z, shape: zShape, format: settings.format),
-                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: mag.z, baselines: bz,
-                                                       shape: zShape, format: settings.format),
+                    metrics: try TensorMetrics(candidate: cz, oracle: z, shape: zShape, format: sf),
+                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: scale(fm.z, fm.zAcc),
+                                                       baselines: bz, shape: zShape, format: sf, rowLength: f),
                     durationSeconds: 0))
             }
         }
         return cases
     }
 
-    /// MambaCheck's own kernels in the mode matching `settings.format`; forms
-    /// that do not apply to the core (e.g. tiled for un-normalised cores) are skipped.
+    /// A baseline's values as a kernel storing them in `format` would hold
+    /// them (TF32, the legacy judging format, is not a storage format: unchanged).
+    static func stored(_ x: [Double], in format: NumberFormat) -> [Double] {
+        if format == .tf32 || format == .binary64 { return x }
+        return x.map { format.round($0) }
+    }
+
+    /// Re-judges a failing candidate in each looser arithmetic and says which
+    /// first explains it (the verdict itself never changes).
+    static func explain(problem: CoreProblem, candidate: CandidateTensors, name: String, settings: ComparisonSettings,
+                        ref: ReferenceOutput, declared: DeclaredArithmetic) -> String {
+        for looser in declared.looser {
+            var s = settings
+            s.arithmetic = looser
+            s.explainFailures = false
+            guard let baselines = try? baselineOutputs(problem, settings: s),
+                  let cases = try? judge(problem: problem, candidate: candidate, name: name, settings: s, ref: ref,
+                                         arithmetic: looser, baselines: baselines)
+            else { continue }
+            if cases.allSatisfy(\.passed) {
+                return "error consistent with \(looser.description) (--arith \(looser.name)); declared \(declared.description)"
+            }
+        }
+        return "not explained by a looser arithmetic (TF32 dots, 16-bit operands or stored state, half accumulation): "
+            + "likely a bug"
+    }
+
+    /// MambaCheck's own kernels in the candidate's declared arithmetic (one per
+    /// baseline form; forms that do not apply to the core are skipped), with
+    /// the output left unrounded (the caller rounds it to the candidate's
+    /// storage format). When the decay is given as prefix sums, one more
+    /// baseline models the kernels that receive them: exponents formed in base
+    /// 2 from separately rescaled prefix sums (`exp2(L_i·log₂e − L_j·log₂e)`,
+    /// absolute exponent error `≈ u(|L_i| + |L_j|)`), which is correct by the
+    /// contract of a kernel handed prefix sums.
     public static func baselineOutputs(_ problem: CoreProblem, settings: ComparisonSettings) throws -> [CoreOutput] {
-        let mode = settings.effectiveMode
+        let arithmetic = settings.effectiveArithmetic
+        let mode = try arithmetic.mode()
+        var options = settings.kernelOptions
+        options.roundOutput = false
+        options.stateStorage = arithmetic.stateStorage
+        if settings.arithmetic != nil || settings.mode == nil { options.chunkSize = arithmetic.chunkSize }
         var out: [CoreOutput] = []
         for form in settings.baselineForms {
             do {
-                out.append(try CoreKernels.run(problem, form: form, mode: mode, options: settings.kernelOptions))
+                out.append(try CoreKernels.run(problem, form: form, mode: mode, options: options))
             } catch is KernelError {
                 continue
             }
         }
+        if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
+            if let r = try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options) { out.append(r) }
+        }
         return out
+    }
+
+    /// `problem` with each given prefix sum replaced by `fl₃₂(L·log₂e)/log₂e`
+    /// (evaluated in Double): the exponent a base-2 kernel really uses.
+    static func base2PrefixSumProblem(_ p: CoreProblem) -> CoreProblem? {
+        guard case .prefixSum(let l) = p.decay else { return nil }
+        let log2e = 1.4426950408889634
+        var q = p
+        q.decay = .prefixSum(l.map { Double(Float(Float($0) * Float(log2e))) / log2e })
+        return q
+    }
+
+    /// The growth of a correct kernel's accumulation error with the number of
+    /// terms it sums, `√(max(1, n/16))` with `n = N + F + dk` (probabilistic
+    /// rounding-error growth, Higham & Mary 2019). Used by the gradient
+    /// magnitudes' shape only: with baselines the scale comes from them.
+    public static func lengthFactor(_ p: CoreProblem) -> Double {
+        let n = Double(p.length + (p.featureDim ?? p.keyDim) + p.keyDim)
+        return Swift.max(1, n / 16).squareRoot()
     }
 
     /// Magnitudes of the final state's terms (Proofs/T7): storage part

@@ -1,0 +1,255 @@
+import MambaKernels
+import MambaPrecision
+
+extension VerdictPolicy {
+    /// Judges `candidate` against an MPFR oracle (see `Verdict` and `VerdictPolicy` for the criteria).
+    ///
+    /// - Parameters:
+    ///   - candidate: the kernel's values, row-major, exactly as produced.
+    ///   - oracle: the oracle's values.
+    ///   - magnitude: the per-element error scales `s_e ≥ 0` (e.g.
+    ///     `KernelComparison.errorScale`: the size of each element's terms,
+    ///     weighted by the declared arithmetic).
+    ///   - baselines: trusted kernels in the same arithmetic on the same inputs
+    ///     (one or more; the largest error counts). May be empty.
+    ///   - shape: the tensor's shape; every array must have its element count.
+    ///   - format: the candidate's storage format.
+    ///   - rowLength: elements per row for the row test (default: the last dimension).
+    /// - Throws: `VerificationError` for an invalid policy or shape, mismatched
+    ///   counts, or a NaN or negative scale at an element whose oracle value is defined.
+    public func judge(candidate: [Double], oracle: [BigFloat], magnitude: [Double], baselines: [[Double]],
+                      shape: [Int], format: NumberFormat, rowLength: Int? = nil) throws -> Verdict {
+        try judge(candidate: candidate, oracle: .exact(oracle), magnitude: magnitude,
+                  baselines: baselines, shape: shape, format: format, rowLength: rowLength)
+    }
+
+    /// Judges `candidate` against an oracle already rounded to `Double`.
+    public func judge(candidate: [Double], oracle: [Double], magnitude: [Double], baselines: [[Double]],
+                      shape: [Int], format: NumberFormat, rowLength: Int? = nil) throws -> Verdict {
+        try judge(candidate: candidate, oracle: .rounded(oracle), magnitude: magnitude,
+                  baselines: baselines, shape: shape, format: format, rowLength: rowLength)
+    }
+
+    /// Judges `candidate` against the oracle's output `o` and its storage magnitudes.
+    public func judge(candidate: [Double], reference: ReferenceOutput, baselines: [[Double]],
+                      shape: [Int], format: NumberFormat) throws -> Verdict {
+        try judge(candidate: candidate, oracle: .exact(reference.o), magnitude: reference.magnitude,
+                  baselines: baselines, shape: shape, format: format, rowLength: nil)
+    }
+
+    func judge(candidate: [Double], oracle values: OracleValues, magnitude: [Double], baselines: [[Double]],
+               shape: [Int], format: NumberFormat, rowLength: Int?) throws -> Verdict {
+        try validate()
+        let n = try TensorShape.elementCount(of: shape)
+        try TensorShape.check(candidate.count, "candidate", shape: shape, expected: n)
+        try TensorShape.check(values.count, "oracle", shape: shape, expected: n)
+        try TensorShape.check(magnitude.count, "magnitude", shape: shape, expected: n)
+        for (k, baseline) in baselines.enumerated() {
+            try TensorShape.check(baseline.count, "baseline \(k)", shape: shape, expected: n)
+        }
+        let oracle = OracleComparison(values, format: format)
+        for e in 0..<n where oracle.classes[e] != .undefined {
+            let m = magnitude[e]
+            guard !m.isNaN, m >= 0 else {
+                throw VerificationError.invalidMagnitude(index: TensorShape.index(ofOffset: e, in: shape), value: m)
+            }
+        }
+        let error = oracle.absoluteDifferences(candidate)
+        let baselineErrors = baselines.map { oracle.absoluteDifferences($0) }
+        let hasBaselines = !baselines.isEmpty
+        let width = Swift.max(1, Swift.min(rowLength ?? shape.last ?? 1, Swift.max(n, 1)))
+        let rowCount = n == 0 ? 0 : (n + width - 1) / width
+        // Rounding error of a correctly rounded value, in the 2-norm: ulp/√12 per element.
+        let roundingRMS = 1 / 12.0.squareRoot()
+
+        // β (element), per-row baseline errors, baseline norms.
+        var beta = 0.0
+        var baselineNonFinite = 0
+        var pointwise = [Double?](repeating: nil, count: n)
+        var baselineNorms = [ScaledNorm](repeating: ScaledNorm(), count: baselines.count)
+        var baselineRows = [[Double]](repeating: [Double](repeating: 0, count: rowCount), count: baselines.count)
+        for r in 0..<rowCount {
+            var rowBaseline = [ScaledNorm](repeating: ScaledNorm(), count: baselines.count)
+            for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite {
+                let m = magnitude[e]
+                for k in baselineErrors.indices {
+                    let b = baselineErrors[k][e]
+                    guard b.isFinite else { baselineNonFinite += 1; continue }
+                    pointwise[e] = Swift.max(pointwise[e] ?? 0, b)
+                    baselineNorms[k].add(b)
+                    rowBaseline[k].add(b)
+                    if m > 0, m.isFinite { beta = Swift.max(beta, Swift.max(0, b - 0.5 * oracle.ulp[e]) / m) }
+                }
+            }
+            for k in rowBaseline.indices { baselineRows[k][r] = rowBaseline[k].value }
+        }
+        // The row test's yardstick R_r = max(ρ·‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r) with
+        // ρ = max_{k,r} ‖b⁽ᵏ⁾ − y‖_r / ‖s‖_r: the baselines' worst row error per
+        // unit of row scale, carried to every row by its own scale (a local
+        // window of baseline errors was tried and measured: correct kernels of
+        // other forms have errors distributed differently along the sequence
+        // and failed it — Proofs/T9).
+        var rowScale = [Double](repeating: 0, count: rowCount)
+        var rho = 0.0
+        for r in 0..<rowCount {
+            var sc = ScaledNorm()
+            for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite && magnitude[e].isFinite {
+                sc.add(magnitude[e])
+            }
+            rowScale[r] = sc.value
+            if rowScale[r] > 0 { for k in baselineRows.indices { rho = Swift.max(rho, baselineRows[k][r] / rowScale[r]) } }
+        }
+        var rowYardstick = [Double](repeating: 0, count: rowCount)
+        for r in 0..<rowCount {
+            rowYardstick[r] = rho * rowScale[r]
+            for k in baselineRows.indices { rowYardstick[r] = Swift.max(rowYardstick[r], baselineRows[k][r]) }
+        }
+        let aPriori = hasBaselines ? boundFactor : (boundFactor > 0 ? boundFactor : VerdictPolicy.aPrioriBoundFactor)
+
+        // Elements.
+        var judged = 0, failing = 0, nonFinite = 0, undefined = 0
+        var undefinedIndices: [[Int]] = []
+        var ratios: [Double] = []
+        ratios.reserveCapacity(n)
+        var baselineDominated = 0
+        var allowance = [Double](repeating: .infinity, count: n)
+        var elements: [VerdictElement] = []
+        var candidateNorm = ScaledNorm(), ulpNorm = ScaledNorm(), oracleNorm = ScaledNorm()
+        var uniformFloor = Double.infinity
+        func element(_ e: Int, _ tau: Double, _ ratio: Double, _ failure: VerdictElement.Failure?) -> VerdictElement {
+            VerdictElement(index: TensorShape.index(ofOffset: e, in: shape), offset: e, candidate: candidate[e],
+                           oracle: oracle.oracle[e],
+                           absoluteError: oracle.classes[e] == .finite ? error[e]
+                               : (candidate[e] == oracle.oracle[e] ? 0 : Swift.abs(candidate[e] - oracle.oracle[e])),
+                           baselineError: pointwise[e], magnitude: magnitude[e], allowance: tau, ratio: ratio,
+                           failure: failure)
+        }
+        var worst: VerdictElement?
+        var top: [(ratio: Double, offset: Int)] = []
+        for e in 0..<n {
+            let tau: Double, ratio: Double, failure: VerdictElement.Failure?
+            switch oracle.classes[e] {
+            case .undefined:
+                undefined += 1
+                if undefinedIndices.count < 8 { undefinedIndices.append(TensorShape.index(ofOffset: e, in: shape)) }
+                continue
+            case .overflow:
+                tau = .infinity
+                if overflowsConsistently(candidate[e], oracle: oracle.oracle[e], format: format) {
+                    ratio = 0; failure = nil
+                } else {
+                    ratio = .infinity; failure = .missedOverflow
+                }
+            case .finite:
+                let m = magnitude[e]
+                candidateNorm.add(error[e])
+                ulpNorm.add(oracle.ulp[e])
+                oracleNorm.add(oracle.oracle[e])
+                let baselineTerm = (beta == 0 || m == 0) ? 0 : factor * beta * m
+                let rest = slack(ulp: oracle.ulp[e], magnitude: m, format: format, boundFactor: aPriori)
+                if baselineTerm > rest { baselineDominated += 1 }
+                tau = baselineTerm + rest
+                allowance[e] = tau
+                let y = Swift.abs(oracle.oracle[e])
+                if y > 0 { uniformFloor = Swift.min(uniformFloor, tau / y) }
+                if !candidate[e].isFinite {
+                    ratio = .infinity; failure = .nonFinite; nonFinite += 1
+                } else {
+                    ratio = tau == 0 ? (error[e] == 0 ? 0 : .infinity) : error[e] / tau
+                    failure = error[e] <= tau ? nil : .exceedsAllowance
+                }
+                ratios.append(ratio)
+            }
+            judged += 1
+            if failure != nil { failing += 1 }
+            if worst == nil || ratio > worst!.ratio { worst = element(e, tau, ratio, failure) }
+            if top.count < 5 || ratio > top[top.count - 1].ratio {
+                top.append((ratio, e))
+                top.sort { $0.ratio != $1.ratio ? $0.ratio > $1.ratio : $0.offset < $1.offset }
+                if top.count > 5 { top.removeLast() }
+            }
+        }
+        for t in top { elements.append(element(t.offset, allowance[t.offset], t.ratio, t.ratio > 1 || !t.ratio.isFinite
+            ? (oracle.classes[t.offset] == .overflow ? .missedOverflow
+               : (candidate[t.offset].isFinite ? .exceedsAllowance : .nonFinite)) : nil)) }
+
+        // Norm.
+        let candidateError = candidateNorm.value
+        let baselineError = baselineNorms.map(\.value).max() ?? 0
+        let normSlack = roundingRMS * ulpNorm.value
+        let normAllowance = normFactor * baselineError + normSlack
+        let normwise = NormwiseCheck(candidateError: candidateError, baselineError: baselineError, slack: normSlack,
+                                     allowance: normAllowance, applicable: hasBaselines,
+                                     passed: candidateError.isFinite && (!hasBaselines || candidateError <= normAllowance))
+        let oracleNormValue = oracleNorm.value
+        if hasBaselines, oracleNormValue > 0 { uniformFloor = Swift.min(uniformFloor, normAllowance / oracleNormValue) }
+
+        // Rows.
+        var failingRows = 0, worstRowShare = 0.0, worstRow: Int?
+        var rowFloors: [Double] = []
+        var rowFloorRatios: [Double] = []
+        for r in 0..<rowCount {
+            var err = ScaledNorm(), ulps = ScaledNorm(), ys = ScaledNorm()
+            var elementFloor = Double.infinity
+            var finite = false
+            for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite {
+                finite = true
+                err.add(error[e])
+                ulps.add(oracle.ulp[e])
+                ys.add(oracle.oracle[e])
+                let y = Swift.abs(oracle.oracle[e])
+                if y > 0 { elementFloor = Swift.min(elementFloor, allowance[e] / y) }
+            }
+            guard finite else { continue }
+            var floor = elementFloor
+            let yNorm = ys.value
+            if hasBaselines {
+                let rowAllowance = rowFactor * rowYardstick[r] + roundingRMS * ulps.value
+                let share = rowAllowance > 0 ? err.value / rowAllowance : (err.value == 0 ? 0 : .infinity)
+                if share > 1 { failingRows += 1 }
+                if share > worstRowShare || worstRow == nil { worstRowShare = share; worstRow = r }
+                if yNorm > 0 {
+                    floor = Swift.min(floor, rowAllowance / yNorm, normAllowance / yNorm)
+                    uniformFloor = Swift.min(uniformFloor, rowAllowance / yNorm)
+                }
+            }
+            if floor.isFinite { rowFloors.append(floor) }
+            let own = baselineRows.map { $0[r] }.max() ?? 0
+            if yNorm > 0, own > 0, floor.isFinite { rowFloorRatios.append(floor / (own / yNorm)) }
+        }
+        rowFloors.sort()
+        rowFloorRatios.sort()
+        let rows = RowCheck(rowLength: width, rowCount: rowCount, baselineScaledError: rowYardstick.max() ?? 0, failingRows: failingRows,
+                            worstRow: worstRow.map { TensorShape.index(ofOffset: $0 * width, in: shape) },
+                            worstShare: worstRowShare, applicable: hasBaselines, passed: failingRows == 0)
+
+        ratios.sort()
+        let margins = Margins(p50: Percentile.nearestRank(of: ratios, percent: 50), p99: Percentile.nearestRank(of: ratios, percent: 99),
+                              max: ratios.last ?? 0,
+                              baselineTermShare: ratios.isEmpty ? 0 : Double(baselineDominated) / Double(ratios.count))
+        let floor = DetectionFloor(
+            uniform: uniformFloor,
+            singleRowMedian: rowFloors.isEmpty ? .infinity : rowFloors[rowFloors.count / 2],
+            singleRowMin: rowFloors.first ?? .infinity,
+            singleRowMedianOverBaseline: rowFloorRatios.isEmpty ? .nan : rowFloorRatios[rowFloorRatios.count / 2],
+            baselineRelativeError: hasBaselines ? normRatio(baselineError, oracleNormValue) : .nan)
+
+        var verdict = Verdict(
+            passed: failing == 0 && normwise.passed && rows.passed && undefined == 0, policy: self,
+            format: format.rawValue, elementCount: n, judgedCount: judged, failingCount: failing,
+            nonFiniteCount: nonFinite, undefinedCount: undefined, undefinedIndices: undefinedIndices,
+            baselineCount: baselines.count, baselineBackwardError: beta, baselineNonFiniteCount: baselineNonFinite,
+            normwise: normwise, rows: rows, margins: margins, detectionFloor: floor, worst: worst,
+            worstElements: elements, note: nil, reason: "")
+        verdict.reason = verdict.describe()
+        return verdict
+    }
+
+    /// Whether `candidate` is what a correct kernel returns for an oracle value
+    /// that overflows `format`: ±∞ of the oracle's sign, a saturated
+    /// ±greatestFinite of that sign, or NaN in a format without infinities.
+    private func overflowsConsistently(_ candidate: Double, oracle: Double, format: NumberFormat) -> Bool {
+        if candidate.isNaN { return !format.hasInfinities }
+        return candidate.sign == oracle.sign && Swift.abs(candidate) >= format.greatestFiniteMagnitude
+    }
+}
