@@ -177,6 +177,7 @@ enum PythonLiteral {
         mutating func dict(depth: Int) throws -> PythonLiteral {
             position += 1
             var entries: [(key: String, value: PythonLiteral)] = []
+            var keys = Set<String>()  // linear duplicate check
             while true {
                 skipWhitespace()
                 if current == "}" { position += 1; break }
@@ -186,7 +187,7 @@ enum PythonLiteral {
                     if current == "}" { position += 1; break }
                 }
                 guard case let .string(key) = try value(depth: depth + 1) else { throw error("dict keys must be strings") }
-                guard !entries.contains(where: { $0.key == key }) else { throw error("duplicate key '\(key)'") }
+                guard keys.insert(key).inserted else { throw error("duplicate key '\(key)'") }
                 try expect(":")
                 entries.append((key, try value(depth: depth + 1)))
             }

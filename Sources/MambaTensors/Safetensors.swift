@@ -76,6 +76,9 @@ public enum Safetensors {
         let bufferLength = data.count - bufferStart
         var metadata: [String: String]?
         var infos: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
+        // Names seen so far: a Set keeps the duplicate check linear (a header
+        // of up to 100 MB can list millions of entries; a scan per entry was quadratic).
+        var names = Set<String>()
         for entry in entries {
             let (name, value) = (entry.key, entry.value)
             if name == metadataKey {
@@ -83,7 +86,7 @@ public enum Safetensors {
                 metadata = try parseMetadata(value, file: file)
                 continue
             }
-            guard !infos.contains(where: { $0.name == name }) else {
+            guard names.insert(name).inserted else {
                 throw TensorFileError.duplicateArray(file: file, array: name)
             }
             let info = try parseInfo(value, name: name, file: file)

@@ -57,15 +57,36 @@ public struct CoreProblem: Sendable {
         self.initialState = initialState
     }
 
+    /// `Π xs`, or nil when it overflows `Int` (every factor ≥ 0).
+    public static func checkedProduct(_ xs: [Int]) -> Int? {
+        var r = 1
+        for x in xs {
+            let (m, o) = r.multipliedReportingOverflow(by: x)
+            if o { return nil }
+            r = m
+        }
+        return r
+    }
+
     /// Number of independent (batch, head) sequences.
     public var sequences: Int { batch * heads }
     /// Feature dimension of the state (nil for the exponential score).
     public var featureDim: Int? { spec.featureDimension(keyDim: keyDim) }
 
     /// Checks shapes and consistency; returns a message naming the first problem.
+    ///
+    /// Sizes are multiplied with overflow checks: a problem read from a file
+    /// may claim any dimensions (e.g. N = 0 with B·H = 2^60), and a trap here
+    /// would crash the caller instead of reporting the input.
     public func validationError() -> String? {
-        let bh = batch * heads
         if batch < 1 || heads < 1 || length < 0 || keyDim < 1 || valueDim < 1 { return "dimensions must be positive" }
+        guard let bh = Self.checkedProduct([batch, heads]),
+              Self.checkedProduct([bh, length, Swift.max(keyDim, valueDim)]) != nil,
+              let fd = spec.score == .squared ? Self.checkedProduct([keyDim, keyDim &+ 1]).map({ $0 / 2 }) : keyDim,
+              Self.checkedProduct([bh, fd, valueDim]) != nil else {
+            return "dimensions too large: [B, H, N, dk, dv] = [\(batch), \(heads), \(length), \(keyDim), \(valueDim)] overflow"
+        }
+        if !scale.isFinite { return "scale must be finite, found \(scale)" }
         if q.count != bh * length * keyDim { return "q: expected \(bh * length * keyDim) elements [B,H,N,dk], found \(q.count)" }
         if k.count != bh * length * keyDim { return "k: expected \(bh * length * keyDim) elements [B,H,N,dk], found \(k.count)" }
         if v.count != bh * length * valueDim { return "v: expected \(bh * length * valueDim) elements [B,H,N,dv], found \(v.count)" }

@@ -62,8 +62,10 @@ extension VerificationReport {
 extension ReportCase {
     /// The kind of failure for JUnit's `type` attribute.
     var failureKind: String {
+        if verdict.isUndefined { return "undefined-oracle" }
         if verdict.nonFiniteCount > 0 { return "non-finite" }
         if verdict.failingCount > 0 { return "elementwise" }
+        if !verdict.rows.passed { return "rowwise" }
         return "normwise"
     }
 
@@ -80,7 +82,16 @@ extension ReportCase {
             "elements: \(m.elementCount), compared \(m.comparedCount), oracle non-finite \(m.oracleNonFiniteCount),"
                 + " candidate NaN/Inf \(m.nonFiniteCount)",
             "baseline backward error: \(n(verdict.baselineBackwardError, 3)) over \(verdict.baselineCount) baseline(s)",
+            "allowance used: elements p50/p99/max \(n(verdict.margins.p50, 3)) / \(n(verdict.margins.p99, 3)) / \(n(verdict.margins.max, 3));"
+                + " rows max \(n(verdict.rows.worstShare, 3)); norm \(n(verdict.normwise.share, 3))",
+            "detection floor: uniform relative error \(n(verdict.detectionFloor.uniform, 3)); one row (median)"
+                + " \(n(verdict.detectionFloor.singleRowMedian, 3)); baselines' relative error \(n(verdict.detectionFloor.baselineRelativeError, 3))",
         ]
+        if let note = verdict.note { lines.append("explanation: \(note)") }
+        for w in verdict.worstElements {
+            lines.append("  worst by |err|/allowance \(NumberText.index(w.index)): |err| \(n(w.absoluteError, 3)),"
+                         + " allowed \(n(w.allowance, 3)), ratio \(n(w.ratio, 3))")
+        }
         for w in m.worst {
             lines.append("  worst \(NumberText.index(w.index)): candidate \(n(w.candidate, 6)), oracle \(n(w.oracle, 6)),"
                          + " abs err \(n(w.absoluteError, 3)), \(n(w.ulpError, 3)) ulp"

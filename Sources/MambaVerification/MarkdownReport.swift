@@ -15,15 +15,16 @@ extension VerificationReport {
         if let timestamp { md += " · \(Markdown.escape(timestamp))" }
         md += " · \(Markdown.codeSpan(command))\n\n"
         guard !cases.isEmpty else { return md }
-        md += "| case | tensor | format | ULP p99 | ULP max | normwise | RMS ratio | NaN/Inf | verdict |\n"
-        md += "|:--|:--|:--|--:|--:|--:|--:|--:|:--|\n"
+        md += "| case | tensor | format | ULP p99 | ULP max | normwise rel | allowance used | uniform floor | NaN/Inf | verdict |\n"
+        md += "|:--|:--|:--|--:|--:|--:|--:|--:|--:|:--|\n"
         let n = NumberText.significant, s = NumberText.scientific
         for c in cases {
             let m = c.metrics
             let verdict = c.passed ? "✅ pass" : "❌ **FAIL**"
             let cells = [Markdown.escape(c.name), Markdown.escape(c.tensor), Markdown.escape(m.format),
-                         n(m.ulpP99, 3), n(m.ulpMax, 3), s(m.normwiseRelativeError, 2), s(m.rmsRatio, 2),
-                         String(m.nonFiniteCount), verdict]
+                         n(m.ulpP99, 3), n(m.ulpMax, 3), s(m.normwiseRelativeError, 2),
+                         n(Swift.max(c.verdict.margins.max, c.verdict.rows.worstShare, c.verdict.normwise.share), 3),
+                         s(c.verdict.detectionFloor.uniform, 2), String(m.nonFiniteCount), verdict]
             md += "| " + cells.joined(separator: " | ") + " |\n"
         }
         let failures = cases.filter { !$0.passed }

@@ -46,4 +46,13 @@ extension VerificationReport {
     public func write(_ format: ReportFormat, to path: String) throws {
         try AtomicFile.write(rendered(as: format), to: path)
     }
+
+    /// Writes several renderings as one set, all or nothing
+    /// (`AtomicFile.writeAll`): every file is rendered and written to a
+    /// temporary first, and none replaces its destination unless all were
+    /// written — a CI job never picks up a JSON report without its JUnit twin,
+    /// or a half-new, half-stale set.
+    public func write(_ files: [(format: ReportFormat, path: String)]) throws {
+        try AtomicFile.writeAll(files.map { (path: $0.path, data: try rendered(as: $0.format)) })
+    }
 }

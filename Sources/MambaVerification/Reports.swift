@@ -8,10 +8,9 @@ import Foundation
 /// JSON has sorted keys and locale-independent numbers, so the same inputs
 /// give byte-identical files — reports can be diffed and cached.
 ///
-/// Non-finite numbers (an infinite ULP error, a NaN candidate value) are
-/// written as the JSON strings `"inf"`, `"-inf"` and `"nan"`; use
-/// `jsonEncoder()`/`jsonDecoder()` (or `jsonData()`/`init(jsonData:)`) to read
-/// and write them.
+/// Every number is a JSON number; non-finite ones (an infinite ULP error, a
+/// NaN candidate value) are written as `null` by `jsonData()` and read back
+/// as NaN by `init(jsonData:)`. The file also carries a top-level `passed`.
 public struct VerificationReport: Codable, Sendable, Equatable {
     /// Version of this file layout.
     public static let currentSchema = 1
@@ -119,19 +118,47 @@ extension VerificationReport {
         return decoder
     }
 
-    /// The report as JSON, UTF-8, ending in a newline. Same report → same bytes.
+    /// What `jsonData()` writes: the report's fields plus its overall `passed`.
+    private struct Document: Encodable {
+        var report: VerificationReport
+        enum Keys: String, CodingKey { case schema, toolVersion, command, seed, timestamp, cases, passed }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(report.schema, forKey: .schema)
+            try c.encode(report.toolVersion, forKey: .toolVersion)
+            try c.encode(report.command, forKey: .command)
+            try c.encode(report.seed, forKey: .seed)
+            try c.encodeIfPresent(report.timestamp, forKey: .timestamp)
+            try c.encode(report.cases, forKey: .cases)
+            try c.encode(report.passed, forKey: .passed)
+        }
+    }
+
+    /// The report as JSON, UTF-8, ending in a newline: numbers as JSON numbers,
+    /// `null` for NaN and ±∞, a top-level `passed`. Same report → same bytes.
     public func jsonData() throws -> Data {
-        var data = try VerificationReport.jsonEncoder().encode(self)
-        data.append(0x0A)
-        return data
+        let data = try VerificationReport.jsonEncoder().encode(Document(report: self))
+        // The encoder's sentinel strings for non-finite numbers become null.
+        var text = String(decoding: data, as: UTF8.self)
+        for sentinel in ["\"-inf\"", "\"inf\"", "\"nan\""] {
+            text = text.replacingOccurrences(of: " : " + sentinel, with: " : null")
+                .replacingOccurrences(of: "  " + sentinel + ",", with: "  null,")
+                .replacingOccurrences(of: "  " + sentinel + "\n", with: "  null\n")
+        }
+        return Data((text + "\n").utf8)
     }
 
     /// Reads a report written by `jsonData()`.
     ///
     /// - Throws: `VerificationError.malformedReport` naming what is wrong.
     public init(jsonData data: Data) throws {
+        // null (a non-finite number) reads back as NaN.
+        let text = String(decoding: data, as: UTF8.self)
+            .replacingOccurrences(of: " : null", with: " : \"nan\"")
+            .replacingOccurrences(of: "  null,", with: "  \"nan\",")
+            .replacingOccurrences(of: "  null\n", with: "  \"nan\"\n")
         do {
-            self = try VerificationReport.jsonDecoder().decode(VerificationReport.self, from: data)
+            self = try VerificationReport.jsonDecoder().decode(VerificationReport.self, from: Data(text.utf8))
         } catch let error as DecodingError {
             throw VerificationError.malformedReport(VerificationReport.describe(error))
         }

@@ -29,7 +29,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "MPFR precision for --form reference.") var precision: Int = 128
     @Option(help: "Write the result as JSON here.") var json: String?
 
+    /// The oracle's precision range applies to `--form reference` too (GMP aborts on absurd sizes).
+    func validate() throws { try OracleArguments.validate(precision: precision, scale: nil) }
+
     func run() throws {
+        try OutputPaths.check([("--json", json)])
         let (core, _) = try resolveCore(variant)
         var result: [String: String] = [
             "variant": variant, "core": core.name, "form": form, "length": "\(length)", "headDim": "\(headDim)",

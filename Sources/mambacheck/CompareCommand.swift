@@ -21,13 +21,25 @@ struct CompareCommand: ParsableCommand {
             baselines being MambaCheck's own backward kernels (chunked and quadratic) in the candidate's format.
             Values stored as Float16/bfloat16/Float32 are taken as exact.
 
-            Verdict (Proofs/T9-verdict.md): MambaCheck runs its own kernels in the candidate's format on the same
-            inputs (chunked and quadratic forms) and measures their error against the oracle. An element passes when
-              |candidate − oracle| ≤ factor·max(baseline error, β·magnitude) + ulp-allowance·ulp + bound-factor·u·magnitude
-            where magnitude is the oracle's per-element scale Σ|terms| (large for ill-conditioned elements, e.g. a
-            sum-normalised row whose normaliser is tiny relative to its terms) and β the baselines' worst
-            error/magnitude ratio; the tensor also passes a normwise test of the same form. Defaults: factor 2
-            (FlashAttention-3), ulp-allowance 2, bound-factor 8.
+            Declared arithmetic (--arith, docs/MATH.md §8): what your kernel computes in. Profiles: float32 (fp32: \
+            true Float32 dots), tf32 (fp32-tf32: Float32 data, TF32 dot products — Triton's default tl.dot on fp32), \
+            float16-acc32 (fp16: fp16 operands, fp32 accumulation — tensor cores), bfloat16-acc32 (bf16), \
+            float16-pure (pure-fp16: every operation in half). Suffixes: +state=float16|bfloat16 (the carried state \
+            is stored in 16 bits between chunks/tokens), +chunk=C (the kernel's chunk length, default 64; e.g. 256 \
+            for Mamba-2's SSD kernels). Default: from o's dtype (float32 → float32, float16 → float16-acc32, \
+            bfloat16 → bfloat16-acc32). The storage format of each tensor always comes from its dtype.
+
+            Verdict (Proofs/T9-verdict.md): MambaCheck runs its own kernels in your declared arithmetic on the same \
+            inputs (chunked at your chunk length, and quadratic; plus a base-2 exponent variant when you pass \
+            prefix sums) and measures their error against the MPFR oracle. Three tests must pass:
+              element: |err_e| ≤ factor·β·s_e + ulp-allowance·ulp(y_e)   (β: baselines' worst err/s; s_e: error scale)
+              row:     ‖err‖_row ≤ row-factor·R_row + ‖ulp‖_row/√12       (R: baselines' row error carried by row scale)
+              norm:    ‖err‖₂ ≤ norm-factor·max‖baseline err‖₂ + ‖ulp‖₂/√12
+            Defaults: factor 2 (FlashAttention-3), row-factor 2.5, norm-factor 2, ulp-allowance 1, bound-factor 0.
+            The report gives the share of each allowance used, the worst elements by |err|/allowance and the \
+            detection floor (the smallest uniform and single-row relative error that would have failed). A \
+            failure that a looser arithmetic would explain is named ("consistent with TF32 dot products"); the \
+            verdict itself never loosens. An undefined oracle (zero denominator) is never a pass: exit 2.
 
             Gradient magnitudes (GradientComparison.magnitudes) are the same idea for each gradient formula: the
             sum of its terms' absolute values, with the normaliser's and δ = O·dO's rounding included.
@@ -47,6 +59,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Candidate outputs (.npz or .safetensors).") var candidate: String
     @Option(help: "Candidate's format: float32, float16, bfloat16 or tf32 (default: from o's dtype).")
     var format: CandidateFormat?
+    @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16 and +chunk=C (default: from o's dtype).")
+    var arith: String?
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
     @Option(help: "MPFR precision of the oracle (bits).") var precision: Int = 128
@@ -57,9 +71,16 @@ struct CompareCommand: ParsableCommand {
     var timings = false
     @OptionGroup var policy: PolicyOptions
 
+    /// Oracle arguments checked before anything is read (exit 2): see `OracleArguments`.
+    func validate() throws { try OracleArguments.validate(precision: precision, scale: scale) }
+
     func run() throws {
-        let (core, _) = try resolveCore(variant)
+        // Never write over an input, and fail on an unwritable report path before computing.
+        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown),
+                              inputs: [("--inputs", inputs), ("--candidate", candidate)])
+        let (core, _) = try resolveDumpCore(variant)
         let inArrays = try TensorFile.read(inputs)
+        if let hint = KernelDump.layoutHint(inArrays, layout: layout) { printError("hint: \(hint)") }
         let problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: scale)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let outArrays = try TensorFile.read(candidate)
@@ -95,8 +116,21 @@ struct CompareCommand: ParsableCommand {
         }
         let dtypeSource = outArrays["o"] ?? KernelDump.gradientNames.joined().compactMap { outArrays[$0] }.first!
         let fmt = format?.numberFormat ?? CandidateFormat.inferred(from: dtypeSource.dtype)
-        let settings = ComparisonSettings(format: fmt, policy: try policy.verdictPolicy(), precision: precision)
-        let name = "\(variant)/candidate/\(fmt.rawValue)"
+        var declared: DeclaredArithmetic? = nil
+        if let arith {
+            guard let a = DeclaredArithmetic.named(arith), (try? a.mode()) != nil else {
+                throw ValidationError("--arith \(arith): expected one of "
+                    + DeclaredArithmetic.profiles.map(\.name).joined(separator: ", ")
+                    + ", optionally with +state=float16|bfloat16 and +chunk=C")
+            }
+            declared = a
+        }
+        let stateFormat = outArrays["final_state"].map { CandidateFormat.inferred(from: $0.dtype) }
+        let settings = ComparisonSettings(format: fmt, policy: try policy.verdictPolicy(), precision: precision,
+                                          arithmetic: declared, finalStateFormat: format == nil ? stateFormat : fmt,
+                                          explainFailures: true)
+        let arithName = settings.effectiveArithmetic.name
+        let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
         if let o {
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
@@ -111,14 +145,28 @@ struct CompareCommand: ParsableCommand {
             }
         }
         let report = VerificationReport(toolVersion: MambaCheckVersion.string,
-                                        command: "mambacheck compare --variant \(variant) --format \(fmt.rawValue)",
+                                        command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
         printDetails(report)
         try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
         if !report.passed {
-            throw VerificationFailed(description: "FAIL: " + report.failedCases.map { "\($0.tensor): \($0.verdict.reason)" }.joined(separator: "; "))
+            let detail = report.failedCases.map { "\($0.tensor): \($0.verdict.reason)" }.joined(separator: "; ")
+            if report.failedCases.allSatisfy({ $0.verdict.isUndefined && $0.verdict.failingCount == 0 }) {
+                throw InputProblem(description: "\(inputs): the oracle is undefined for these inputs (\(detail))")
+            }
+            throw VerificationFailed(description: detail)
         }
         print("PASS")
+    }
+
+    /// The command that reruns this check (reported in JSON/JUnit/Markdown).
+    func commandLine(format fmt: NumberFormat, arith: String?) -> String {
+        var c = "mambacheck compare --variant \(variant) --inputs \(inputs) --candidate \(candidate)"
+            + " --layout \(layout.rawValue) --format \(CandidateFormat(fmt).rawValue)"
+        if let arith { c += " --arith \(arith)" }
+        if let scale { c += " --scale \(scale)" }
+        if precision != 128 { c += " --precision \(precision)" }
+        return c
     }
 
     func printDetails(_ report: VerificationReport) {
@@ -126,7 +174,20 @@ struct CompareCommand: ParsableCommand {
         for c in report.cases {
             let m = c.metrics
             print("\n[\(c.tensor)] max abs \(sci(m.maxAbsoluteError))  max rel \(sci(m.maxRelativeError))  median rel \(sci(m.medianRelativeError))  ulp p50/p99/max \(sci(m.ulpP50))/\(sci(m.ulpP99))/\(sci(m.ulpMax))  normwise \(sci(m.normwiseRelativeError))  rms ratio \(sci(m.rmsRatio))")
-            print("  verdict: \(c.verdict.passed ? "pass" : "FAIL") — \(c.verdict.reason)")
+            let v = c.verdict
+            print("  verdict: \(v.passed ? "pass" : (v.isUndefined ? "UNDEFINED" : "FAIL")) — \(v.reason)")
+            if v.baselineCount > 0 {
+                print("  allowance used: elements p50/p99/max \(sci(v.margins.p50))/\(sci(v.margins.p99))/\(sci(v.margins.max))"
+                      + " (baseline term dominates \(Int((v.margins.baselineTermShare * 100).rounded()))%), rows max \(sci(v.rows.worstShare)), norm \(sci(v.normwise.share))")
+                print("  detection floor: uniform relative error \(sci(v.detectionFloor.uniform)), one row \(sci(v.detectionFloor.singleRowMedian)) (median row)"
+                      + "; baselines' own relative error \(sci(v.detectionFloor.baselineRelativeError))")
+            }
+            if !v.worstElements.isEmpty {
+                print("  worst elements by |err|/allowance:")
+                for w in v.worstElements {
+                    print("    \(w.index): |err| \(sci(w.absoluteError)) / allowed \(sci(w.allowance)) = \(sci(w.ratio))\(w.failure == nil ? "" : " FAIL")")
+                }
+            }
             if !m.worst.isEmpty {
                 print("  worst elements (index [b, h, n, d] for o, whatever --layout; candidate vs oracle, |err|, ulps, condition):")
                 for w in m.worst.prefix(5) {
@@ -141,6 +202,26 @@ struct CompareCommand: ParsableCommand {
 
 enum CandidateFormat: String, ExpressibleByArgument, CaseIterable {
     case float32, float16, bfloat16, tf32
+
+    /// Accepts the names used in reports and elsewhere too (binary32, fp16, half, bf16, …).
+    init?(argument: String) {
+        switch argument.lowercased() {
+        case "float32", "binary32", "fp32", "f32": self = .float32
+        case "float16", "binary16", "fp16", "f16", "half": self = .float16
+        case "bfloat16", "bf16": self = .bfloat16
+        case "tf32": self = .tf32
+        default: return nil
+        }
+    }
+
+    init(_ f: NumberFormat) {
+        switch f {
+        case .binary16: self = .float16
+        case .bfloat16: self = .bfloat16
+        case .tf32: self = .tf32
+        default: self = .float32
+        }
+    }
     var numberFormat: NumberFormat {
         switch self {
         case .float32: return .binary32

@@ -52,6 +52,7 @@ struct FixturesCommand: ParsableCommand {
         @Option(help: "Directory of the set.") var dir: String = "Fixtures"
 
         func run() throws {
+            try Self.requireFixtureSet(dir)
             let progress = ProgressBar(label: "fixtures check")
             let report: FixtureCheckReport
             do {
@@ -71,6 +72,22 @@ struct FixturesCommand: ParsableCommand {
                 throw VerificationFailed(description: lines.joined(separator: "\n"))
             }
             print("PASS: \(report.cases.count) cases reproduce bit for bit; every SHA-256 matches")
+        }
+
+        /// A clear input error (exit 2) when `dir` is not a fixture set — the
+        /// default `Fixtures` is relative, so running outside the repository
+        /// used to surface Foundation's raw "NSCocoaErrorDomain Code=260".
+        static func requireFixtureSet(_ dir: String) throws {
+            let absolute = URL(fileURLWithPath: dir).standardizedFileURL.path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw InputProblem(description: "no fixture directory at \(absolute) (--dir \(dir)); run from the "
+                                   + "repository root, whose Fixtures/ holds the set, or pass --dir PATH")
+            }
+            guard FileManager.default.fileExists(atPath: dir + "/" + FixtureManifest.fileName) else {
+                throw InputProblem(description: "\(absolute) holds no \(FixtureManifest.fileName), so it is not a fixture "
+                                   + "set; pass --dir with the directory `mambacheck fixtures generate` wrote")
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ struct MergeCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The string test in validate() misses ./a.json vs a.json and links: compare files.
+        try OutputPaths.check([("OUTPUT", output), ("--junit", junit), ("--markdown", markdown)],
+                              inputs: inputs.map { ("INPUT", $0) })
         var data: [Data] = []
         for path in inputs {
             guard let d = FileManager.default.contents(atPath: path) else {

@@ -31,7 +31,7 @@ struct ReferenceCommand: ParsableCommand {
     @Option(help: "Preset or core name (see `mambacheck variants`).") var variant: String
     @Option(help: "Input tensors (.npz or .safetensors).") var inputs: String
     @Option(help: "Where to write the reference (.npz, .npy or .safetensors).") var output: String
-    @Option(help: "MPFR working precision in bits.") var precision: Int = 128
+    @Option(help: "MPFR working precision in bits (64…65536).") var precision: Int = 128
     @Option(help: "Axis order of q, k, v, o: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
     @Option(help: "Also write every output element as a decimal string exact at the chosen precision.")
@@ -40,13 +40,14 @@ struct ReferenceCommand: ParsableCommand {
     @Flag(help: "Also compute the gradients dq, dk, dv (da, da_cumsum; dinitial_state) from the upstream gradient `do`.")
     var grad = false
 
-    func validate() throws {
-        guard (16...4096).contains(precision) else { throw ValidationError("--precision must be in 16…4096 bits") }
-    }
+    func validate() throws { try OracleArguments.validate(precision: precision, scale: scale) }
 
     func run() throws {
-        let (core, _) = try resolveCore(variant)
+        // Never write over the inputs, and fail on an unwritable output before the oracle runs.
+        try OutputPaths.check([("--output", output), ("--decimal", decimal)], inputs: [("--inputs", inputs)])
+        let (core, _) = try resolveDumpCore(variant)
         let arrays = try TensorFile.read(inputs)
+        if let hint = KernelDump.layoutHint(arrays, layout: layout) { printError("hint: \(hint)") }
         let problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: scale)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let wantState = finalState || problem.initialState != nil

@@ -50,6 +50,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputPaths.check([("--json", json)])
         let (core, _) = try resolveCore(variant)
         var settings = SweepSettings(variant: variant, core: core)
         settings.lengths = lengths.values

@@ -33,6 +33,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown))
         let size: BuiltinVerification.Size = full ? .full : .quick
         var jobs = BuiltinVerification.jobs(size: size, seed: seed)
         if let shard { jobs = shard.select(jobs) }
@@ -81,7 +82,7 @@ struct PolicyOptions: ParsableArguments {
     var ulpAllowance: Double?
     @Option(help: "A-priori allowance in units of u·magnitude added per element (default 0 with baselines, 8 without).")
     var boundFactor: Double?
-    @Option(help: "Row test factor on the baselines' worst scaled row error (default 2).") var rowFactor: Double?
+    @Option(help: "Row test factor on the row yardstick (default 2.5).") var rowFactor: Double?
     @Option(help: "Norm test factor on the baselines' ‖error‖₂ (default 2).") var normFactor: Double?
 
     func verdictPolicy() throws -> VerdictPolicy {
@@ -100,10 +101,18 @@ enum MambaCheckVersion {
     static let string = "0.1.0"
 }
 
+/// Writes the requested reports as one all-or-nothing set (`VerificationReport.write(_:)`).
 func writeReports(_ report: VerificationReport, json: String?, junit: String?, markdown: String?) throws {
-    if let json { try report.write(.json, to: json) }
-    if let junit { try report.write(.junit, to: junit) }
-    if let markdown { try report.write(.markdown, to: markdown) }
+    var files: [(format: ReportFormat, path: String)] = []
+    if let json { files.append((.json, json)) }
+    if let junit { files.append((.junit, junit)) }
+    if let markdown { files.append((.markdown, markdown)) }
+    try report.write(files)
+}
+
+/// The report options as `OutputPaths.check` pairs.
+func reportOutputs(json: String?, junit: String?, markdown: String?) -> [(option: String, path: String?)] {
+    [("--json", json), ("--junit", junit), ("--markdown", markdown)]
 }
 
 /// A one-line progress bar on a terminal (stderr), silent otherwise.

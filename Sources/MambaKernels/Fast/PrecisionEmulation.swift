@@ -8,8 +8,11 @@ import COpenBLAS
 ///
 /// - `float32`: Float32 inputs, arithmetic and outputs; GEMMs are
 ///   `cblas_sgemm`.
-/// - `float16Acc32` (tensor-core style, as FLA's chunk kernels do): q, k, v,
-///   the decay input and the initial state are rounded to binary16 once;
+/// - `float16Acc32` (tensor-core style, as FLA's chunk kernels do): q, k, v
+///   are rounded to binary16 once; the decay input and the initial state are
+///   read in Float32 (real kernels form `exp` of Float32 prefix sums and keep
+///   `h0` in Float32; rounding given Float32 prefix sums of size 100 to
+///   bfloat16 would move exponents by O(1));
 ///   every *operand of a matrix product* is stored in binary16 — this covers
 ///   the inputs and also the intermediates a tensor-core kernel keeps in
 ///   half before its next GEMM (the intra-chunk/tile score matrix `P`, the
@@ -62,11 +65,11 @@ struct Arithmetic {
         case .float32:
             (input, decayAndState, operand, output, pureHalf) = (.float32, .float32, .float32, .float32, false)
         case .float16Acc32:
-            (input, decayAndState, operand, output, pureHalf) = (.float16, .float16, .float16, .float16, false)
+            (input, decayAndState, operand, output, pureHalf) = (.float16, .float32, .float16, .float16, false)
         case .float16:
             (input, decayAndState, operand, output, pureHalf) = (.float16, .float16, .float32, .float16, true)
         case .bfloat16Acc32:
-            (input, decayAndState, operand, output, pureHalf) = (.bfloat16, .bfloat16, .bfloat16, .bfloat16, false)
+            (input, decayAndState, operand, output, pureHalf) = (.bfloat16, .float32, .bfloat16, .bfloat16, false)
         case .tf32:
             (input, decayAndState, operand, output, pureHalf) = (.tf32, .float32, .tf32, .float32, false)
         }

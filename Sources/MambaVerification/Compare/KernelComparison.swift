@@ -272,6 +272,14 @@ public enum KernelComparison {
                 continue
             }
         }
+        // Float32 and pure-binary16 recurrent kernels (a state updated token by
+        // token, FLA's fused_recurrent) sum N terms sequentially and are up to
+        // ~2x less accurate than chunked ones there (measured: `mambacheck
+        // calibrate`); in the acc32/TF32 profiles they are the more accurate.
+        if (mode == .float32 || mode == .float16), !settings.baselineForms.contains(.recurrent),
+           let r = try? CoreKernels.run(problem, form: .recurrent, mode: mode, options: options) {
+            out.append(r)
+        }
         if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
             if let r = try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options) { out.append(r) }
         }

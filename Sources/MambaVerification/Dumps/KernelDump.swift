@@ -46,12 +46,27 @@ public enum KernelDump {
     public static let decayNames = ["a", "g"]
     public static let prefixNames = ["a_cumsum", "A_cumsum", "g_cumsum"]
 
+    /// Largest head dimension `dk`, `dv` accepted from a dump (real kernels use ≤ 256).
+    public static let maximumHeadDim = 4096
+    /// Largest state `F·dv` per sequence (the baselines allocate one per
+    /// sequence whatever the dump holds; 2^27 Doubles = 1 GiB).
+    public static let maximumStateElements = 1 << 27
+
     /// Loads the core problem from `arrays` read from `file`.
+    ///
+    /// Sizes are checked before anything is allocated from them: N ≥ 1 (a dump
+    /// without tokens has nothing to verify, and B·H sequences of nothing would
+    /// still cost per-sequence work: an 878-byte file with N = 0 took 4.8 GB),
+    /// head dimensions and the state size below `maximumHeadDim` and
+    /// `maximumStateElements`, with overflow-checked products. Conflicting
+    /// decay arrays (`a` with `g`, or a per-step array with a prefix sum) are
+    /// refused rather than resolved silently, and prefix sums must be
+    /// non-increasing, like per-step log-decays must be ≤ 0.
     public static func coreProblem(_ arrays: [String: TensorData], file: String, spec: CoreSpec,
                                    layout: TensorLayout, scale: Double?) throws -> CoreProblem {
         func need(_ names: [String], _ purpose: String) throws -> TensorData {
             for n in names { if let a = arrays[n] { return a } }
-            throw DumpError.missingArray(file: file, names: names, purpose: purpose)
+            throw DumpError.missingArray(file: file, names: names, purpose: purpose + present(arrays))
         }
         let q = try need(["q"], "queries, [B,H,N,dk] (bhnd) or [B,N,H,dk] (bnhd)")
         let k = try need(["k"], "keys, same shape as q")
@@ -60,6 +75,7 @@ public enum KernelDump {
             throw DumpError.wrongShape(file: file, array: "q", expected: "4 axes \(layoutName(layout, "dk"))", found: q.shape)
         }
         let (b, h, n, dk) = dims(q.shape, layout)
+        try checkSizes(q, file: file, layout: layout)
         guard k.shape == q.shape else {
             throw DumpError.wrongShape(file: file, array: "k", expected: "\(q.shape) (same as q)", found: k.shape)
         }
@@ -68,16 +84,27 @@ public enum KernelDump {
             throw DumpError.wrongShape(file: file, array: "v", expected: "\(layoutName(layout, "dv")) with B=\(b), H=\(h), N=\(n)", found: v.shape)
         }
         let dv = dims(v.shape, layout).3
+        guard dv <= maximumHeadDim else {
+            throw DumpError.invalid(file: file, array: "v", message: "dv = \(dv) exceeds the largest supported head dimension \(maximumHeadDim)")
+        }
         let qv = try finite(q, file: file, layout: layout)
         let kv = try finite(k, file: file, layout: layout)
         let vv = try finite(v, file: file, layout: layout)
         var decay: LogDecay? = nil
         let stepArray = decayNames.compactMap { arrays[$0] }.first
         let prefixArray = prefixNames.compactMap { arrays[$0] }.first
+        let given = (decayNames + prefixNames).filter { arrays[$0] != nil }
+        if spec.hasDecay, given.count > 1 {
+            throw DumpError.invalid(file: file, array: given[0], message: "conflicts with '\(given[1])'"
+                                    + (given.count > 2 ? " (and \(given.dropFirst(2).map { "'\($0)'" }.joined(separator: ", ")))" : "")
+                                    + ": give exactly one decay array, the per-step log-decay (a or its alias g) "
+                                    + "or its prefix sum (a_cumsum, A_cumsum or g_cumsum)")
+        }
         if spec.hasDecay {
             guard let d = stepArray ?? prefixArray else {
                 throw DumpError.missingArray(file: file, names: decayNames + prefixNames,
-                                             purpose: "the core has a decay: per-step log-decay [B,H,N] or its prefix sum")
+                                             purpose: "the core has a decay: per-step log-decay [B,H,N] or its prefix sum"
+                                                 + present(arrays))
             }
             let expected = layout == .bhnd ? [b, h, n] : [b, n, h]
             guard d.shape == expected else {
@@ -86,11 +113,28 @@ public enum KernelDump {
             let vals = try finite(d, file: file, layout: layout)
             if stepArray != nil {
                 if let i = vals.firstIndex(where: { $0 > 0 }) {
-                    throw DumpError.invalid(file: file, array: d.name, message: "log-decays must be ≤ 0; element \(i) is \(vals[i])")
+                    throw DumpError.invalid(file: file, array: d.name, message: "log-decays must be ≤ 0; element "
+                                            + "\(fileIndex(i, canonical: [b, h, n], layout: layout)) is \(vals[i])")
                 }
                 decay = .perStep(vals)
-            } else { decay = .prefixSum(vals) }
+            } else {
+                // L_t = Σ_{u≤t} a_u with a_u ≤ 0: L_0 ≤ 0 and L never increases (the test a > 0 gets).
+                for seq in 0..<(b * h) {
+                    for t in 0..<n {
+                        let i = seq * n + t, previous = t == 0 ? 0 : vals[i - 1]
+                        guard vals[i] <= previous else {
+                            let at = fileIndex(i, canonical: [b, h, n], layout: layout)
+                            let was = t == 0 ? "0 (a_0 = L_0 must be ≤ 0)"
+                                : "\(previous) at \(fileIndex(i - 1, canonical: [b, h, n], layout: layout))"
+                            throw DumpError.invalid(file: file, array: d.name, message: "prefix sums of log-decays must not "
+                                                    + "increase along N: element \(at) is \(vals[i]), above \(was)")
+                        }
+                    }
+                }
+                decay = .prefixSum(vals)
+            }
         }
+        try checkState(spec, keyDim: dk, valueDim: dv, file: file)
         var state: CoreState? = nil
         if let s0 = arrays["initial_state"] {
             guard let f = spec.featureDimension(keyDim: dk) else {
@@ -123,7 +167,8 @@ public enum KernelDump {
     public static func candidate(_ arrays: [String: TensorData], name: String, file: String, layout: TensorLayout?,
                                  expectedCanonicalShape: [Int]) throws -> [Double] {
         guard let t = arrays[name] else {
-            throw DumpError.missingArray(file: file, names: [name], purpose: "candidate output with canonical shape \(expectedCanonicalShape)")
+            throw DumpError.missingArray(file: file, names: [name], purpose: "candidate output with canonical shape "
+                                         + "\(expectedCanonicalShape)" + present(arrays))
         }
         let canonical = layout.map { canonicalShape(t.shape, $0) } ?? t.shape
         guard canonical == expectedCanonicalShape else {
@@ -133,6 +178,79 @@ public enum KernelDump {
         }
         let values = try t.asFloat64().storage
         return layout == .bnhd ? toBHND(values, shape: t.shape) : values
+    }
+
+    // MARK: size and layout checks
+
+    /// Refuses q shapes that cannot be a problem before anything is allocated
+    /// from them (see `coreProblem`).
+    static func checkSizes(_ q: TensorData, file: String, layout: TensorLayout) throws {
+        let (b, h, n, dk) = dims(q.shape, layout)
+        let read = "\(q.shape) read as \(layoutName(layout, "dk"))"
+        guard n >= 1 else {
+            throw DumpError.invalid(file: file, array: "q", message: "no tokens (N = 0 in \(read)): nothing to verify")
+        }
+        guard b >= 1, h >= 1, dk >= 1 else {
+            throw DumpError.invalid(file: file, array: "q", message: "an empty axis in \(read)")
+        }
+        guard dk <= maximumHeadDim else {
+            throw DumpError.invalid(file: file, array: "q", message: "dk = \(dk) exceeds the largest supported head dimension \(maximumHeadDim)")
+        }
+        guard CoreProblem.checkedProduct([b, h, n, dk]) != nil else {
+            throw DumpError.invalid(file: file, array: "q", message: "shape \(q.shape) overflows")
+        }
+    }
+
+    /// Checks the state size `F·dv` of `spec` (F = dk(dk+1)/2 for the squared score).
+    static func checkState(_ spec: CoreSpec, keyDim dk: Int, valueDim dv: Int, file: String) throws {
+        guard let f = spec.featureDimension(keyDim: dk) else { return }
+        guard let e = CoreProblem.checkedProduct([f, dv]), e <= maximumStateElements else {
+            throw DumpError.invalid(file: file, array: "q", message: "the \(spec.name) state would have F·dv = \(f)·\(dv) "
+                                    + "elements per sequence, above the supported \(maximumStateElements)")
+        }
+    }
+
+    /// A hint when the arrays look like the other layout than `layout` — a
+    /// wrong `--layout` otherwise shows only as a FAIL (bnhd read as bhnd: H
+    /// and N swapped). Evidence: `initial_state` (always `[B,H,F,dv]`) whose
+    /// H matches only the other reading; or, without it, fewer tokens than
+    /// heads (N < H) in the declared reading; or a decay array whose last two
+    /// axes are q's swapped. nil when nothing is suspicious.
+    public static func layoutHint(_ arrays: [String: TensorData], layout: TensorLayout) -> String? {
+        guard let q = arrays["q"], q.shape.count == 4 else { return nil }
+        let other: TensorLayout = layout == .bhnd ? .bnhd : .bhnd
+        let (_, h, n, _) = dims(q.shape, layout)
+        let (_, h2, n2, _) = dims(q.shape, other)
+        let suggestion = "shapes look like \(other.rawValue); did you mean --layout \(other.rawValue)?"
+        if let s0 = arrays["initial_state"] ?? arrays["initial_state_z"], s0.shape.count >= 3 {
+            if s0.shape[1] == h { return nil }
+            if s0.shape[1] == h2 {
+                return "'\(s0.name)' has H = \(h2) heads, which matches q \(q.shape) as \(layoutName(other, "dk")), "
+                    + "not as \(layoutName(layout, "dk")) (H = \(h)); \(suggestion)"
+            }
+        }
+        if let d = (decayNames + prefixNames).compactMap({ arrays[$0] }).first, d.shape.count == 3,
+           q.shape[1] != q.shape[2], d.shape == [q.shape[0], q.shape[2], q.shape[1]] {
+            return "'\(d.name)' \(d.shape) has q \(q.shape)'s token and head axes swapped; q, k, v and the decay "
+                + "must share one layout (bhnd: a [B,H,N]; bnhd: a [B,N,H])"
+        }
+        if n >= 1, n < h {
+            return "with --layout \(layout.rawValue), q \(q.shape) reads as H = \(h) heads of N = \(n) tokens; "
+                + "as \(other.rawValue) it would be H = \(h2), N = \(n2): \(suggestion)"
+        }
+        return nil
+    }
+
+    /// "; arrays present: …" for missing-array messages.
+    static func present(_ arrays: [String: TensorData]) -> String {
+        "; arrays present: " + (arrays.isEmpty ? "none" : arrays.keys.sorted().joined(separator: ", "))
+    }
+
+    /// A canonical `[B,H,N]` flat index as an index into the file's array.
+    static func fileIndex(_ flat: Int, canonical: [Int], layout: TensorLayout) -> [Int] {
+        var i = multiIndex(flat, canonical)
+        if layout == .bnhd, i.count >= 3 { i.swapAt(1, 2) }
+        return i
     }
 
     // MARK: helpers
