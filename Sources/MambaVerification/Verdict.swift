@@ -66,6 +66,10 @@ public struct Verdict: Codable, Sendable, Equatable {
 
     /// True when the oracle is undefined somewhere (the verdict is then not a pass).
     public var isUndefined: Bool { undefinedCount > 0 }
+
+    /// Every test passes on the elements where the oracle is defined (the
+    /// verdict may still be a non-pass because some are undefined).
+    public var passedWhereDefined: Bool { failingCount == 0 && rows.passed && normwise.passed }
 }
 
 /// The norm test of a verdict: `‖ŷ − y‖₂` against the baselines' `‖b − y‖₂`

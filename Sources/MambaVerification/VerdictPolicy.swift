@@ -62,6 +62,14 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     /// The defaults.
     public static let standard = VerdictPolicy()
 
+    /// The property suite's policy: the defaults plus 4 a-priori rounding
+    /// stages (`boundFactor = 4`). Property cases are small (N ≤ 300, a few
+    /// heads), where the baselines' worst error over ~100 elements is a thin
+    /// estimate and two correct forms differ by up to 1.6x the tight
+    /// allowance (measured); the properties target O(1) errors, and
+    /// `compare`/`verify` keep the tight default.
+    public static let propertyTests = VerdictPolicy(boundFactor: 4)
+
     /// The a-priori multiple of `u_F·s_e` used when there is no baseline and
     /// `boundFactor` is 0: four rounding stages with a factor 2 of headroom
     /// (Proofs/T8), for a caller that has no same-arithmetic baseline.

@@ -33,11 +33,11 @@ public struct KernelProperty: Sendable {
         var failures: [String] = []
         for (i, form) in kernel.forms.enumerated() {
             let others = outs.enumerated().filter { $0.offset != i }.map(\.element)
-            let settings = ComparisonSettings(format: kernel.format, mode: kernel.mode)
+            let settings = ComparisonSettings(format: kernel.format, policy: .propertyTests, mode: kernel.mode)
             let cases = try KernelComparison.compare(
                 problem: p, candidate: CandidateTensors(o: outs[i].o, finalState: outs[i].finalState),
                 name: "\(kernel.name)/\(form.rawValue)", settings: settings, oracle: oracle, baselines: others)
-            for rc in cases where !rc.passed { failures.append("\(form.rawValue) \(rc.tensor): \(rc.verdict.reason)") }
+            for rc in cases where !rc.verdict.passedWhereDefined { failures.append("\(form.rawValue) \(rc.tensor): \(rc.verdict.reason)") }
         }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
@@ -47,7 +47,7 @@ public struct KernelProperty: Sendable {
     public static let accuracyAgainstOracle = KernelProperty(name: "accuracy against the oracle", theorem: "T8") { kernel, c in
         let p = c.problem(for: kernel)
         let oracle = try Reference.quadratic(p, finalState: kernel.supportsState && p.featureDim != nil)
-        let settings = ComparisonSettings(format: kernel.format, kernelOptions: KernelOptions(chunkSize: 16, tileSize: 16),
+        let settings = ComparisonSettings(format: kernel.format, policy: .propertyTests, kernelOptions: KernelOptions(chunkSize: 16, tileSize: 16),
                                           mode: kernel.mode)
         let baselines = try KernelComparison.baselineOutputs(p, settings: settings)
         var failures: [String] = []
@@ -56,7 +56,7 @@ public struct KernelProperty: Sendable {
             let cases = try KernelComparison.compare(
                 problem: p, candidate: CandidateTensors(o: out.o, finalState: out.finalState),
                 name: "\(kernel.name)/\(form.rawValue)", settings: settings, oracle: oracle, baselines: baselines)
-            for rc in cases where !rc.passed { failures.append("\(form.rawValue) \(rc.tensor): \(rc.verdict.reason)") }
+            for rc in cases where !rc.verdict.passedWhereDefined { failures.append("\(form.rawValue) \(rc.tensor): \(rc.verdict.reason)") }
         }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
@@ -131,9 +131,9 @@ public struct KernelProperty: Sendable {
             let cases = try KernelComparison.compare(
                 problem: p, candidate: CandidateTensors(o: joined, finalState: b.finalState),
                 name: "\(kernel.name)/\(form.rawValue)/split@\(n1)",
-                settings: ComparisonSettings(format: kernel.format, mode: kernel.mode), oracle: oracle,
+                settings: ComparisonSettings(format: kernel.format, policy: .propertyTests, mode: kernel.mode), oracle: oracle,
                 baselines: [full])
-            for rc in cases where !rc.passed { failures.append("\(form.rawValue) split at \(n1) \(rc.tensor): \(rc.verdict.reason)") }
+            for rc in cases where !rc.verdict.passedWhereDefined { failures.append("\(form.rawValue) split at \(n1) \(rc.tensor): \(rc.verdict.reason)") }
         }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
@@ -158,9 +158,9 @@ public struct KernelProperty: Sendable {
             if let oracle {
                 let cases = try KernelComparison.compare(
                     problem: p, candidate: CandidateTensors(o: b.map { $0 / 2 }),
-                    name: "\(kernel.name)/\(form.rawValue)/2V", settings: ComparisonSettings(format: kernel.format, mode: kernel.mode),
+                    name: "\(kernel.name)/\(form.rawValue)/2V", settings: ComparisonSettings(format: kernel.format, policy: .propertyTests, mode: kernel.mode),
                     oracle: oracle, baselines: [CoreOutput(o: a, finalState: nil)])
-                if let bad = cases.first(where: { !$0.passed }) { return .fail("\(form.rawValue): y(2V)/2: \(bad.verdict.reason)") }
+                if let bad = cases.first(where: { !$0.verdict.passedWhereDefined }) { return .fail("\(form.rawValue): y(2V)/2: \(bad.verdict.reason)") }
             } else if let i = a.indices.first(where: { (a[$0] * 2).bitPattern != b[$0].bitPattern && !(a[$0].isNaN && b[$0].isNaN) }) {
                 return .fail("\(form.rawValue): y(2V)[\(i)] = \(b[i]) but 2·y(V)[\(i)] = \(2 * a[i])")
             }
@@ -212,8 +212,8 @@ public struct KernelProperty: Sendable {
             let a = try kernel.forward(p, form: form), b = try kernel.forward(d, form: form)
             let cases = try KernelComparison.compare(
                 problem: p, candidate: CandidateTensors(o: b.o), name: "\(kernel.name)/\(form.rawValue)/2s",
-                settings: ComparisonSettings(format: kernel.format, mode: kernel.mode), oracle: oracle, baselines: [a])
-            if let bad = cases.first(where: { !$0.passed }) { return .fail("\(form.rawValue): \(bad.verdict.reason)") }
+                settings: ComparisonSettings(format: kernel.format, policy: .propertyTests, mode: kernel.mode), oracle: oracle, baselines: [a])
+            if let bad = cases.first(where: { !$0.verdict.passedWhereDefined }) { return .fail("\(form.rawValue): \(bad.verdict.reason)") }
         }
         return .pass
     }
