@@ -76,8 +76,23 @@ enum ChunkedForm {
         defer { ks.deallocate() }
         var c0 = 0
         while c0 < n {
-            let cc = Swift.min(chunk, n - c0)
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
+            var cc = Swift.min(chunk, n - c0)
+            // A reset step (exp(a_t) below the flush threshold, e.g. a = −1e9)
+            // starts a chunk of its own: everything before it then decays to
+            // exactly 0, and the chunk's local sums start *after* it. Summing
+            // it into ℓ would leave ℓ_i − ℓ_j = (−1e9 + x_i) − (−1e9 + x_j), which
+            // loses every small decay after the step (errors O(1) measured).
+            var reset = false
+            if decay {
+                for t in (c0 + 1)..<(c0 + cc) where seq.stepLogDecay(t, a) < resetLogDecay { cc = t - c0; break }
+                reset = seq.stepLogDecay(c0, a) < resetLogDecay
+                if reset && hasState {
+                    state.update(repeating: 0, count: f * ldv)
+                    hasState = false
+                    sigma = 0
+                }
+                seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: reset)
+            }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, out = acc + c0 * ldv
             // Query-side factors c·exp(ℓ_i) of the inter-chunk term.
             if hasState {

@@ -89,6 +89,10 @@ func allocateFloats(_ n: Int, fill: Float = .nan) -> UnsafeMutablePointer<Float>
 /// binary16 subnormal is 2⁻²⁴).
 @usableFromInline let decayFlushThreshold: Float = 0x1p-60
 
+/// `log(decayFlushThreshold)` = −60·ln 2: a per-step log-decay below it is a
+/// reset (its factor, and every product containing it, flushes to 0).
+@usableFromInline let resetLogDecay: Float = -41.588830833596716
+
 /// `x`, or 0 when `|x| < decayFlushThreshold`; for decay factors only.
 @inlinable @inline(__always)
 func flushed(_ x: Float) -> Float { abs(x) < decayFlushThreshold ? 0 : x }

@@ -185,14 +185,18 @@ extension SequenceData {
 
     /// Chunk-local prefix sums `ℓ_i = a_start + … + a_i` for `i` in
     /// `[start, start+count)` (perStep), or `L_i − L_{start−1}` (prefixSum).
-    func localPrefix(start: Int, count: Int, into out: UnsafeMutablePointer<Float>, _ a: Arithmetic) {
+    /// `skipFirst` leaves out `a_start` (`ℓ_i = a_{start+1} + … + a_i`, or
+    /// `L_i − L_start`): for a chunk that starts with a reset step, whose
+    /// decay only multiplies a state that is exactly 0 anyway.
+    func localPrefix(start: Int, count: Int, into out: UnsafeMutablePointer<Float>, _ a: Arithmetic,
+                     skipFirst: Bool = false) {
         guard let d = decay else { return }
         switch d {
         case .perStep(let x):
             var acc: Float = 0
-            for i in 0..<count { acc = a.op(acc + x[start + i]); out[i] = acc }
+            for i in 0..<count { acc = (skipFirst && i == 0) ? 0 : a.op(acc + x[start + i]); out[i] = acc }
         case .prefixSum(let l):
-            let base: Float = start == 0 ? 0 : l[start - 1]
+            let base: Float = skipFirst ? l[start] : (start == 0 ? 0 : l[start - 1])
             for i in 0..<count { out[i] = a.op(l[start + i] - base) }
         }
     }

@@ -1,0 +1,39 @@
+import Testing
+import MambaKernels
+import MambaVariants
+import MambaVerification
+
+/// A reset step (`a_t = −1e9`, the "forget everything" value real models use)
+/// inside a chunk: the chunked form must not sum it into the chunk-local
+/// prefix sums of the tokens after it (which would lose their small decays,
+/// errors O(1) measured before the fix), so it stays as accurate as the
+/// quadratic form — and the verdict's chunked baseline is not inflated by a
+/// hazard of its own making.
+@Suite("Fast kernels: reset decays")
+struct ResetDecayTests {
+    @Test(arguments: [-1e9, -60.0, -1e30])
+    func chunkedFormSurvivesAResetStep(step: Double) throws {
+        for spec in CoreSpec.all where spec.hasDecay && spec.score != .exponential {
+            var p = CoreProblem.random(spec: spec, heads: 2, length: 96, keyDim: 8, valueDim: 4,
+                                       withInitialState: true, seed: 77)
+            guard case .perStep(var a) = p.decay else { Issue.record("expected per-step decays"); return }
+            a[21] = step            // inside the first chunk of 32
+            a[96 + 40] = step       // inside the second chunk of the second head
+            p.decay = .perStep(a)
+            let oracle = try Reference.quadratic(p, precision: 128, finalState: true)
+            let y = oracle.oDouble
+            func error(_ o: [Double]) -> Double {
+                zip(o, y).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+            }
+            let quadratic = try CoreKernels.run(p, form: .quadratic, mode: .float32)
+            let chunked = try CoreKernels.run(p, form: .chunked, mode: .float32, options: KernelOptions(chunkSize: 32))
+            let eq = error(quadratic.o), ec = error(chunked.o)
+            // Both are ordinary Float32 evaluations: within a few hundred u of the oracle,
+            // and within 8x of each other (measured ratio ≈ 1 after the fix, ~1e6 before).
+            #expect(ec < 1e-4 && ec <= 8 * max(eq, 1e-7), "\(spec.name) step \(step): chunked \(ec) vs quadratic \(eq)")
+            let fs = oracle.finalStateS!.map(\.doubleValue)
+            let fe = zip(chunked.finalState!.s, fs).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+            #expect(fe < 1e-4, "\(spec.name) step \(step): final state error \(fe)")
+        }
+    }
+}
