@@ -25,8 +25,9 @@ import MambaPrecision
 /// (rounding error uniform in ±½ulp): even a perfect kernel has it.
 ///
 /// **Defaults** (calibrated in Proofs/T9 on correct kernels of every form,
-/// several chunk sizes and emulated real-kernel habits): `factor = 2`
-/// (FlashAttention-3's), `rowFactor = 2.5`, `normFactor = 2`, `ulpAllowance = 1`
+/// several chunk sizes and emulated real-kernel habits): `factor = 2.5`
+/// (FlashAttention-3's 2, raised to 2.5 for a per-element test, measured),
+/// `rowFactor = 2.5`, `normFactor = 2`, `ulpAllowance = 1`
 /// (the candidate's own output rounding, ½ulp of its binade, is at most 1 ulp
 /// of `y`'s), `boundFactor = 0` (no a-priori term: the baselines carry the
 /// arithmetic). Without baselines the element test falls back to the a-priori
@@ -37,7 +38,11 @@ import MambaPrecision
 /// JSON fills absent keys with the defaults, so a policy file may override
 /// just one of them.
 public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
-    /// Elementwise: how many times the baselines' worst scaled error the candidate may have. Default 2.
+    /// Elementwise: how many times the baselines' worst scaled error the candidate may have.
+    /// Default 2.5: FlashAttention-3's 2 is for a tensor-wide maximum; per element
+    /// and scaled, correct chunked kernels of another chunk length reached 2.0x on
+    /// an ill-conditioned element at one of their chunk starts (state product at
+    /// fp16 operands), which the baselines' chunk grid does not have (CalibrationTests).
     public var factor: Double
     /// Ulps of the format at `y_e` always allowed per element. Default 1.
     public var ulpAllowance: Double
@@ -50,7 +55,7 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     /// Norm test: multiple of the baselines' largest `‖b − y‖₂`. Default 2.
     public var normFactor: Double
 
-    public init(factor: Double = 2, ulpAllowance: Double = 1, boundFactor: Double = 0,
+    public init(factor: Double = 2.5, ulpAllowance: Double = 1, boundFactor: Double = 0,
                 rowFactor: Double = 2.5, normFactor: Double = 2) {
         self.factor = factor
         self.ulpAllowance = ulpAllowance

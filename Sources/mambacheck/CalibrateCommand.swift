@@ -24,9 +24,12 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Declared arithmetic profile (default: every profile).") var arith: [String] = []
     @Option(help: "Sequence length N.") var length: Int = 256
     @Option(help: "dk = dv.") var dim: Int = 32
-    @Option(help: "Seeds per problem (1, 2, …).") var seeds: Int = 1
+    @Option(help: "Seeds per problem (first, first+1, …).") var seeds: Int = 1
+    @Option(help: "First seed.") var seed: UInt64 = 1
     @Flag(help: "Also hand the decay as prefix sums (A_cumsum).") var prefixSums = false
     @Flag(help: "Print every candidate, not only the unexpected ones.") var verbose = false
+    @Option(help: "Write inputs and every candidate as tensor files under DIR/<core>-<arith>-<a|L>-<seed>/ (bhnd).")
+    var dump: String?
 
     func run() throws {
         let cores = try core.isEmpty ? CoreSpec.all : core.map { try resolveCore($0).0 }
@@ -39,10 +42,16 @@ struct CalibrateCommand: ParsableCommand {
         print("core | arith | L | seed | baseline rel err | uniform floor/err | row floor/err | worst correct share | weakest bug share")
         for spec in cores {
             for a in profiles {
-                for seed in 1...Swift.max(1, seeds) {
+                for s in 0..<Swift.max(1, seeds) {
+                    let seed = self.seed + UInt64(s)
                     for ps in prefixSums && spec.hasDecay ? [false, true] : [false] {
+                        var dir: String? = nil
+                        if let dump {
+                            dir = "\(dump)/\(spec.name)-\(a.name)-\(ps ? "L" : "a")-\(seed)"
+                            try FileManager.default.createDirectory(atPath: dir!, withIntermediateDirectories: true)
+                        }
                         let o = try Calibration.run(spec: spec, arithmetic: a, length: length, dim: dim,
-                                                    seed: UInt64(seed), prefixSums: ps)
+                                                    seed: seed, prefixSums: ps, dumpDirectory: dir)
                         let correct = o.rows.filter(\.correct), bugs = o.rows.filter { !$0.correct }
                         let wc = correct.map(\.share).max() ?? 0, wb = bugs.map(\.share).min() ?? .infinity
                         maxCorrectShare[a.name] = Swift.max(maxCorrectShare[a.name] ?? 0, wc)

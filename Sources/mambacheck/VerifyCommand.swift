@@ -76,7 +76,7 @@ struct Shard: ExpressibleByArgument, CustomStringConvertible {
 
 /// Verdict policy overrides shared by `verify` and `compare`.
 struct PolicyOptions: ParsableArguments {
-    @Option(help: "Element test: a candidate may be this many times less accurate than the baselines (default 2, FlashAttention-3's).")
+    @Option(help: "Element test: a candidate may be this many times less accurate than the baselines (default 2.5).")
     var factor: Double?
     @Option(help: "Allowance in ULPs of the candidate's format per element (default 1: its own output rounding).")
     var ulpAllowance: Double?

@@ -164,7 +164,7 @@ struct VerdictTests {
 
     @Test func policyDecodesPartialJSON() throws {
         let policy = try VerificationReport.jsonDecoder().decode(VerdictPolicy.self, from: Data(#"{"boundFactor": 16}"#.utf8))
-        #expect(policy == VerdictPolicy(factor: 2, ulpAllowance: 1, boundFactor: 16))
+        #expect(policy == VerdictPolicy(boundFactor: 16))
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import MambaKernels
+import MambaTensors
 import MambaPrecision
 import MambaVariants
 
@@ -60,7 +61,7 @@ public enum Calibration {
     ///   - bugSize: planted bugs' size in units of the baselines' error (8 in the issue's set, 4 for uniform scale).
     public static func run(spec: CoreSpec, arithmetic: DeclaredArithmetic, length: Int, dim: Int, seed: UInt64,
                            prefixSums: Bool = false, bugSize: Double = 8, uniformBugSize: Double = 4,
-                           policy: VerdictPolicy = .standard) throws -> Outcome {
+                           policy: VerdictPolicy = .standard, dumpDirectory: String? = nil) throws -> Outcome {
         let mode = try arithmetic.mode()
         let outFormat: NumberFormat = mode == .float16 || mode == .float16Acc32 ? .binary16
             : (mode == .bfloat16Acc32 ? .bfloat16 : .binary32)
@@ -94,6 +95,28 @@ public enum Calibration {
         }
         var rows: [Row] = []
         var skipped: [String] = []
+        // Optional dumps (bhnd, the candidate's dtype) so that other tools —
+        // or another version of MambaCheck — can judge the same candidates.
+        let dtype: DType = outFormat == .binary16 ? .float16 : (outFormat == .bfloat16 ? .bfloat16 : .float32)
+        let ext = dtype == .bfloat16 ? "safetensors" : "npz"
+        func canonical(_ x: [Double], _ shape: [Int]) -> Tensor<Double> { Tensor(shape: shape, storage: x) }
+        let b = problem.batch, h = problem.heads, dk = problem.keyDim
+        if let dir = dumpDirectory {
+            var arrays: [String: Tensor<Double>] = [
+                "q": canonical(problem.q, [b, h, length, dk]), "k": canonical(problem.k, [b, h, length, dk]),
+                "v": canonical(problem.v, [b, h, length, dim])]
+            switch problem.decay {
+            case .perStep(let a)?: arrays["a"] = canonical(a, [b, h, length])
+            case .prefixSum(let l)?: arrays["a_cumsum"] = canonical(l, [b, h, length])
+            case nil: break
+            }
+            if let st = problem.initialState, let f = problem.featureDim {
+                arrays["initial_state"] = canonical(st.s, [b, h, f, dim])
+                if let z = st.z { arrays["initial_state_z"] = canonical(z, [b, h, f]) }
+            }
+            // Inputs in Float32 (16-bit values are exact in it), candidates in their own dtype.
+            try TensorFile.write(arrays, to: "\(dir)/inputs.\(ext == "npz" ? "npz" : "safetensors")", dtype: .float32)
+        }
         /// A real buggy kernel counts only when its error is at least 4 E_b:
         /// below that it is not a bug of the size the verdict must catch.
         func realBug(_ name: String, _ c: CandidateTensors) throws {
@@ -102,6 +125,14 @@ public enum Calibration {
             else { skipped.append("\(name) (error \(fmt3(err / Swift.max(eb, .leastNormalMagnitude)))x E_b < 4x)") }
         }
         func judge(_ name: String, _ c: CandidateTensors, correct: Bool) throws {
+            if let dir = dumpDirectory {
+                var arrays = ["o": canonical(c.o, [b, h, length, dim])]
+                if let st = c.finalState, let f = problem.featureDim {
+                    arrays["final_state"] = canonical(st.s, [b, h, f, dim])
+                }
+                let slug = "\(rows.count)-" + name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+                try TensorFile.write(arrays, to: "\(dir)/\(correct ? "correct" : "bug")-\(slug).\(ext)", dtype: dtype)
+            }
             let cases = try KernelComparison.judge(problem: problem, candidate: c, name: name, settings: settings,
                                                    ref: ref, arithmetic: arithmetic, baselines: baselines)
             let e = cases.map(\.verdict.margins.max).max() ?? 0

@@ -1,0 +1,38 @@
+import Testing
+import MambaKernels
+import MambaVariants
+import MambaVerification
+
+/// The verdict's calibration (Proofs/T9) in CI: in every declared arithmetic,
+/// MambaCheck's kernels in forms and settings the baselines do not use pass,
+/// and planted bugs — uniform scale at 4x the baselines' own error, one row,
+/// chunk-boundary rows, one decay value, an epsilon in the normaliser and the
+/// final state at 8x, the last row zeroed, real buggy kernels where their error
+/// is ≥ 4x — fail. `mambacheck calibrate` runs the full sweep.
+@Suite("Verdict calibration")
+struct CalibrationTests {
+    static let twoMamba = CoreSpec(score: .squared, hasDecay: true, normalization: .sum)
+    static let mamba2 = CoreSpec(score: .linear, hasDecay: true, normalization: .none)
+
+    static let cases: [(CoreSpec, DeclaredArithmetic, Bool)] =
+        DeclaredArithmetic.profiles.map { (twoMamba, $0.arithmetic, false) } + [
+            (twoMamba, .tf32, true), (twoMamba, .float16Acc32, true),
+            (mamba2, .float32, false), (mamba2, .tf32, false), (mamba2, .bfloat16Acc32, false),
+        ]
+
+    @Test(arguments: 0..<cases.count)
+    func correctKernelsPassAndPlantedBugsFail(_ index: Int) throws {
+        let (spec, arithmetic, prefixSums) = Self.cases[index]
+        let o = try Calibration.run(spec: spec, arithmetic: arithmetic, length: 192, dim: 32, seed: 5,
+                                    prefixSums: prefixSums)
+        let correct = o.rows.filter(\.correct), bugs = o.rows.filter { !$0.correct }
+        #expect(correct.count >= 4 && bugs.count >= 6, "\(o.rows.map(\.candidate))")
+        for r in o.rows {
+            let what = "\(spec.name) \(arithmetic.name)\(prefixSums ? " prefix sums" : ""): \(r.candidate) "
+                + "\(r.passed ? "passed" : "failed") using \(r.share) of its allowance"
+            #expect(r.asExpected, "\(what)")
+        }
+        // The uniform detection floor stays within 4x the baselines' own relative error.
+        #expect(o.uniformFloorRatio <= 4, "uniform floor \(o.uniformFloorRatio)x")
+    }
+}
