@@ -1,7 +1,7 @@
 import MambaVariants
 
 /// The result of running a core: `o` (`[B, H, N, dv]`) and, for cores with a
-/// finite state, the final state in FLA's convention (SPEC §3), both as the
+/// finite state, the final state in FLA's convention (docs/MATH.md §3), both as the
 /// exact values the kernel produced (Float16/Float32 values held in Double).
 public struct CoreOutput: Sendable {
     public var o: [Double]
@@ -17,7 +17,7 @@ public struct CoreOutput: Sendable {
     }
 }
 
-/// The forms of SPEC §3; they compute one thing.
+/// The forms of docs/MATH.md §3; they compute one thing.
 public enum KernelForm: String, CaseIterable, Sendable, Codable {
     /// Masked `N × N` matrix, `O(N²)`.
     case quadratic
@@ -29,7 +29,7 @@ public enum KernelForm: String, CaseIterable, Sendable, Codable {
     case tiled
 }
 
-/// Precision modes of the optimized kernels (SPEC §7).
+/// Precision modes of the optimized kernels (docs/MATH.md §7).
 public enum PrecisionMode: String, CaseIterable, Sendable, Codable {
     /// Float32 inputs, arithmetic and outputs.
     case float32

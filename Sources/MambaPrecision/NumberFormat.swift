@@ -1,4 +1,4 @@
-/// A binary floating-point storage format that kernels round to (SPEC §7).
+/// A binary floating-point storage format that kernels round to (docs/MATH.md §7).
 ///
 /// Every format is described by three integers, in IEEE 754 terms:
 ///

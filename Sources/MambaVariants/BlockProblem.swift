@@ -1,4 +1,4 @@
-/// Parameters of one block (SPEC §2), row-major, stored as Double holding
+/// Parameters of one block (docs/MATH.md §2), row-major, stored as Double holding
 /// Float32-representable values. Linear maps are `[in, out]` so `u = x·W`.
 public struct BlockParameters: Sendable {
     public var modelDim: Int

@@ -9,7 +9,7 @@ public enum LogDecay: Sendable, Equatable {
     case prefixSum([Double])
 }
 
-/// A recurrent state in FLA's convention (SPEC §3): unscaled key features,
+/// A recurrent state in FLA's convention (docs/MATH.md §3): unscaled key features,
 /// `S = Σ_j Γ φ(k_j) v_jᵀ` with shape `[B, H, F, dv]` (`F = dk`, or
 /// `dk(dk+1)/2` packed for the squared core) and, for sum-normalised cores,
 /// `z = Σ_j Γ φ(k_j)` with shape `[B, H, F]`.
@@ -19,7 +19,7 @@ public struct CoreState: Sendable, Equatable {
     public init(s: [Double], z: [Double]?) { self.s = s; self.z = z }
 }
 
-/// One kernel-level problem: the inputs of SPEC §1 for every batch element
+/// One kernel-level problem: the inputs of docs/MATH.md §1 for every batch element
 /// and head, row-major `[B, H, N, d]` (`bhnd`). Values are stored as `Double`
 /// so that Float16, bfloat16 and Float32 inputs are held exactly.
 public struct CoreProblem: Sendable {

@@ -1,10 +1,10 @@
-/// The score function `f` of SPEC §1, applied to `x = s·q_i·k_j`.
+/// The score function `f` of docs/MATH.md §1, applied to `x = s·q_i·k_j`.
 public enum Score: String, CaseIterable, Sendable, Codable {
     /// `f(x) = x`.
     case linear
     /// ReLU on every entry of `q` and `k`, then `f(x) = x`.
     case reluLinear = "relu-linear"
-    /// `f(x) = x²`; its feature map is the packed second-order map φ₂ (SPEC §4).
+    /// `f(x) = x²`; its feature map is the packed second-order map φ₂ (docs/MATH.md §4).
     case squared
     /// `f(x) = eˣ`; no finite feature map (softmax-like).
     case exponential
@@ -15,7 +15,7 @@ public enum Score: String, CaseIterable, Sendable, Codable {
     public var hasFeatureMap: Bool { self != .exponential }
 }
 
-/// Row normalisation of SPEC §1.
+/// Row normalisation of docs/MATH.md §1.
 public enum Normalization: String, CaseIterable, Sendable, Codable {
     /// `y_i = Σ_j w_ij v_j`.
     case none
@@ -23,7 +23,7 @@ public enum Normalization: String, CaseIterable, Sendable, Codable {
     case sum
 }
 
-/// The attention core (kernel level, SPEC §1): what a GPU kernel computes per
+/// The attention core (kernel level, docs/MATH.md §1): what a GPU kernel computes per
 /// batch element and head. `w_ij = f(s·q_i·k_j)·Γ_ij·M_ij` with
 /// `Γ_ij = exp(L_i − L_j)` when `hasDecay`, else 1.
 public struct CoreSpec: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -38,7 +38,7 @@ public struct CoreSpec: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// Feature dimension of the recurrent state for key width `dk`:
-    /// `dk` for first-order scores, `dk(dk+1)/2` (packed, SPEC §4) for `squared`,
+    /// `dk` for first-order scores, `dk(dk+1)/2` (packed, docs/MATH.md §4) for `squared`,
     /// nil for `exponential` (no finite state).
     public func featureDimension(keyDim dk: Int) -> Int? {
         switch score {
@@ -48,7 +48,7 @@ public struct CoreSpec: Hashable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
-    /// Every core of SPEC §1: 4 scores × decay/no decay × 2 normalisations,
+    /// Every core of docs/MATH.md §1: 4 scores × decay/no decay × 2 normalisations,
     /// except the invalid `linear` + `sum` (a signed score has no safe normaliser).
     public static let all: [CoreSpec] = Score.allCases.flatMap { s in
         [false, true].flatMap { d in

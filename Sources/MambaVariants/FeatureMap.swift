@@ -1,4 +1,4 @@
-/// Feature maps `φ` of the first- and second-order cores (SPEC §3–4), in Double.
+/// Feature maps `φ` of the first- and second-order cores (docs/MATH.md §3–4), in Double.
 ///
 /// `f(s·q·k) = c·φ(q)·φ(k)` with `c = s` (linear, relu-linear) or `c = s²` (squared).
 public enum FeatureMap {

@@ -1,5 +1,5 @@
 /// Named, seeded input distributions for core problems (issue 3 item 7,
-/// SPEC §6). Every value is rounded to `storage` so that a kernel reading
+/// docs/MATH.md §6). Every value is rounded to `storage` so that a kernel reading
 /// that format receives exactly the numbers the oracle sees.
 public enum InputDistribution: String, CaseIterable, Sendable, Codable {
     /// The paper's tests: q, k, v ~ N(0, 0.5²), a = −softplus(N(0, 0.5²)).

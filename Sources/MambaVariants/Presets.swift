@@ -1,4 +1,4 @@
-/// The named presets of SPEC §2 and the paper's ablation tables.
+/// The named presets of docs/MATH.md §2 and the paper's ablation tables.
 ///
 /// A preset name is a base (`softmax`, `linear`, `linear-outnorm`, `mamba2`,
 /// `mamba2s`, `2mamba`, `2mamba-dt`, `2mamba-e`, `squared-outnorm`) optionally
@@ -30,7 +30,7 @@ extension VariantSpec {
     public static let squaredOutNorm = VariantSpec(
         name: "squared-outnorm", score: .squared, decay: .softplus, normalization: .none, convWindow: 2, dtOnValues: true)
 
-    /// The base presets of SPEC §2's table.
+    /// The base presets of docs/MATH.md §2's table.
     public static let bases: [VariantSpec] = [
         softmax, linear, linearOutNorm, mamba2, mamba2s, twoMamba, twoMambaDt, twoMambaE, squaredOutNorm,
     ]

@@ -1,4 +1,4 @@
-/// Memory of the recurrent state per head, in elements (SPEC §4, Proofs/T5).
+/// Memory of the recurrent state per head, in elements (docs/MATH.md §4, Proofs/T5).
 public enum StateMemory {
     /// `F·dv + F·[sum] + (k−1)·3·dh` with `F = dh` (first order) or
     /// `dh(dh+1)/2` (squared), `dv = dh`: state `S`, normaliser `z`, and the

@@ -1,4 +1,4 @@
-/// Per-token log-decay parameterisation of the block (SPEC §2 step 5).
+/// Per-token log-decay parameterisation of the block (docs/MATH.md §2 step 5).
 public enum DecayKind: String, CaseIterable, Sendable, Codable {
     case none
     /// `a_t = −exp(A_log)·dt_t`, `A_log = log U[1,16]` per head (Mamba-2).
@@ -12,9 +12,9 @@ public enum Activation: String, CaseIterable, Sendable, Codable {
     case none, silu, relu
 }
 
-/// A variant of the attention family as data: every component of SPEC §1–2.
+/// A variant of the attention family as data: every component of docs/MATH.md §1–2.
 ///
-/// The block computes, per token (SPEC §2): `u = x·W_qkv` → causal depthwise
+/// The block computes, per token (docs/MATH.md §2): `u = x·W_qkv` → causal depthwise
 /// conv (window `convWindow`, with bias) → split Q, K, V → `dt` → log-decay →
 /// D residual → `V ⊙ dt` → activation → core → `+r`, `⊙ SiLU(z)` → merge heads
 /// → RMSNorm (un-normalised cores) → `·W_o`. Every form and every kernel reads

@@ -17,7 +17,7 @@ struct CompareCommand: ParsableCommand {
             dv (like v), da (alias dg: with respect to the per-step log-decay a, [B,H,N] or [B,N,H]), da_cumsum
             (aliases dA_cumsum, dg_cumsum: with respect to the prefix sums), dinitial_state (alias dh0,
             [B,H,F,dv]), dinitial_state_z ([B,H,F]). Any subset of the gradients may be given (o is then
-            optional); they are checked against the MPFR gradient oracle (SPEC §5) with the same verdict, the
+            optional); they are checked against the MPFR gradient oracle (docs/MATH.md §5) with the same verdict, the
             baselines being MambaCheck's own backward kernels (chunked and quadratic) in the candidate's format.
             Values stored as Float16/bfloat16/Float32 are taken as exact.
 

@@ -16,7 +16,7 @@ struct ReferenceCommand: ParsableCommand {
             initial state is given or --final-state is set, final_state (and final_state_z).
 
             With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and
-            layout as v), and the oracle's gradients (SPEC §5, MPFR) are written too, in the input layout: dq, dk,
+            layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk,
             dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to
             the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose
             normaliser is exactly zero make the gradients that depend on them NaN (reported).

@@ -30,7 +30,7 @@ func resolveDumpCore(_ name: String) throws -> (CoreSpec, VariantSpec?) {
     return (core, preset)
 }
 
-/// The parts of a preset's block outside its core (SPEC §2), in block order.
+/// The parts of a preset's block outside its core (docs/MATH.md §2), in block order.
 func blockComponents(_ v: VariantSpec) -> [String] {
     var parts: [String] = []
     if v.convWindow > 1 { parts.append("conv\(v.convWindow)") }

@@ -28,7 +28,7 @@ struct VariantsCommand: ParsableCommand {
             }
             print("")
         }
-        print("Cores (kernel level, SPEC §1):")
+        print("Cores (kernel level, docs/MATH.md §1):")
         for c in CoreSpec.all {
             let f = c.featureDimension(keyDim: 64).map { "state F=\($0) at dk=64" } ?? "no finite state (KV cache)"
             print("  \(c.name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(f)")

@@ -21,7 +21,7 @@ enum PlantedBug: String, CaseIterable, Sendable, CustomStringConvertible {
     var description: String { rawValue }
 }
 
-/// A compact evaluation of SPEC §1 written for these tests (quadratic
+/// A compact evaluation of docs/MATH.md §1 written for these tests (quadratic
 /// form, global prefix sums), independent of MambaCheck's kernels, with a
 /// switch for each planted bug. Without `float16Accumulation` it computes in
 /// `Double`; the caller rounds the output once to the dump's dtype. Problems

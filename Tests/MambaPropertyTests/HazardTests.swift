@@ -5,7 +5,7 @@ import MambaVerification
 import Testing
 import _MambaTestSupport
 
-/// Stability over long sequences and the hazards of SPEC §6 (Proofs/T10):
+/// Stability over long sequences and the hazards of docs/MATH.md §6 (Proofs/T10):
 /// stable forms stay finite and pass; forms *expected* to fail are detected
 /// and reported by MambaCheck rather than passing silently.
 @Suite struct HazardTests {

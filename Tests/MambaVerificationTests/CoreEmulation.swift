@@ -1,7 +1,7 @@
 import Foundation
 import MambaVariants
 
-/// A small attention core (SPEC §1) computed three ways, for judging the
+/// A small attention core (docs/MATH.md §1) computed three ways, for judging the
 /// verdict on realistic data:
 ///
 /// - `oracle`: in `Double` (its error, ~1e−16·magnitude, is invisible at the

@@ -26,7 +26,7 @@ enum PairWeights {
     /// decays of rows and columns (nil: no decay), used as `li_r − lj_j`;
     /// `exponents` (`rows × cols`, leading dimension `cols`), when given,
     /// holds the pair exponents `D_rj` themselves (the segment sums of
-    /// `DecayExponents`, SPEC §6) and replaces `li`/`lj`. Decay factors below 2⁻⁶⁰
+    /// `DecayExponents`, docs/MATH.md §6) and replaces `li`/`lj`. Decay factors below 2⁻⁶⁰
     /// are flushed as in the forward; a row with `m_r = −∞` (no weight) is zero.
     static func compute(_ ctx: CoreContext, x: UnsafePointer<Float>, rows: Int, cols: Int, diagonalOffset: Int?,
                         li: UnsafePointer<Float>?, lj: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
@@ -131,7 +131,7 @@ enum PairWeights {
     }
 }
 
-/// The backward products of one block of pairs (SPEC §5 with the augmented
+/// The backward products of one block of pairs (docs/MATH.md §5 with the augmented
 /// upstream gradient of `CoreBackward`).
 enum PairBackward {
     /// With `p`, `d` from `PairWeights` (`rows × cols`), the augmented upstream
@@ -195,7 +195,7 @@ enum PairBackward {
     }
 }
 
-/// The vector–Jacobian product of the feature map `φ` (SPEC §4).
+/// The vector–Jacobian product of the feature map `φ` (docs/MATH.md §4).
 enum FeatureGradient {
     /// `out[r, :] += rowScale_r · J_φ(x_r)ᵀ g[:, r]` for `rows` rows of `x`
     /// (`rows × dk`), with the feature cotangents transposed (`gT` is

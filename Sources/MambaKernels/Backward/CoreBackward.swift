@@ -49,7 +49,7 @@ public struct CoreGradients: Sendable {
 }
 
 /// The optimized Float32/Float16 backward passes of the attention cores
-/// (SPEC §5), one per form, for every core of `CoreSpec.all`.
+/// (docs/MATH.md §5), one per form, for every core of `CoreSpec.all`.
 ///
 /// **Mathematics.** Per sequence, with `w_ij = f(s·q_i·k_j)·e^{L_i−L_j}` on
 /// `j ≤ i`, `G = dO·Vᵀ` and the initial-state feature
@@ -66,7 +66,7 @@ public struct CoreGradients: Sendable {
 ///   for un-normalised cores (row part minus column part). For sum-normalised
 ///   cores the row part (state included) is `O_t·dO_t − δ_t`, exactly zero,
 ///   and is not formed: `dL_t = −Σ_i E_it`, the column-side formula of
-///   SPEC §5 — adding a quantity that is zero only in exact arithmetic
+///   docs/MATH.md §5 — adding a quantity that is zero only in exact arithmetic
 ///   would add rounding noise of the size of the row's terms. Then
 ///   `da_t = Σ_{u≥t} dL_u` (sequential suffix sum in the working format).
 ///

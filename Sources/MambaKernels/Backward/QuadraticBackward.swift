@@ -10,7 +10,7 @@ import MambaVariants
 /// Per block of 128 query rows `i` (keys `j ≤ i`), one pass. The decay
 /// exponents `D_ij = a_{j+1} + … + a_i` are those of `QuadraticForm`
 /// (`DecayExponents`): segment sums for per-step decays (never the difference
-/// of two global Float32 prefix sums, SPEC §6), `L_i − L_j` of given prefix
+/// of two global Float32 prefix sums, docs/MATH.md §6), `L_i − L_j` of given prefix
 /// sums (or with `KernelOptions.globalPrefixSums`):
 ///
 /// 1. `X = Q_blk·Kᵀ`; `p = w` (exponential: `exp(λ − m_i)` with the row

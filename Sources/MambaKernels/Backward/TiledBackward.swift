@@ -11,7 +11,7 @@ import MambaVariants
 /// Tiles of `T = options.tileSize`. The decay exponents `D_ij` of every
 /// tile pair are those of `TiledForm` (`TileExponents`): segment sums of
 /// per-step decays, never the difference `L_i − L_j` of two global Float32
-/// prefix sums (SPEC §6); `L_i − L_j` of given prefix sums (or with
+/// prefix sums (docs/MATH.md §6); `L_i − L_j` of given prefix sums (or with
 /// `KernelOptions.globalPrefixSums`). The initial state decays by `e^{L_i}`.
 ///
 /// 1. **Forward sweep** (query tiles outer, key tiles inner), exactly the
@@ -19,7 +19,7 @@ import MambaVariants
 ///    of the logits for the exponential score; for the other sum-normalised
 ///    scores of the exponent bound `ln2·(e(w) − 126) + D_ij`
 ///    (`stableTiledMaximum`, default) or of the raw scores `s·q·k` (faithful,
-///    with the lagging-maximum hazard of SPEC §6, reported) — with the
+///    with the lagging-maximum hazard of docs/MATH.md §6, reported) — with the
 ///    initial state as a first pseudo block. It saves the row statistics
 ///    `m_i` and the shifted normaliser `D'_i = e^{−m_i}·D_i`, and the output.
 ///    Un-normalised cores keep no statistics (`m = 0`), except the
@@ -39,7 +39,7 @@ enum TiledBackward {
         let decay = seq.decay != nil
         let tile = Swift.max(1, Swift.min(ctx.options.tileSize, Swift.max(n, 1)))
         // Decay exponents D_ij of each tile pair exactly as in `TiledForm`
-        // (segment sums for per-step decays, SPEC §6); `L` (the prefix sums)
+        // (segment sums for per-step decays, docs/MATH.md §6); `L` (the prefix sums)
         // only decays the initial state.
         let exponents = seq.exponents(ctx)
         let tiles = exponents.map { TileExponents($0, seq, ctx, tile: tile) }
@@ -138,7 +138,7 @@ enum TiledBackward {
             }
         }
         if !lost.isEmpty {
-            result.notes.append("forward sweep with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, SPEC §6); their gradients are not finite; the stable maximum avoids it")
+            result.notes.append("forward sweep with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6); their gradients are not finite; the stable maximum avoids it")
         }
         var o: UnsafeMutablePointer<Float>? = nil
         var rowFactor: UnsafeMutablePointer<Float>? = nil
@@ -215,7 +215,7 @@ enum TiledBackward {
 /// tile `[k0, k0+tk)`, `k0 ≤ q0`, tiles aligned at 0) assembled exactly as
 /// `TiledForm` does, so that the backward recomputes the forward's weights:
 ///
-/// - per-step decays (segment sums, SPEC §6): on the diagonal tile `D_ij`
+/// - per-step decays (segment sums, docs/MATH.md §6): on the diagonal tile `D_ij`
 ///   summed backwards from `i`; off the diagonal `(ℓ_i + C_b) + σ_j` with the
 ///   query-local prefix `ℓ_i`, the block totals in between `C_b` (summed
 ///   backwards from the query tile) and the key-tile suffix sums `σ_j`

@@ -6,7 +6,7 @@ import Darwin
 import COpenBLAS
 import MambaVariants
 
-/// The block (layer) of SPEC §2 in Float32 around the optimized cores.
+/// The block (layer) of docs/MATH.md §2 in Float32 around the optimized cores.
 ///
 /// Steps 1–12 in Float32 (`cblas_sgemm` for every linear map): `u = x·W_qkv`;
 /// causal depthwise convolution of window `k` with bias and left zero padding
@@ -139,7 +139,7 @@ public enum BlockKernels {
     }
 }
 
-/// The block parameters in Float32 and the per-step maps of SPEC §2.
+/// The block parameters in Float32 and the per-step maps of docs/MATH.md §2.
 struct BlockWeights {
     let variant: VariantSpec
     let d: Int, heads: Int, dh: Int, channels: Int

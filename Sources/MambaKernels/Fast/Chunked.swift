@@ -5,7 +5,7 @@ import Darwin
 #endif
 import MambaVariants
 
-/// The chunked (SSD) form of SPEC §3, Float32/Float16.
+/// The chunked (SSD) form of docs/MATH.md §3, Float32/Float16.
 ///
 /// Chunks of `C = options.chunkSize` tokens (the last may be shorter). Within
 /// the chunk starting at `c₀` the decay uses the chunk-local prefix sums

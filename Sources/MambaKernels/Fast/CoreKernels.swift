@@ -10,8 +10,8 @@ public struct KernelOptions: Sendable, Hashable {
     /// Tiled form, sum-normalised non-exponential scores: `true` (default)
     /// takes the running maximum over (a bound of) the log of the actual
     /// weights and is provably free of overflow; `false` is the faithful
-    /// raw-score running maximum of SPEC §3 that exhibits the lagging-maximum
-    /// hazard of SPEC §6 (and reports it).
+    /// raw-score running maximum of docs/MATH.md §3 that exhibits the lagging-maximum
+    /// hazard of docs/MATH.md §6 (and reports it).
     public var stableTiledMaximum: Bool
     /// Squared core: carry the full `dk²` second-order state `vec(k kᵀ)`
     /// instead of the packed `dk(dk+1)/2` one. States in and out keep the
@@ -22,7 +22,7 @@ public struct KernelOptions: Sendable, Hashable {
     /// sum (relative error `γ_{i−j}`, Proofs/T8 Lemma 2); `true` forms it as
     /// `L_i − L_j` from global Float32 (working-format) prefix sums, the way
     /// a naive kernel does, which EXHIBITS the prefix-sum cancellation hazard
-    /// of SPEC §6 (absolute error `(|L_i| + |L_j|)·u` in the exponent, failing
+    /// of docs/MATH.md §6 (absolute error `(|L_i| + |L_j|)·u` in the exponent, failing
     /// the verdict of Proofs/T9 already at N ≈ 100 with typical decays). Kept
     /// so that tests can show the hazard is detected. No effect on the
     /// chunked form (chunk-local sums), the recurrent form (`exp(a_t)` per
@@ -87,7 +87,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The optimized Float32/Float16 attention cores (SPEC §1, §3), each form
+/// The optimized Float32/Float16 attention cores (docs/MATH.md §1, §3), each form
 /// computing, per batch element and head,
 /// `w_ij = f(s·q_i·k_j)·exp(L_i − L_j)·[i ≥ j]` and `y_i = Σ_j w_ij v_j`
 /// (none) or `Σ_j w_ij v_j / Σ_j w_ij` (sum), plus the contribution of an
@@ -100,7 +100,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
 ///   and final states (except the exponential score, which has none) —
 ///   nothing throws for a valid problem.
 /// - Decay: `.perStep(a)` is summed in the working format without ever
-///   subtracting two large prefix sums (the cancellation hazard of SPEC §6):
+///   subtracting two large prefix sums (the cancellation hazard of docs/MATH.md §6):
 ///   segment sums `a_{j+1} + … + a_i` for quadratic/tiled (`DecayExponents`;
 ///   `KernelOptions.globalPrefixSums` restores the hazardous `L_i − L_j` of
 ///   global Float32 prefix sums), chunk-local prefix sums for chunked,

@@ -1,6 +1,6 @@
 import CHalf
 
-/// Storage formats the optimized kernels round Float32 values to (SPEC §7).
+/// Storage formats the optimized kernels round Float32 values to (docs/MATH.md §7).
 ///
 /// Every rounding is round-to-nearest, ties-to-even, applied to a Float32
 /// value. binary16 goes through the CHalf F16C path (hardware conversion,

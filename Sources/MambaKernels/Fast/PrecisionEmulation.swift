@@ -2,7 +2,7 @@ import CHalf
 import COpenBLAS
 
 /// How a precision mode is realised by the optimized kernels: which values
-/// are rounded to which format, and where (SPEC §7).
+/// are rounded to which format, and where (docs/MATH.md §7).
 ///
 /// The model, per `PrecisionMode`:
 ///

@@ -85,7 +85,7 @@ enum GlobalStateTerms {
     }
 }
 
-/// The quadratic (masked matrix) form of SPEC §3, Float32/Float16.
+/// The quadratic (masked matrix) form of docs/MATH.md §3, Float32/Float16.
 ///
 /// Per block of 128 query rows `i`: `X = Q_blk·Kᵀ` over the keys `j ≤ i`
 /// (`cblas_sgemm`), then `w_ij = f(s·X_ij)·exp(D_ij)` for `j ≤ i`
@@ -100,7 +100,7 @@ enum GlobalStateTerms {
 /// so each exponent is accurate to `γ_{i−j}` relative whatever the size of
 /// the global prefix sums; given prefix sums are used as `L_i − L_j` of the
 /// given numbers. `KernelOptions.globalPrefixSums` restores the naive
-/// `L_i − L_j` of global Float32 prefix sums, which exhibits the SPEC §6
+/// `L_i − L_j` of global Float32 prefix sums, which exhibits the docs/MATH.md §6
 /// cancellation hazard. The initial state decays by `exp(L_i)` (prefix sum).
 ///
 /// Exponential score: `λ_ij = s·X_ij + D_ij`, row maximum `m_i`,

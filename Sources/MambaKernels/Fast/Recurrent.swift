@@ -5,7 +5,7 @@ import Darwin
 #endif
 import MambaVariants
 
-/// One streaming core: the state of the recurrent form of SPEC §3, advanced
+/// One streaming core: the state of the recurrent form of docs/MATH.md §3, advanced
 /// one token at a time. Used by the recurrent core form and by the recurrent
 /// block form.
 ///
@@ -260,7 +260,7 @@ final class RecurrentCore {
     }
 }
 
-/// The recurrent form of SPEC §3 over a whole sequence: `RecurrentCore`
+/// The recurrent form of docs/MATH.md §3 over a whole sequence: `RecurrentCore`
 /// advanced token by token (`α_t = exp(a_t)`, or `exp(L_t − L_{t−1})` from
 /// given prefix sums). Work `O(N·F·dv)` (`O(N²)` for the exponential KV cache).
 enum RecurrentForm {

@@ -1,6 +1,6 @@
 import MambaVariants
 
-/// Feature maps `φ` of the first- and second-order cores in Float32 (SPEC §3–4)
+/// Feature maps `φ` of the first- and second-order cores in Float32 (docs/MATH.md §3–4)
 /// and conversions between the packed state convention and the full `d²` one.
 ///
 /// Packed `φ₂(x)` has `d(d+1)/2` entries in row-major upper-triangle order

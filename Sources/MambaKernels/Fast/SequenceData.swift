@@ -170,7 +170,7 @@ struct FormResult {
 extension SequenceData {
     /// Global inclusive prefix sums `L_t` in the working format (perStep:
     /// summed sequentially, each addition rounded, the Float32 cancellation
-    /// hazard of SPEC §6 included), or the given `L`. nil without decay.
+    /// hazard of docs/MATH.md §6 included), or the given `L`. nil without decay.
     func globalPrefix(_ a: Arithmetic) -> UnsafeMutablePointer<Float>? {
         guard let d = decay else { return nil }
         let out = allocateFloats(n)
@@ -230,7 +230,7 @@ extension SequenceData {
 
 /// Log-decay exponents `D_ij = Σ_{t=j+1}^{i} a_t` (`i ≥ j`) of the parallel
 /// forms, formed as *segment sums* (Mamba's stable `segsum`), never as the
-/// difference of two global prefix sums (SPEC §6, Proofs/T8 Lemma 2):
+/// difference of two global prefix sums (docs/MATH.md §6, Proofs/T8 Lemma 2):
 ///
 /// - per-step decays: every exponent is a sum of the `i − j` terms
 ///   `a_{j+1}, …, a_i` of one sign (no cancellation), so it carries a relative

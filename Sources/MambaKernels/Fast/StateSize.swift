@@ -1,7 +1,7 @@
 import MambaVariants
 
 extension CoreKernels {
-    /// Elements of the recurrent (streaming) state of one head (SPEC §3–4).
+    /// Elements of the recurrent (streaming) state of one head (docs/MATH.md §3–4).
     ///
     /// - Feature-map cores: `F·dv` for `S`, plus `F` for `z` when sum
     ///   normalised, with `F = dk` (first order), `dk(dk+1)/2` (squared,

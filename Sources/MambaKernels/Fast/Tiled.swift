@@ -5,7 +5,7 @@ import Darwin
 #endif
 import MambaVariants
 
-/// The tiled form with online normalisation (flash style, SPEC §3).
+/// The tiled form with online normalisation (flash style, docs/MATH.md §3).
 ///
 /// Query blocks of `T = options.tileSize` rows visit key blocks of `T` keys
 /// up to the diagonal; per key block `X = Q_blk·K_blkᵀ` and `acc ←
@@ -13,7 +13,7 @@ import MambaVariants
 /// row maximum `m_i` that cancels in `num/den`.
 ///
 /// Decay exponents `D_ij = a_{j+1} + … + a_i` are segment sums, never
-/// differences of global prefix sums (SPEC §6): for key block `b` (last key
+/// differences of global prefix sums (docs/MATH.md §6): for key block `b` (last key
 /// `e_b`) and query `i` in a later block starting at `q0`,
 /// `D_ij = (ℓ_i + C_b) + σ_j` with the query-local prefix sum
 /// `ℓ_i = a_{q0} + … + a_i`, the sum of the block totals in between
@@ -21,14 +21,14 @@ import MambaVariants
 /// `σ_j = a_{j+1} + … + a_{e_b}` (`DecayExponents.blockSums`): three sums of
 /// one sign added without cancellation, each accurate to a few `γ_T`. On the
 /// diagonal block, `D_ij` is summed backwards from `i` (at most `T` terms per
-/// row). Given prefix sums, and `KernelOptions.globalPrefixSums` (the SPEC §6
+/// row). Given prefix sums, and `KernelOptions.globalPrefixSums` (the docs/MATH.md §6
 /// hazard), use `L_i − L_j`. The initial state decays by `exp(L_i)`.
 ///
 /// Sum-normalised cores:
 /// - exponential: `λ_ij = s·q·k + L_i − L_j`, `m_i = max λ`, `p = exp(λ − m)`
 ///   (standard, stable);
 /// - linear/relu-linear/squared, `options.stableTiledMaximum == false` — the
-///   faithful rule of SPEC §3/§6: `m_i` is the running maximum of the *raw*
+///   faithful rule of docs/MATH.md §3/§6: `m_i` is the running maximum of the *raw*
 ///   scores `s·q·k`, `p_ij = f(s·q·k)·exp(L_i − L_j − m_i)`. NOT stable: a
 ///   row whose first key block has raw scores ≈ −200 gets `exp(200) = Inf`
 ///   in Float32 (lagging maximum); when a later block raises `m_i`,
@@ -209,7 +209,7 @@ enum TiledForm {
         }
         var (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
         if !lost.isEmpty {
-            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, SPEC §6: exp(D_ij − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
+            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6: exp(D_ij − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
         }
         let state = ctx.isExponential ? nil : GlobalStateTerms.final(ctx, seq, s0: s0, decay: decay, values: values)
         return FormResult(o: o, state: state, notes: notes)
@@ -276,7 +276,7 @@ enum TiledForm {
 
 /// The running-maximum candidate of one row of a key block, shared by the
 /// tiled forward and backward (the backward recomputes the forward's weights,
-/// so both must use the same rule). Faithful (SPEC §3 as written): the
+/// so both must use the same rule). Faithful (docs/MATH.md §3 as written): the
 /// largest raw score `s·q·k`. Stable: the largest bound
 /// `ln2·(e(w_j) − 126) + D_j` on the log of the actual weight, read from the
 /// Float32 exponent field of `w_j` (Proofs/T4); weights of 0 are skipped.

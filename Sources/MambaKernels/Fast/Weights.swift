@@ -5,7 +5,7 @@ import Darwin
 #endif
 import MambaVariants
 
-/// Row-wise weight computations shared by the forms (SPEC §1): the score
+/// Row-wise weight computations shared by the forms (docs/MATH.md §1): the score
 /// `f(s·q·k)` times the decay `exp(l_i − l_j)`, formed from a row of raw dot
 /// products `q_i·k_j` in place. The decay is built in log space from the
 /// difference `l_i − l_j` and exponentiated only for causal entries
@@ -227,7 +227,7 @@ enum Rows {
 /// scaled by `2^η` (`η = lift(max|[S | z]|)`, the query features by `2^{−η}`).
 /// Only *lifts* (`γ, η ≥ 0`): rows and states whose largest entry is at least
 /// 1/2 are stored unscaled, so values beyond binary16's range (65504) still
-/// overflow visibly (SPEC §6, `HazardTests.float16OverflowIsDetected`); the
+/// overflow visibly (docs/MATH.md §6, `HazardTests.float16OverflowIsDetected`); the
 /// tiled form with the stable maximum is the form free of both.
 enum RowGuard {
     /// Whether `ctx` stores weights in binary16 and normalises rows.

@@ -7,7 +7,7 @@ import MambaVariants
 ///
 /// For the squared score the second-order map needs a cross weight whose
 /// square is 2; over the rationals we use the equivalent asymmetric split
-/// (SPEC §4): `φ_q(x)_(i,j) = 2·x_i x_j`, `φ_k(x)_(i,j) = x_i x_j` for `i < j`
+/// (docs/MATH.md §4): `φ_q(x)_(i,j) = 2·x_i x_j`, `φ_k(x)_(i,j) = x_i x_j` for `i < j`
 /// and `x_i²` on the diagonal, so `⟨φ_q(q), φ_k(k)⟩ = (q·k)²` exactly.
 public struct ExactCoreProblem: @unchecked Sendable {
     public var spec: CoreSpec
@@ -86,7 +86,7 @@ public struct ExactCoreProblem: @unchecked Sendable {
 }
 
 /// The three forms over the rationals. Equal outputs and final states prove
-/// the algebra of SPEC §3 on the instance, independent of rounding.
+/// the algebra of docs/MATH.md §3 on the instance, independent of rounding.
 public enum ExactForms {
     public struct Result: @unchecked Sendable, Equatable {
         /// Outputs; nil where a sum-normalised row's denominator is exactly
@@ -97,7 +97,7 @@ public enum ExactForms {
         public static func == (a: Result, b: Result) -> Bool { a.o == b.o && a.s == b.s && a.z == b.z }
     }
 
-    /// SPEC §1 literally: `w_ij = f(s q_i·k_j)·Π_{t=j+1}^{i} α_t`, plus the
+    /// docs/MATH.md §1 literally: `w_ij = f(s q_i·k_j)·Π_{t=j+1}^{i} α_t`, plus the
     /// initial state decayed by `Π_{t=0}^{i} α_t`; final state from the same sums.
     public static func quadratic(_ p: ExactCoreProblem) -> Result {
         let n = p.length, dk = p.keyDim, dv = p.valueDim

@@ -3,7 +3,7 @@ import MambaPrecision
 import MambaVariants
 
 extension Reference {
-    /// The block-level oracle (SPEC §2, steps 1–12) for every preset, every
+    /// The block-level oracle (docs/MATH.md §2, steps 1–12) for every preset, every
     /// operation correctly rounded at `precision` bits; the core runs in the
     /// chosen MPFR `form` (quadratic, recurrent or chunked with `chunkSize`).
     ///

@@ -3,7 +3,7 @@ import MambaPrecision
 import MambaVariants
 
 extension Reference {
-    /// The chunked (SSD) form (SPEC §3) in MPFR with chunk-local prefix sums
+    /// The chunked (SSD) form (docs/MATH.md §3) in MPFR with chunk-local prefix sums
     /// `ℓ_i = a_{c₀} + … + a_i`: intra-chunk `W_ij = f(s q_i·k_j) exp(ℓ_i − ℓ_j)`,
     /// inter-chunk `c·exp(ℓ_i)·φ(q_i)ᵀS_{c−1}`, carry
     /// `S_c = exp(ℓ_last) S_{c−1} + Σ_j exp(ℓ_last − ℓ_j) φ(k_j) v_jᵀ` (same for z).

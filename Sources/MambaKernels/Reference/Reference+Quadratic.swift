@@ -3,7 +3,7 @@ import Dispatch
 import MambaPrecision
 import MambaVariants
 
-/// The arbitrary-precision oracle (SPEC §1), in three forms that must agree.
+/// The arbitrary-precision oracle (docs/MATH.md §1), in three forms that must agree.
 ///
 /// Every form computes `y_i = Σ_{j≤i} f(s q_i·k_j) Γ_ij v_j` (optionally
 /// divided by `Σ_{j≤i} f(s q_i·k_j) Γ_ij`) plus the initial-state term
@@ -12,7 +12,7 @@ import MambaVariants
 public enum Reference {}
 
 extension Reference {
-    /// The quadratic (masked-matrix) form straight from SPEC §1.
+    /// The quadratic (masked-matrix) form straight from docs/MATH.md §1.
     ///
     /// Dot products `q_i·k_j` of Float32/Float16/bfloat16 inputs are computed
     /// exactly (integer arithmetic) and rounded once. The decay is factored as

@@ -3,7 +3,7 @@ import MambaPrecision
 import MambaVariants
 
 extension Reference {
-    /// The recurrent form (SPEC §3) in MPFR: `S_t = α_t S_{t−1} + φ(k_t) v_tᵀ`,
+    /// The recurrent form (docs/MATH.md §3) in MPFR: `S_t = α_t S_{t−1} + φ(k_t) v_tᵀ`,
     /// `z_t = α_t z_{t−1} + φ(k_t)`, `y_t = c·φ(q_t)ᵀS_t` or
     /// `φ(q_t)ᵀS_t / φ(q_t)ᵀz_t`, with `α_t = exp(a_t)` and the packed
     /// second-order map (√2 weights) for the squared score. The exponential

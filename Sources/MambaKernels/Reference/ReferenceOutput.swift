@@ -35,7 +35,7 @@ public struct ReferenceOutput: @unchecked Sendable {
     /// (`exp(x(1+δ)) = exp(x)(1 + xδ)`): the sums of `magnitude` with `|w_ij|`
     /// replaced by `|w_ij|·|L_i − L_j|`. A kernel that forms it as the
     /// difference of two large global prefix sums loses `(|L_i|+|L_j|)u`
-    /// instead — the prefix-sum hazard of SPEC §6 — and is flagged.
+    /// instead — the prefix-sum hazard of docs/MATH.md §6 — and is flagged.
     public var decayMagnitude: [Double]
 
     /// Storage, score and decay magnitudes combined for a kernel with storage

@@ -194,7 +194,7 @@ final class ReferenceSequence: @unchecked Sendable {
     /// `out[0..<F] ← φ(x[0..<d])` over contiguous MPFR arrays: identity (linear,
     /// relu-linear; ReLU already applied to the inputs) or the packed
     /// second-order map `φ₂(x)_(a,b) = c_ab x_a x_b`, `c_aa = 1`, `c_ab = √2`,
-    /// row-major upper triangle (SPEC §4). Not defined for the exponential score.
+    /// row-major upper triangle (docs/MATH.md §4). Not defined for the exponential score.
     static func features(_ score: Score, dim dk: Int, x: UnsafeMutablePointer<__mpfr_struct>,
                          into out: UnsafeMutablePointer<__mpfr_struct>, sqrt2: UnsafeMutablePointer<__mpfr_struct>) {
         switch score {

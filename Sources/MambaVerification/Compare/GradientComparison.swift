@@ -109,7 +109,7 @@ public enum DecayConditioning: Sendable {
     /// verdict's convention).
     case segment
     /// Formed as a difference of global prefix sums: `∝ u·(|L_i| + |L_j|)`
-    /// (the quadratic and tiled forms; the prefix-sum hazard of SPEC §6).
+    /// (the quadratic and tiled forms; the prefix-sum hazard of docs/MATH.md §6).
     case globalPrefix
 }
 
@@ -211,7 +211,7 @@ public enum GradientComparison {
     }
 
     /// Per-element magnitudes of every gradient: for each gradient formula
-    /// of SPEC §5 (as `CoreBackward` evaluates it) the first-order effect of
+    /// of docs/MATH.md §5 (as `CoreBackward` evaluates it) the first-order effect of
     /// perturbing every quantity a kernel rounds by one unit roundoff,
     /// summed in Double from the inputs — the analogue of
     /// `ReferenceOutput.magnitude` (storage part) and `accumulationMagnitude`

@@ -62,7 +62,7 @@ public struct FixtureCase: Codable, Sendable, Equatable {
     public var core: String
     /// Base presets whose core this is (core cases), for orientation.
     public var presets: [String]
-    /// Block cases: every component of the preset (SPEC §2) — score, decay
+    /// Block cases: every component of the preset (docs/MATH.md §2) — score, decay
     /// kind, normalisation, conv window, dt on values, dt bias, D, Z gate and
     /// its bias, activation and whether it also applies to V.
     public var components: VariantSpec?

@@ -170,7 +170,7 @@ public struct KernelProperty: Sendable {
 
     /// Zero values give zero outputs (T6): with `V = 0` and no initial state,
     /// every output is ±0, except NaN where a sum-normalised row's
-    /// denominator is exactly zero (reported, SPEC §1).
+    /// denominator is exactly zero (reported, docs/MATH.md §1).
     public static let zeroValues = KernelProperty(name: "zero values give zero outputs", theorem: "T6") { kernel, c in
         var p = c.problem(for: kernel)
         p.v = p.v.map { _ in 0 }

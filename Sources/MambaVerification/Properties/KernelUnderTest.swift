@@ -9,7 +9,7 @@ import MambaVariants
 /// `PropertySuite.run(_:)` from a test: every property of Proofs/ is checked on
 /// seeded cases, each failure reports the seed that replays it.
 ///
-/// Contract of `forward`: inputs and outputs follow SPEC §1/§3 in the
+/// Contract of `forward`: inputs and outputs follow docs/MATH.md §1/§3 in the
 /// canonical `[B, H, N, d]` layout (`CoreProblem`, `CoreOutput`); decays may
 /// arrive as per-step `a` or as prefix sums; the final state follows FLA's
 /// convention and may be nil when the kernel does not return it.

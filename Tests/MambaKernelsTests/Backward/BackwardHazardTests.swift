@@ -5,7 +5,7 @@ import MambaVariants
 import MambaVerification
 import _MambaTestSupport
 
-/// Special values and hazards (SPEC §6) in the backward kernels.
+/// Special values and hazards (docs/MATH.md §6) in the backward kernels.
 @Suite("Backward kernels: special values and hazards")
 struct BackwardHazardTests {
     /// relu-linear rows whose queries are all ≤ 0 have a zero normaliser:
@@ -25,7 +25,7 @@ struct BackwardHazardTests {
         #expect(out.dv.contains { !$0.isFinite })
     }
 
-    /// The tiled backward under the lagging-maximum inputs of SPEC §6 (first
+    /// The tiled backward under the lagging-maximum inputs of docs/MATH.md §6 (first
     /// key block at s·q·k ≈ −200): with the stable maximum every gradient is
     /// finite and within the derived bound; with the faithful raw-score
     /// maximum the forward sweep loses rows and says so.

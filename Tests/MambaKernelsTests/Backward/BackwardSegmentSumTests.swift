@@ -7,7 +7,7 @@ import MambaVerification
 /// Regression: the quadratic and tiled backward forms build their decay
 /// exponents `D_ij = a_{j+1} + … + a_i` as segment sums (`DecayExponents`,
 /// as the forward forms do), not as `L_i − L_j` of global Float32 prefix
-/// sums (SPEC §6, Proofs/T8 Lemma 2).
+/// sums (docs/MATH.md §6, Proofs/T8 Lemma 2).
 @Suite("Backward kernels: segment-sum decay exponents")
 struct BackwardSegmentSumTests {
     /// With strong decays (`a_t = −softplus(N(1, 1))`, `|L_i| ≈ 1.4·i`) at

@@ -3,7 +3,7 @@ import Testing
 import MambaKernels
 import MambaVariants
 
-/// The block of SPEC §2, evaluated in Double from the definition (the core
+/// The block of docs/MATH.md §2, evaluated in Double from the definition (the core
 /// by `FastReference`), for comparison with `BlockKernels`.
 enum FastBlockReference {
     static func softplus(_ x: Double) -> Double { max(x, 0) + log1p(exp(-abs(x))) }
@@ -102,7 +102,7 @@ enum FastBlockReference {
 }
 
 /// `BlockKernels` (Float32 around the optimized cores) against the Double
-/// evaluation of SPEC §2, every base preset and the paper's ablations.
+/// evaluation of docs/MATH.md §2, every base preset and the paper's ablations.
 ///
 /// Tolerance (measured, with a stated margin): the worst error relative to
 /// the output's largest magnitude, over all presets and forms, was

@@ -2,7 +2,7 @@ import Foundation
 import MambaKernels
 import MambaVariants
 
-/// A direct Double evaluation of SPEC §1 (and the state convention of §3),
+/// A direct Double evaluation of docs/MATH.md §1 (and the state convention of §3),
 /// written from the definition, plus a first-order *componentwise error
 /// bound* for a Float32/Float16 kernel computing the same thing. The bound
 /// is what the tests' tolerances come from; it is derived as follows.

@@ -3,9 +3,9 @@ import MambaKernels
 import MambaVariants
 
 /// Every form × every core of `CoreSpec.all` × every precision mode against
-/// the Double evaluation of SPEC §1, within the componentwise error bound
+/// the Double evaluation of docs/MATH.md §1, within the componentwise error bound
 /// derived in `FastReference` (output and final state).
-@Suite("Fast kernels: accuracy against SPEC §1 in Double")
+@Suite("Fast kernels: accuracy against docs/MATH.md §1 in Double")
 struct FastFormAccuracyTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var spec: CoreSpec

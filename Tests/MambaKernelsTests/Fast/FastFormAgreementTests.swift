@@ -2,7 +2,7 @@ import Testing
 import MambaKernels
 import MambaVariants
 
-/// The forms compute one thing (SPEC §3): they agree with each other and
+/// The forms compute one thing (docs/MATH.md §3): they agree with each other and
 /// with the Double definition for every core, chunk size and tile size.
 /// Tolerances: each form is within the derived bound `β` of `FastReference`
 /// of the exact result, so two forms differ by at most `2β`.

@@ -3,7 +3,7 @@ import MambaKernels
 import MambaVariants
 import MambaVerification
 
-/// The numerical hazards of SPEC §6 that the optimized kernels must expose
+/// The numerical hazards of docs/MATH.md §6 that the optimized kernels must expose
 /// rather than hide.
 @Suite("Fast kernels: hazards")
 struct FastHazardTests {
@@ -79,7 +79,7 @@ struct FastHazardTests {
         #expect(stored.diagnostics.contains { $0.contains("non-finite output") }, "\(stored.diagnostics)")
     }
 
-    /// Global prefix-sum cancellation (SPEC §6, Proofs/T8 Lemma 2): with
+    /// Global prefix-sum cancellation (docs/MATH.md §6, Proofs/T8 Lemma 2): with
     /// strong decays (`|L_i| ≈ 1.4·i`) at N = 4096, exponents formed as
     /// `L_i − L_j` from Float32 prefix sums carry `(|L_i| + |L_j|)·2⁻²⁴ ≈ 7·10⁻⁴`
     /// absolute error, a relative error of that size on every weight with

@@ -2,7 +2,7 @@ import Testing
 import MambaKernels
 import MambaVariants
 
-/// State round trip (SPEC §3, FLA convention) and variable-length batches.
+/// State round trip (docs/MATH.md §3, FLA convention) and variable-length batches.
 @Suite("Fast kernels: states and variable-length batches")
 struct FastStateTests {
     static func slice(_ p: CoreProblem, from t0: Int, to t1: Int, state: CoreState?) -> CoreProblem {
@@ -125,7 +125,7 @@ struct FastStateTests {
         }
     }
 
-    /// State sizes of SPEC §4.
+    /// State sizes of docs/MATH.md §4.
     @Test func stateSizes() {
         let twoMamba = CoreSpec(score: .squared, hasDecay: true, normalization: .sum)
         #expect(CoreKernels.stateElements(spec: twoMamba, keyDim: 64, valueDim: 64, convWindow: 2) == 135_392)

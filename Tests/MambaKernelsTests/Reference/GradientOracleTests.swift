@@ -4,7 +4,7 @@ import MambaPrecision
 import MambaVariants
 import _MambaTestSupport
 
-/// The gradient oracle checks itself (SPEC §5): the analytic backward pass in
+/// The gradient oracle checks itself (docs/MATH.md §5): the analytic backward pass in
 /// MPFR against central differences of the forward at 512 bits, for every
 /// core, and the paper's literal C.5 decay gradient as a negative example.
 ///
@@ -150,7 +150,7 @@ import _MambaTestSupport
         #expect(rel <= 0x1p-200, "seed \(seed) \(Self.describe(g)): loss differs by \(rel) relative to Σ|O·dO|")
     }
 
-    /// SPEC §5: the literal C.5 decay gradient counts Γ twice and must be
+    /// docs/MATH.md §5: the literal C.5 decay gradient counts Γ twice and must be
     /// rejected by the derivative-free check, while the corrected one passes.
     @Test(arguments: [CoreSpec(score: .reluLinear, hasDecay: true, normalization: .sum),
                       CoreSpec(score: .squared, hasDecay: true, normalization: .sum),

@@ -29,7 +29,7 @@ import MambaVariants
     }
 
     @Test func block2MambaMatchesDoubleEvaluation() throws {
-        // An independent Double evaluation of the 2mamba block (SPEC §2 written
+        // An independent Double evaluation of the 2mamba block (docs/MATH.md §2 written
         // out directly) agrees with the oracle to ~1e-12 relative: the Double
         // path makes O(N·d) roundings of 2^-53 on O(1)-conditioned sums.
         let v = VariantSpec.twoMamba

@@ -3,7 +3,7 @@ import MambaPrecision
 import MambaVariants
 
 /// The scalar loss `ℓ = Σ_i O_i·dO_i` of one (batch, head) sequence,
-/// evaluated straight from SPEC §1 (quadratic form, initial-state term
+/// evaluated straight from docs/MATH.md §1 (quadratic form, initial-state term
 /// included) on inputs held as MPFR numbers of the working precision, so that
 /// they can be perturbed by amounts far below a Double's resolution.
 ///

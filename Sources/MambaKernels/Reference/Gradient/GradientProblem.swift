@@ -1,7 +1,7 @@
 import MambaPrecision
 import MambaVariants
 
-/// A core problem (SPEC §1) together with the upstream gradient `dO` of its
+/// A core problem (docs/MATH.md §1) together with the upstream gradient `dO` of its
 /// output: the input of a backward pass. The scalar whose gradient is taken
 /// is `ℓ = Σ_{b,h,i,c} O_bhic · dO_bhic`, so `∂ℓ/∂O = dO`.
 ///
@@ -47,7 +47,7 @@ public struct GradientProblem: Sendable {
 ///
 /// Layouts follow the inputs: `[B, H, N, d]` for q, k, v; `[B, H, N]` for the
 /// decay; `[B, H, F, dv]` and `[B, H, F]` for the initial state (FLA
-/// convention, SPEC §3). Entries of a sequence that has a row with a zero
+/// convention, docs/MATH.md §3). Entries of a sequence that has a row with a zero
 /// normaliser are NaN (see `zeroDenominatorRows`).
 public struct ReferenceGradients: @unchecked Sendable {
     /// Working precision (bits) of every operation.

@@ -9,7 +9,7 @@ extension Reference {
     /// `∂ℓ/∂x ≈ (ℓ(x + h) − ℓ(x − h)) / 2h`.
     ///
     /// It shares no formula with `Reference.gradients`: the loss comes from a
-    /// separate minimal evaluation of SPEC §1 (quadratic form plus the
+    /// separate minimal evaluation of docs/MATH.md §1 (quadratic form plus the
     /// initial-state term) on inputs held as MPFR numbers of `precision` bits,
     /// so that `x ± h` is exact. `dL` perturbs each prefix sum `L_u` alone;
     /// `da` perturbs `a_t`, i.e. shifts `L_u` for every `u ≥ t`.

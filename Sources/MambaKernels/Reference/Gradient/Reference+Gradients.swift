@@ -5,14 +5,14 @@ import MambaVariants
 
 /// Which formula the analytic backward pass uses for the decay gradient.
 enum DecayGradientFormula {
-    /// SPEC §5 (verified against central differences).
+    /// docs/MATH.md §5 (verified against central differences).
     case corrected
     /// The paper's Appendix C.5 read literally (a named negative example).
     case paperC5Literal
 }
 
 extension Reference {
-    /// The analytic gradient oracle (SPEC §5): every gradient of
+    /// The analytic gradient oracle (docs/MATH.md §5): every gradient of
     /// `ℓ = Σ O ⊙ dO` for the core of `problem.core`, in MPFR, at `precision`
     /// bits, from the quadratic form.
     ///
@@ -24,7 +24,7 @@ extension Reference {
     /// - `none`: `O_i = Σ_j w_ij v_j + σ_iᵀS₀`.
     ///   `dV = wᵀ·dO`; `dX = f'(X) ⊙ Γ ⊙ G ⊙ M`; `dS₀ = Σ_i σ_i dO_iᵀ`;
     ///   `dL_i += Σ_j w_ij G_ij + σ_iᵀS₀dO_i` (row), `dL_j −= Σ_i w_ij G_ij`
-    ///   (column). SPEC §5 writes `w ⊙ G` as `f(X) ⊙ E` with
+    ///   (column). docs/MATH.md §5 writes `w ⊙ G` as `f(X) ⊙ E` with
     ///   `E = G ⊙ Γ ⊙ M`, which is the same matrix: `w_ij` depends on the
     ///   decay only through `L_i − L_j`, so `∂ℓ/∂L_i` collects `+w_ij G_ij` from
     ///   row `i` and `∂ℓ/∂L_j` collects `−w_ij G_ij` from column `j` (the

@@ -5,7 +5,7 @@ extension Reference {
     /// A named NEGATIVE example: the decay gradient of the paper's Appendix
     /// C.5 (arXiv 2602.17363) read literally, for sum-normalised decayed
     /// cores. It is wrong; the suite keeps it to show that its gradient
-    /// checks catch the error (SPEC §5).
+    /// checks catch the error (docs/MATH.md §5).
     ///
     /// C.5 folds the decay and mask into the upstream product,
     /// `G' = (dO·Vᵀ) ⊙ Γ ⊙ M`, and then forms the decay gradient from
