@@ -133,7 +133,7 @@ extension VerdictPolicy {
         var baselineDominated = 0
         var allowance = [Double](repeating: .infinity, count: n)
         var elements: [VerdictElement] = []
-        var candidateNorm = ScaledNorm(), ulpNorm = ScaledNorm(), oracleNorm = ScaledNorm()
+        var candidateNorm = ScaledNorm(), ulpNorm = ScaledNorm(), oracleNorm = ScaledNorm(), unbackedScale = ScaledNorm()
         var uniformFloor = Double.infinity
         func element(_ e: Int, _ tau: Double, _ ratio: Double, _ failure: VerdictElement.Failure?) -> VerdictElement {
             VerdictElement(index: TensorShape.index(ofOffset: e, in: shape), offset: e, candidate: candidate[e],
@@ -168,7 +168,13 @@ extension VerdictPolicy {
                 // The candidate's output rounding is ½ulp of its own binade, which is one
                 // above y's when y lies just below a power of 2: measure ulps there.
                 let ownUlp = candidate[e].isFinite ? Swift.max(oracle.ulp[e], format.ulp(at: candidate[e])) : oracle.ulp[e]
-                let rest = slack(ulp: ownUlp, magnitude: m, format: format, boundFactor: aPriori)
+                // No finite baseline value here (the baselines overflowed or hit a
+                // hazard the candidate avoided): no same-arithmetic yardstick, so the
+                // a-priori bound of T8 applies to this element.
+                let unbacked = hasBaselines && pointwise[e] == nil
+                let rest = slack(ulp: ownUlp, magnitude: m, format: format,
+                                 boundFactor: unbacked ? Swift.max(aPriori, VerdictPolicy.aPrioriBoundFactor) : aPriori)
+                if unbacked { unbackedScale.add(m.isFinite ? m : 0) }
                 if baselineTerm > rest { baselineDominated += 1 }
                 tau = baselineTerm + rest
                 allowance[e] = tau
@@ -203,6 +209,7 @@ extension VerdictPolicy {
         for e in 0..<n where oracle.classes[e] == .finite && magnitude[e].isFinite { scaleNorm.add(magnitude[e]) }
         let normAllowance = normFactor * Swift.max(baselineError, stageFloor * scaleNorm.value) + normSlack
             + (aPriori == 0 || !hasBaselines ? 0 : aPriori * format.unitRoundoff * scaleNorm.value)
+            + VerdictPolicy.aPrioriBoundFactor * format.unitRoundoff * unbackedScale.value
         let normwise = NormwiseCheck(candidateError: candidateError, baselineError: baselineError, slack: normSlack,
                                      allowance: normAllowance, applicable: hasBaselines,
                                      passed: candidateError.isFinite && (!hasBaselines || candidateError <= normAllowance))
@@ -214,7 +221,7 @@ extension VerdictPolicy {
         var rowFloors: [Double] = []
         var rowFloorRatios: [Double] = []
         for r in 0..<rowCount {
-            var err = ScaledNorm(), ulps = ScaledNorm(), ys = ScaledNorm()
+            var err = ScaledNorm(), ulps = ScaledNorm(), ys = ScaledNorm(), unbacked = ScaledNorm()
             var elementFloor = Double.infinity
             var finite = false
             for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite {
@@ -222,6 +229,7 @@ extension VerdictPolicy {
                 err.add(error[e])
                 ulps.add(oracle.ulp[e])
                 ys.add(oracle.oracle[e])
+                if pointwise[e] == nil, magnitude[e].isFinite { unbacked.add(magnitude[e]) }
                 let y = Swift.abs(oracle.oracle[e])
                 if y > 0 { elementFloor = Swift.min(elementFloor, allowance[e] / y) }
             }
@@ -231,6 +239,7 @@ extension VerdictPolicy {
             if hasBaselines {
                 let rowAllowance = rowFactor * rowYardstick[r] + roundingRMS * ulps.value
                     + (aPriori == 0 ? 0 : aPriori * format.unitRoundoff * rowScale[r])
+                    + VerdictPolicy.aPrioriBoundFactor * format.unitRoundoff * unbacked.value
                 let share = rowAllowance > 0 ? err.value / rowAllowance : (err.value == 0 ? 0 : .infinity)
                 if share > 1 { failingRows += 1 }
                 if share > worstRowShare || worstRow == nil { worstRowShare = share; worstRow = r }
