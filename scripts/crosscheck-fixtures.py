@@ -8,7 +8,7 @@ Usage (from the package root):
 For every case of Fixtures/manifest.json (14 attention cores, 9 block presets)
 it recomputes a fixed, deterministic sample of reference values in
 arbitrary precision (mpmath, 256 bits) from the stored Float32 inputs, written
-from the mathematics of SPEC §1, §2 and §4, and compares them with the
+from the mathematics of docs/MATH.md §1, §2 and §4, and compares them with the
 50-significant-digit decimals of NAME.reference.txt. It does not run or import
 any Swift code, and it takes nothing from the generator but the stored inputs,
 the manifest's score scale and the decimal strings.
@@ -59,7 +59,7 @@ every element of every array of the .reference.npz exactly once, and each
 Float64 value of the .npz is the value its decimal stands for rounded to
 nearest, ties to even (see float64_matches: exact ties occur); the SHA-256 and
 size of every file against the manifest; the block's components against the
-preset table of SPEC §2.
+preset table of docs/MATH.md §2.
 
 The sample (deterministic, see core_sample/block_sample): cores, 12 tokens
 (0, 1, 2, 6, 11, 17, 22, 28, 33, 37, 38, 39 for N = 40) in each of the 2
@@ -272,7 +272,7 @@ def indices(shape):
 
 
 # --------------------------------------------------------------------------
-# The mathematics (SPEC §1, §2, §4), in mpmath.
+# The mathematics (docs/MATH.md §1, §2, §4), in mpmath.
 
 def relu(x):
     return x if x > 0 else mpf(0)
@@ -289,7 +289,7 @@ def softplus(x):
 def phi(score, x):
     """Feature map: identity (ReLU already applied for relu-linear) or the packed
     second-order map φ₂(x)_(p,q) = c_pq x_p x_q, p ≤ q, row-major upper triangle,
-    c_pp = 1, c_pq = √2 (SPEC §4)."""
+    c_pp = 1, c_pq = √2 (docs/MATH.md §4)."""
     if score in ("linear", "relu-linear"):
         return list(x)
     r2 = mpmath.sqrt(2)
@@ -301,7 +301,7 @@ def phi(score, x):
 
 
 def core_row(score, decay, norm, s, q, k, v, a, i, s0=None, z0=None):
-    """y_i of SPEC §1 (all dv channels) for one sequence: q, k [N][dk] (ReLU
+    """y_i of docs/MATH.md §1 (all dv channels) for one sequence: q, k [N][dk] (ReLU
     already applied for relu-linear), v [N][dv], a [N] or None, plus the
     initial-state term c·exp(L_i)·φ(q_i)ᵀS₀ (and ·z₀ in the denominator).
 
@@ -358,7 +358,7 @@ def core_final_state(score, decay, k, v, a, s0, z0, f, c):
     return s_acc, z_acc
 
 
-# The base presets of SPEC §2's table (independent of the manifest, which is
+# The base presets of docs/MATH.md §2's table (independent of the manifest, which is
 # checked against it). conv: window (1 = none); decay: none|original|softplus;
 # dt_v: V ⊙ dt; dt_bias: dt = softplus(x·W_dt + dt_bias) (mamba2 only);
 # D: residual V ⊙ D; Z: gate y ⊙ SiLU(x·W_z [+ b_z]); act: on Q, K (and V,
@@ -384,7 +384,7 @@ PRESETS = {
                             Z=False, z_bias=False, act="none", act_v=False, norm="none"),
 }
 
-RMS_EPS = mpf(2) ** -23  # SPEC §2 step 11: ε = 1.1920929e−7, the Float32 machine epsilon 2^-23
+RMS_EPS = mpf(2) ** -23  # docs/MATH.md §2 step 11: ε = 1.1920929e−7, the Float32 machine epsilon 2^-23
 
 
 def block_arrays(p):
@@ -409,7 +409,7 @@ def block_arrays(p):
 
 
 class Block:
-    """SPEC §2 for one batch element, evaluated lazily per token."""
+    """docs/MATH.md §2 for one batch element, evaluated lazily per token."""
 
     def __init__(self, p, arrays, b, heads, scale):
         self.p = p
@@ -629,7 +629,7 @@ def check_case(root, case, manifest_files, plant):
         for key, value in stated.items():
             if value != p[key]:
                 ok = False
-                msgs.append(f"manifest components: {key} = {value!r}, SPEC §2 table says {p[key]!r}")
+                msgs.append(f"manifest components: {key} = {value!r}, docs/MATH.md §2 table says {p[key]!r}")
         want_in = block_arrays(p)
         want_ref = ["out"]
     else:
@@ -703,7 +703,7 @@ def check_case(root, case, manifest_files, plant):
             raise Malformed(f"{root}/manifest.json: case {name!r}: dimensions.H = {heads!r} does not divide w_qkv")
         if p["conv"] > 1 and inputs["conv_weight"].shape[1] != p["conv"]:
             raise Malformed(f"{root}/{inputs_file}: conv_weight has window {inputs['conv_weight'].shape[1]}, "
-                            f"SPEC §2 says {p['conv']} for {preset}")
+                            f"docs/MATH.md §2 says {p['conv']} for {preset}")
         sample = block_sample(refs["out"].shape)
         blocks = {}
 
