@@ -35,7 +35,7 @@ struct CompareCommand: ParsableCommand {
               element: |err_e| ≤ factor·β·s_e + ulp-allowance·ulp(y_e)   (β: baselines' worst err/s; s_e: error scale)
               row:     ‖err‖_row ≤ row-factor·R_row + ‖ulp‖_row/√12       (R: baselines' row error carried by row scale)
               norm:    ‖err‖₂ ≤ norm-factor·max‖baseline err‖₂ + ‖ulp‖₂/√12
-            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 2.5, norm-factor 2, ulp-allowance 1, bound-factor 0.
+            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 4, norm-factor 2, ulp-allowance 1, bound-factor 0.
             The report gives the share of each allowance used, the worst elements by |err|/allowance and the \
             detection floor (the smallest uniform and single-row relative error that would have failed). A \
             failure that a looser arithmetic would explain is named ("consistent with TF32 dot products"); the \

@@ -272,16 +272,6 @@ public enum KernelComparison {
                 continue
             }
         }
-        // A chunked kernel's error peaks at its chunk starts (the state product
-        // carries the whole past there). Chunk lengths are multiples of 16 in
-        // practice, so a C = 16 baseline has a chunk start wherever any of them
-        // has one — measured: chunked C = 48 used 1.31–1.47 of the row allowance
-        // against C = 64 alone at N = 1024 (`mambacheck calibrate`).
-        if settings.baselineForms.contains(.chunked), options.chunkSize > 16 {
-            var fine = options
-            fine.chunkSize = 16
-            if let r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: fine) { out.append(r) }
-        }
         // Float32 and pure-binary16 recurrent kernels (a state updated token by
         // token, FLA's fused_recurrent) sum N terms sequentially and are up to
         // ~2x less accurate than chunked ones there (measured: `mambacheck
