@@ -40,10 +40,16 @@ public struct KernelOptions: Sendable, Hashable {
     /// registers). No effect on quadratic and tiled forms (no carried state)
     /// or in pure `float16` mode (already binary16).
     public var stateStorage: StateStorage
+    /// `tf32` mode only: form TF32 operands by truncating the 13 low
+    /// significand bits (toward zero) instead of rounding to nearest. Tensor
+    /// cores do this with Float32 registers fed to a TF32 MMA without an
+    /// explicit conversion (Triton's default `tl.dot` on fp32); the error is
+    /// twice as large per operand and biased toward zero (docs/MATH.md §7.2).
+    public var tf32Truncation: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
-                stateStorage: StateStorage = .float32) {
+                stateStorage: StateStorage = .float32, tf32Truncation: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -51,6 +57,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.globalPrefixSums = globalPrefixSums
         self.roundOutput = roundOutput
         self.stateStorage = stateStorage
+        self.tf32Truncation = tf32Truncation
     }
 }
 

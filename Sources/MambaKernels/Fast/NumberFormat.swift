@@ -8,10 +8,14 @@ import CHalf
 /// largest finite binary16 (65504) become ±Inf, NaN stays NaN. bfloat16 and
 /// TF32 keep the Float32 exponent range and round the significand to 8 and
 /// 11 bits; values that round past the largest finite value become ±Inf,
-/// NaN stays NaN, ±Inf stay ±Inf.
+/// NaN stays NaN, ±Inf stay ±Inf. `tf32Truncated` is the exception to
+/// round-to-nearest: the 13 low significand bits are dropped (toward zero),
+/// which is what a tensor core does with Float32 registers handed to a TF32
+/// MMA without an explicit `cvt.rna.tf32.f32` — Triton's default `tl.dot` on
+/// fp32 data (triton-lang/triton#4574 measures its larger, biased error).
 @usableFromInline
 enum NumberFormat: Sendable {
-    case float32, float16, bfloat16, tf32
+    case float32, float16, bfloat16, tf32, tf32Truncated
 
     /// Rounds `count` Float32 values in place.
     @inlinable
@@ -22,6 +26,7 @@ enum NumberFormat: Sendable {
         case .float16: mc_round_float_through_half(p, count)
         case .bfloat16: roundToBFloat16(p, count)
         case .tf32: roundToTF32(p, count)
+        case .tf32Truncated: truncateToTF32(p, count)
         }
     }
 
@@ -60,6 +65,19 @@ func roundToBFloat16(_ p: UnsafeMutablePointer<Float>, _ n: Int) { roundSignific
 /// TF32 rounding with the shift as a constant.
 @inlinable
 func roundToTF32(_ p: UnsafeMutablePointer<Float>, _ n: Int) { roundSignificand(p, n, droppedBits: 13) }
+
+/// TF32 by truncation: the 13 low significand bits cleared (toward zero).
+/// ±Inf and zero are unchanged; NaNs get the quiet bit first so they stay NaN.
+@inlinable
+func truncateToTF32(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    let mask: UInt32 = ~((1 << 13) - 1)
+    let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    for i in 0..<n {
+        let b = u[i]
+        let isNaN = b & 0x7FFF_FFFF > 0x7F80_0000
+        u[i] = (isNaN ? b | 0x0040_0000 : b) & mask
+    }
+}
 
 /// Allocates `n` Float32 values filled with `fill` (NaN by default, so a
 /// kernel that reads memory it never wrote produces NaN loudly). The caller

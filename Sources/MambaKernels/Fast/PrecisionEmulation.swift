@@ -58,8 +58,10 @@ struct Arithmetic {
     /// `Arithmetic` serves one kernel call on one thread).
     @usableFromInline let scratch = Scratch()
 
+    /// - Parameter truncateTF32: in `tf32` mode, form TF32 operands by
+    ///   truncation instead of rounding to nearest (`KernelOptions.tf32Truncation`).
     @usableFromInline
-    init(_ mode: PrecisionMode) {
+    init(_ mode: PrecisionMode, truncateTF32: Bool = false) {
         self.mode = mode
         switch mode {
         case .float32:
@@ -71,7 +73,8 @@ struct Arithmetic {
         case .bfloat16Acc32:
             (input, decayAndState, operand, output, pureHalf) = (.bfloat16, .float32, .bfloat16, .bfloat16, false)
         case .tf32:
-            (input, decayAndState, operand, output, pureHalf) = (.tf32, .float32, .tf32, .float32, false)
+            let t: NumberFormat = truncateTF32 ? .tf32Truncated : .tf32
+            (input, decayAndState, operand, output, pureHalf) = (t, .float32, t, .float32, false)
         }
     }
 

@@ -155,6 +155,11 @@ public enum Calibration {
         if spec.score == .squared, let out = try run(.chunked, KernelOptions(fullSecondOrderState: true)) {
             try judge("chunked full φ₂ state", stored(out), correct: true)
         }
+        // TF32 operands by truncation (Triton's default tl.dot on fp32 data), in
+        // a form the truncating baseline (chunked) does not use.
+        if mode == .tf32, let out = try run(.tiled, KernelOptions(tileSize: 32, tf32Truncation: true)) {
+            try judge("tiled, TF32 by truncation", stored(out), correct: true)
+        }
         if prefixSums, let habit = KernelComparison.base2PrefixSumProblem(problem),
            let out = try run(.chunked, KernelOptions(chunkSize: 48), problem: habit) {
             try judge("chunked C=48 base-2 exponents", stored(out), correct: true)

@@ -205,9 +205,16 @@ public enum GradientComparison {
         // candidate of any form must pass (Proofs/T9).
         var forms = settings.baselineForms
         for f in [KernelForm.recurrent, .tiled] where !forms.contains(f) { forms.append(f) }
-        return forms.compactMap {
+        var out = forms.compactMap {
             try? CoreBackward.run(problem, form: $0, mode: settings.effectiveMode, options: settings.kernelOptions)
         }
+        // TF32 by truncation (Triton's default tl.dot), as in `KernelComparison.baselineOutputs`.
+        if settings.effectiveMode == .tf32 {
+            var t = settings.kernelOptions
+            t.tf32Truncation = true
+            if let g = try? CoreBackward.run(problem, form: .chunked, mode: .tf32, options: t) { out.append(g) }
+        }
+        return out
     }
 
     /// Per-element magnitudes of every gradient: for each gradient formula

@@ -283,6 +283,15 @@ public enum KernelComparison {
         if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
             if let r = try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options) { out.append(r) }
         }
+        // TF32 operands formed by truncation, as tensor cores do with Float32
+        // registers (Triton's default `tl.dot`): twice the per-operand error
+        // of rounding to nearest, and biased. A kernel that rounds (cvt.rna)
+        // is covered by the other baselines.
+        if mode == .tf32 {
+            var t = options
+            t.tf32Truncation = true
+            if let r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: t) { out.append(r) }
+        }
         return out
     }
 

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Dump real GPU kernels' inputs, outputs, final states and gradients for MambaCheck.
+
+Runs on a CUDA machine with PyTorch and Triton. Third-party kernels: FLA (fla-core)
+`simple_gla` (chunk, fused_recurrent, parallel), `retention` (chunk, fused_recurrent) and
+`linear_attn` (chunk, fused_recurrent; normalize=False), plus MambaCheck's own Triton 2Mamba
+kernel (scripts/gpu/twomamba_triton.py), correct and with planted one-line bugs.
+
+Every case is a pair of safetensors files `<case>.inputs.safetensors` and
+`<case>.candidate.safetensors` plus one line in `cases.json` giving the core, the layout and
+the arithmetic its source code uses (`--arith` of `mambacheck compare`), so each case replays
+with the command written next to it.
+
+usage: python3 dump_real_kernels.py OUTDIR [--fp32-dots tf32|ieee]
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+ST_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+
+
+def save_safetensors(path, tensors):
+    """Minimal safetensors writer (no dependency beyond torch): header JSON, then raw bytes."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous().cpu()
+        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": ST_NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+class Dumper:
+    def __init__(self, out):
+        self.out = out
+        self.cases = []
+
+    def add(self, name, inputs, candidate, inputs_of=None, **meta):
+        """inputs_of: the name of an earlier case whose inputs file this case shares."""
+        if inputs_of is None:
+            save_safetensors(os.path.join(self.out, name + ".inputs.safetensors"), inputs)
+        save_safetensors(os.path.join(self.out, name + ".candidate.safetensors"), candidate)
+        meta = dict(meta, name=name, inputs=(inputs_of or name) + ".inputs.safetensors",
+                    candidate=name + ".candidate.safetensors")
+        self.cases.append(meta)
+        print("dumped", name, json.dumps(meta), flush=True)
+
+
+def grads_of(fn, leaves, do):
+    """Run fn (returns o, ht), backprop L = sum(o * do): the oracle's loss (docs/MATH.md §5)."""
+    for t in leaves.values():
+        if t is not None:
+            t.grad = None
+    o, ht = fn()
+    o.backward(do)
+    g = {}
+    for name, t in leaves.items():
+        if t is not None and t.grad is not None:
+            g[name] = t.grad.detach().clone()
+    return o.detach(), (ht.detach() if ht is not None else None), g
+
+
+def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
+    from fla.ops.simple_gla import chunk_simple_gla, fused_recurrent_simple_gla, parallel_simple_gla
+    from fla.ops.linear_attn import chunk_linear_attn, fused_recurrent_linear_attn
+    dtype = DTYPES[dtname]
+    dev = "cuda"
+    # Declared arithmetic, read from FLA's source (fla-core 0.6.0):
+    # - chunk_* : tl.dot on the input dtype (fp32 -> TF32 unless TRITON_F32_DEFAULT=ieee); the
+    #   per-chunk states h are stored in k.dtype (chunk_h.py: new_empty(dtype=k.dtype)), so
+    #   16-bit inputs mean a 16-bit stored state; exp2 of chunk-local prefix sums scaled by 1/ln2.
+    # - fused_recurrent_* : elementwise fp32 state in registers, no tl.dot.
+    # - parallel_simple_gla : tl.dot in blocks, no state.
+    acc = {"float32": "tf32" if fp32_dots == "tf32" else "float32",
+           "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    st16 = {"float32": "", "float16": "+state=float16", "bfloat16": "+state=bfloat16"}[dtname]
+    rec = {"float32": "float32", "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
+
+    shapes = [(1000, 1, 64, 64, "weak", True), (100, 2, 64, 64, "strong", True),
+              (2048, 1, 128, 128, "weak", False)]
+    for (N, H, K, V, decay, with_h0) in shapes:
+        if N == 2048 and (dtname == "float16" or ieee_subset):
+            continue  # size budget: the long case in fp32 and bf16 only
+        gen = torch.Generator(device=dev).manual_seed(seed + N + 7 * K)
+        q = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
+        do = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
+        if decay == "weak":   # long memory: mean log-decay about -0.007
+            g = F.logsigmoid(torch.randn(1, N, H, device=dev, generator=gen) + 5.0)
+        else:                 # FLA's test distribution: short memory
+            g = F.logsigmoid(torch.randn(1, N, H, device=dev, generator=gen))
+        g = g.to(torch.float32)
+        h0 = torch.randn(1, H, K, V, device=dev, generator=gen) if with_h0 else None
+        base = {"q": q, "k": k, "v": v, "g": g, "do": do}
+        if h0 is not None:
+            base["initial_state"] = h0
+        shape_tag = f"n{N}-h{H}-d{K}"
+
+        def leaves():
+            lv = {n: t.clone().requires_grad_(True) for n, t in base.items() if n != "do"}
+            return lv
+
+        def run(fn_name, fn, call, decayed, arith, extra_inputs=None, drop=()):
+            lv = leaves()
+            o, ht, gr = grads_of(lambda: call(lv), lv, do)
+            cand = {"o": o}
+            if ht is not None:
+                cand["final_state"] = ht
+            names = {"q": "dq", "k": "dk", "v": "dv", "g": "dg", "initial_state": "dinitial_state"}
+            for n, t in gr.items():
+                if n == "g" and not decayed:
+                    continue
+                cand[names[n]] = t
+            inp = {n: t for n, t in base.items() if (decayed or n != "g") and n not in drop}
+            if extra_inputs:
+                inp.update(extra_inputs)
+            core = "linear-decay-none" if decayed else "linear-nodecay-none"
+            d.add(f"fla-{fn_name}-{tag}-{shape_tag}", inp, cand, kernel=f"fla.ops {fn_name}",
+                  core=core, layout="bnhd", arith=arith, dtype=dtname, N=N, H=H, dk=K, dv=V,
+                  decay=decay if decayed else "none", seed=seed, correct=True)
+
+        h0f = (lambda lv: lv.get("initial_state"))
+        run("chunk_simple_gla", chunk_simple_gla,
+            lambda lv: chunk_simple_gla(lv["q"], lv["k"], lv["v"], g=lv["g"], initial_state=h0f(lv),
+                                        output_final_state=True), True, acc + st16)
+        if N <= 1000 and not ieee_subset:
+            run("fused_recurrent_simple_gla", fused_recurrent_simple_gla,
+                lambda lv: fused_recurrent_simple_gla(lv["q"], lv["k"], lv["v"], g=lv["g"],
+                                                      initial_state=h0f(lv), output_final_state=True),
+                True, rec)
+            # parallel_simple_gla keeps no state: no initial state, no final state.
+            run("parallel_simple_gla", parallel_simple_gla,
+                lambda lv: (parallel_simple_gla(lv["q"], lv["k"], lv["v"], g=lv["g"])[0], None),
+                True, acc, drop=("initial_state",))
+        if N <= 1000:
+            run("chunk_linear_attn", chunk_linear_attn,
+                lambda lv: chunk_linear_attn(lv["q"], lv["k"], lv["v"], initial_state=h0f(lv),
+                                             output_final_state=True, normalize=False), False, acc + st16)
+        if N <= 1000 and not ieee_subset:
+            run("fused_recurrent_linear_attn", fused_recurrent_linear_attn,
+                lambda lv: fused_recurrent_linear_attn(lv["q"], lv["k"], lv["v"], initial_state=h0f(lv),
+                                                       output_final_state=True, normalize=False),
+                False, rec)
+
+        # Planted bugs at the call site of the chunk kernel (forward only): the kernel is right,
+        # the call is not, just as a one-line bug in a model would be.
+        if N == 1000:
+            scale = K ** -0.5
+            u = {"float32": 2.0 ** -11 if fp32_dots == "tf32" else 2.0 ** -24,
+                 "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}[dtname]
+            gq = g.clone()
+            g_shift = torch.zeros_like(g)
+            g_shift[:, 1:] = g[:, :-1]          # off-by-one decay
+            g_one = g.clone()
+            g_one[:, N // 2] -= 0.05            # one decay value off
+            bugs = {
+                "offbyone-decay": dict(g=g_shift),
+                "one-decay-off": dict(g=g_one),
+                "scale-8u": dict(scale=scale * (1 + 8 * u)),
+                "scale-64u": dict(scale=scale * (1 + 64 * u)),
+                "no-initial-state": dict(initial_state=None),
+                "g-bf16": dict(g=gq.to(torch.bfloat16).to(torch.float32)),
+            }
+            for bname, kw in bugs.items():
+                with torch.no_grad():
+                    o, ht = chunk_simple_gla(q, k, v, g=kw.get("g", g), scale=kw.get("scale", scale),
+                                             initial_state=kw.get("initial_state", h0),
+                                             output_final_state=True)
+                d.add(f"fla-chunk_simple_gla-{tag}-{shape_tag}-bug-{bname}",
+                      None, {"o": o, "final_state": ht},
+                      inputs_of=f"fla-chunk_simple_gla-{tag}-{shape_tag}",
+                      kernel="fla.ops chunk_simple_gla (call-site bug)", core="linear-decay-none",
+                      layout="bnhd", arith=acc + st16, dtype=dtname, N=N, H=H, dk=K, dv=V,
+                      decay=decay, seed=seed, correct=False, bug=bname)
+
+
+def twomamba_cases(d, dtname, fp32_dots, seed):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from twomamba_triton import twomamba_forward
+    dtype = DTYPES[dtname]
+    dev = "cuda"
+    acc = {"float32": "tf32" if fp32_dots == "tf32" else "float32",
+           "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
+    for (N, H, K, V) in [(1000, 2, 64, 64), (300, 1, 32, 32)]:
+        gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
+        q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(1, H, N, V, device=dev, generator=gen).to(dtype)
+        a = -F.softplus(torch.randn(1, H, N, device=dev, generator=gen) - 3.0)  # Mamba-2 style dt·A
+        a_cumsum = torch.cumsum(a, dim=-1)  # the kernel receives prefix sums (paper's habit)
+        inputs = {"q": q, "k": k, "v": v, "a_cumsum": a_cumsum}
+        bugs = {"": 0, "-bug-strict-mask": 1, "-bug-key-decay-offbyone": 2, "-bug-eps-1e-5": 3,
+                "-bug-natural-exp2": 4} if N == 1000 else {"": 0}
+        # float64 self-check of the correct kernel (printed, not a verdict: MambaCheck judges).
+        qd, kd, vd, ld = q.double(), k.double(), v.double(), a_cumsum.double()
+        s = (qd @ kd.transpose(-1, -2)) * K ** -0.5
+        diff = ld[..., :, None] - ld[..., None, :]
+        mask = torch.ones(N, N, dtype=torch.bool, device=dev).tril()
+        w = s * s * torch.exp(torch.where(mask, diff, torch.full_like(diff, -float("inf"))))
+        ref = (w @ vd) / w.sum(-1, keepdim=True)
+        for suffix, bug in bugs.items():
+            o = twomamba_forward(q, k, v, a_cumsum, fp32_dots=fp32_dots, bug=bug)
+            rel = ((o.double() - ref).norm() / ref.norm()).item()
+            print(f"twomamba {tag} N={N} bug={bug}: normwise rel err vs float64 {rel:.3e}", flush=True)
+            d.add(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}{suffix}", inputs, {"o": o},
+                  inputs_of=(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}" if bug else None),
+                  kernel="MambaCheck Triton 2Mamba (scripts/gpu/twomamba_triton.py)",
+                  core="squared-decay-sum", layout="bhnd", arith=acc, dtype=dtname, N=N, H=H, dk=K,
+                  dv=V, decay="mamba2", seed=seed, correct=bug == 0,
+                  **({"bug": suffix[5:]} if bug else {}))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--fp32-dots", choices=["tf32", "ieee"], default="tf32")
+    p.add_argument("--seed", type=int, default=20261205)
+    p.add_argument("--only", default="fla,twomamba")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(args.seed)
+    d = Dumper(args.out)
+    dtypes = ["float32"] if args.fp32_dots == "ieee" else ["float32", "float16", "bfloat16"]
+    for dt in dtypes:
+        if "fla" in args.only:
+            fla_cases(d, dt, args.fp32_dots, args.seed, ieee_subset=args.fp32_dots == "ieee")
+        if "twomamba" in args.only:
+            twomamba_cases(d, dt, args.fp32_dots, args.seed)
+    import triton
+    env = {"torch": torch.__version__, "triton": triton.__version__,
+           "gpu": torch.cuda.get_device_name(), "fp32_dots": args.fp32_dots,
+           "TRITON_F32_DEFAULT": os.environ.get("TRITON_F32_DEFAULT", "")}
+    try:
+        import fla
+        env["fla"] = fla.__version__
+    except Exception as e:  # noqa: BLE001
+        env["fla"] = "unavailable: %s" % e
+    with open(os.path.join(args.out, "cases.json"), "w") as f:
+        json.dump({"environment": env, "cases": d.cases}, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
