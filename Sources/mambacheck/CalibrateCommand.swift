@@ -18,6 +18,7 @@ struct CalibrateCommand: ParsableCommand {
             Examples:
               mambacheck calibrate --core squared-decay-sum --arith tf32 --length 1024 --dim 64
               mambacheck calibrate --length 256 --dim 32 --seeds 3
+              mambacheck calibrate --gradients --core squared-decay-sum --arith bf16 --length 256
             """)
 
     @Option(help: "Core name (default: every core).") var core: [String] = []
@@ -28,6 +29,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "First seed.") var seed: UInt64 = 1
     @Flag(help: "Also hand the decay as prefix sums (A_cumsum).") var prefixSums = false
     @Flag(help: "Print every candidate, not only the unexpected ones.") var verbose = false
+    @Flag(help: "Calibrate the gradient verdict instead: correct backward kernels pass, planted gradient bugs fail.")
+    var gradients = false
     @Option(help: "Write inputs and every candidate as tensor files under DIR/<core>-<arith>-<a|L>-<seed>/ (bhnd).")
     var dump: String?
 
@@ -44,14 +47,16 @@ struct CalibrateCommand: ParsableCommand {
             for a in profiles {
                 for s in 0..<Swift.max(1, seeds) {
                     let seed = self.seed + UInt64(s)
-                    for ps in prefixSums && spec.hasDecay ? [false, true] : [false] {
+                    for ps in prefixSums && spec.hasDecay && !gradients ? [false, true] : [false] {
                         var dir: String? = nil
                         if let dump {
                             dir = "\(dump)/\(spec.name)-\(a.name)-\(ps ? "L" : "a")-\(seed)"
                             try FileManager.default.createDirectory(atPath: dir!, withIntermediateDirectories: true)
                         }
-                        let o = try Calibration.run(spec: spec, arithmetic: a, length: length, dim: dim,
-                                                    seed: seed, prefixSums: ps, dumpDirectory: dir)
+                        let o = gradients
+                            ? try Calibration.runGradients(spec: spec, arithmetic: a, length: length, dim: dim, seed: seed)
+                            : try Calibration.run(spec: spec, arithmetic: a, length: length, dim: dim,
+                                                  seed: seed, prefixSums: ps, dumpDirectory: dir)
                         let correct = o.rows.filter(\.correct), bugs = o.rows.filter { !$0.correct }
                         let wc = correct.map(\.share).max() ?? 0, wb = bugs.map(\.share).min() ?? .infinity
                         maxCorrectShare[a.name] = Swift.max(maxCorrectShare[a.name] ?? 0, wc)

@@ -35,4 +35,24 @@ struct CalibrationTests {
         // The uniform detection floor stays within 4x the baselines' own relative error.
         #expect(o.uniformFloorRatio <= 4, "uniform floor \(o.uniformFloorRatio)x")
     }
+
+    static let gradientCases: [(CoreSpec, DeclaredArithmetic)] = [
+        (twoMamba, .float32), (twoMamba, .tf32), (twoMamba, .bfloat16Acc32),
+        (mamba2, .float16Acc32), (mamba2, .tf32),
+    ]
+
+    /// The gradient verdict: correct backward kernels of other chunk lengths
+    /// (and TF32 by truncation) pass; each gradient scaled at 4x its baselines'
+    /// error, one row / one da element at 8x, the initial-state gradient, a
+    /// sign-flipped da, the paper's literal C.5 da and an un-normalised dv fail.
+    @Test(arguments: 0..<gradientCases.count)
+    func correctBackwardKernelsPassAndPlantedGradientBugsFail(_ index: Int) throws {
+        let (spec, arithmetic) = Self.gradientCases[index]
+        let o = try Calibration.runGradients(spec: spec, arithmetic: arithmetic, length: 128, dim: 16, seed: 5)
+        let correct = o.rows.filter(\.correct), bugs = o.rows.filter { !$0.correct }
+        #expect(correct.count >= 3 && bugs.count >= 9, "\(o.rows.map(\.candidate))")
+        for r in o.rows {
+            #expect(r.asExpected, "\(spec.name) \(arithmetic.name): \(r.candidate) \(r.passed ? "passed" : "failed") using \(r.share) of its allowance")
+        }
+    }
 }

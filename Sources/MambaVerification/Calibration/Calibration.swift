@@ -63,9 +63,7 @@ public enum Calibration {
                            prefixSums: Bool = false, bugSize: Double = 8, uniformBugSize: Double = 4,
                            policy: VerdictPolicy = .standard, dumpDirectory: String? = nil) throws -> Outcome {
         let mode = try arithmetic.mode()
-        let outFormat: NumberFormat = mode == .float16 || mode == .float16Acc32 ? .binary16
-            : (mode == .bfloat16Acc32 ? .bfloat16 : .binary32)
-        let storage: InputStorage = outFormat == .binary16 ? .float16 : (outFormat == .bfloat16 ? .bfloat16 : .float32)
+        let (outFormat, storage) = storageFormats(mode)
         var problem = CoreProblem.random(spec: spec, batch: 1, heads: 2, length: length, keyDim: dim, valueDim: dim,
                                          distribution: .paper, withInitialState: spec.score.hasFeatureMap, seed: seed)
             .rounded(to: storage)
