@@ -64,6 +64,14 @@ extension Calibration {
         if mode == .tf32, let g = run(.tiled, KernelOptions(tileSize: 32, tf32Truncation: true)) {
             try judge("backward tiled, TF32 by truncation", candidate(g), correct: true)
         }
+        // FLA's habit for first-order un-normalised cores: da from the identity
+        // dL_t = q_t·dq_t − k_t·dk_t (`GradientComparison.identityDecayGradient`),
+        // here from the C = 48 kernel's own dq, dk.
+        if let g = reference, let id = GradientComparison.identityDecayGradient(problem.core, dq: g.dq, dk: g.dk) {
+            var cand = candidate(g)
+            cand.da = id.da.map { outFormat.round($0) }
+            try judge("da from q·dq − k·dk (FLA's habit)", cand, correct: true)
+        }
         guard let base = reference else {
             return Outcome(core: spec.name, arithmetic: arithmetic.name + " (gradients)", length: length, seed: seed,
                            prefixSums: false, rows: rows, uniformFloorRatio: .nan, rowFloorRatio: .nan,

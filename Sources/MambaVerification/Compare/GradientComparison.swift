@@ -208,6 +208,17 @@ public enum GradientComparison {
         var out = forms.compactMap {
             try? CoreBackward.run(problem, form: $0, mode: settings.effectiveMode, options: settings.kernelOptions)
         }
+        // FLA's decay gradient (first-order un-normalised cores): from the
+        // identity dL_t = q_t·dq_t − k_t·dk_t applied to a kernel's own dq, dk,
+        // which carries their operand-rounding error into da (measured: 1.8x
+        // the allowance of the other baselines in tf32, `Calibration.runGradients`).
+        if let g = out.first(where: { $0.da != nil }),
+           let id = identityDecayGradient(problem.core, dq: g.dq, dk: g.dk) {
+            var h = g
+            h.dL = id.dL
+            h.da = id.da
+            out.append(h)
+        }
         // TF32 by truncation (Triton's default tl.dot), as in `KernelComparison.baselineOutputs`.
         if settings.effectiveMode == .tf32 {
             var t = settings.kernelOptions
@@ -215,6 +226,39 @@ public enum GradientComparison {
             if let g = try? CoreBackward.run(problem, form: .chunked, mode: .tf32, options: t) { out.append(g) }
         }
         return out
+    }
+
+    /// The decay gradients by the identity FLA's backward uses, for
+    /// first-order scores (`linear`, `relu-linear`) with decay and no
+    /// normalisation: `dL_t = q_t·dq_t − k_t·dk_t` (the row and column sums of
+    /// `P ⊙ G`, docs/MATH.md §5; an initial state's term is inside `dq`), and
+    /// `da_t = Σ_{u≥t} dL_u`, evaluated in Float32 from Float32 `dq`, `dk` and
+    /// the stored `q`, `k` (ReLU applied). Nil for other cores.
+    public static func identityDecayGradient(_ core: CoreProblem, dq: [Double], dk: [Double])
+        -> (dL: [Double], da: [Double])? {
+        let spec = core.spec
+        guard spec.hasDecay, spec.normalization == .none, spec.score == .linear || spec.score == .reluLinear
+        else { return nil }
+        let n = core.length, w = core.keyDim
+        guard dq.count == core.sequences * n * w, dk.count == dq.count else { return nil }
+        var dL = [Double](repeating: 0, count: core.sequences * n), da = dL
+        for sq in 0..<core.sequences {
+            var acc: Float = 0
+            for t in stride(from: n - 1, through: 0, by: -1) {
+                let r = sq * n + t
+                var dot: Float = 0
+                for d in 0..<w {
+                    let e = r * w + d
+                    var qv = Float(core.q[e]), kv = Float(core.k[e])
+                    if spec.score == .reluLinear { qv = Swift.max(qv, 0); kv = Swift.max(kv, 0) }
+                    dot += qv * Float(dq[e]) - kv * Float(dk[e])
+                }
+                acc += dot
+                dL[r] = Double(dot)
+                da[r] = Double(acc)
+            }
+        }
+        return (dL, da)
     }
 
     /// Per-element magnitudes of every gradient: for each gradient formula
