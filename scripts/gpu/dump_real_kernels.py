@@ -76,6 +76,9 @@ def grads_of(fn, leaves, do):
     return o.detach(), (ht.detach() if ht is not None else None), g
 
 
+QUICK = False  # --quick: N = 1000 only, chunk and fused_recurrent simple_gla (a short lease)
+
+
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
     from fla.ops.simple_gla import chunk_simple_gla, fused_recurrent_simple_gla, parallel_simple_gla
     from fla.ops.linear_attn import chunk_linear_attn, fused_recurrent_linear_attn
@@ -95,7 +98,7 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
 
     shapes = [(1000, 1, 64, 64, "weak", True), (100, 2, 64, 64, "strong", True),
               (2048, 1, 128, 128, "weak", False)]
-    for (N, H, K, V, decay, with_h0) in shapes:
+    for (N, H, K, V, decay, with_h0) in shapes[:1] if QUICK else shapes:
         if N == 2048 and (dtname == "float16" or ieee_subset):
             continue  # size budget: the long case in fp32 and bf16 only
         gen = torch.Generator(device=dev).manual_seed(seed + N + 7 * K)
@@ -146,15 +149,16 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
                 lambda lv: fused_recurrent_simple_gla(lv["q"], lv["k"], lv["v"], g=lv["g"],
                                                       initial_state=h0f(lv), output_final_state=True),
                 True, rec)
+        if N <= 1000 and not ieee_subset and not QUICK:
             # parallel_simple_gla keeps no state: no initial state, no final state.
             run("parallel_simple_gla", parallel_simple_gla,
                 lambda lv: (parallel_simple_gla(lv["q"], lv["k"], lv["v"], g=lv["g"])[0], None),
                 True, acc, drop=("initial_state",))
-        if N <= 1000:
+        if N <= 1000 and not QUICK:
             run("chunk_linear_attn", chunk_linear_attn,
                 lambda lv: chunk_linear_attn(lv["q"], lv["k"], lv["v"], initial_state=h0f(lv),
                                              output_final_state=True, normalize=False), False, acc + st16)
-        if N <= 1000 and not ieee_subset:
+        if N <= 1000 and not ieee_subset and not QUICK:
             run("fused_recurrent_linear_attn", fused_recurrent_linear_attn,
                 lambda lv: fused_recurrent_linear_attn(lv["q"], lv["k"], lv["v"], initial_state=h0f(lv),
                                                        output_final_state=True, normalize=False),
@@ -200,7 +204,7 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
     acc = {"float32": "tf32" if fp32_dots == "tf32" else "float32",
            "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
     tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
-    for (N, H, K, V) in [(1000, 2, 64, 64), (300, 1, 32, 32)]:
+    for (N, H, K, V) in [(1000, 2, 64, 64)] + ([] if QUICK else [(300, 1, 32, 32)]):
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
         k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
@@ -235,7 +239,10 @@ def main():
     p.add_argument("--fp32-dots", choices=["tf32", "ieee"], default="tf32")
     p.add_argument("--seed", type=int, default=20261205)
     p.add_argument("--only", default="fla,twomamba")
+    p.add_argument("--quick", action="store_true")
     args = p.parse_args()
+    global QUICK
+    QUICK = args.quick
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     d = Dumper(args.out)
