@@ -52,6 +52,36 @@ struct VerdictTests {
         #expect(!single.passed && single.failingCount == 1 && single.worst?.index == [17])
     }
 
+    /// A baseline far outside the others' spread (here 1000x their error, as a
+    /// backward form broken by a decay reset was measured) is not used: a
+    /// candidate 8x less accurate than the sound baselines still fails, and one
+    /// as accurate as they are passes. Not below the ratio: a baseline 8x
+    /// worse is kept (the candidate at 8x then passes).
+    @Test func ignoresABaselineFarOutsideTheOthersSpread() throws {
+        let n = 4096
+        let y: [Double] = (0..<n).map { 1 + Double(($0 * 7919) % 1000) / 1000 }
+        let m = y
+        // Deterministic ±1 pattern standing in for rounding errors of one Float32 stage.
+        func noise(_ seed: Int, _ size: Double) -> [Double] {
+            (0..<n).map { y[$0] * (1 + size * (((($0 * 2654435761 + seed) >> 7) & 1) == 0 ? 1 : -1)) }
+        }
+        let u = NumberFormat.binary32.unitRoundoff
+        let good = [noise(1, 4 * u), noise(2, 4 * u)]
+        let wild = noise(3, 4000 * u)
+        let bad = noise(4, 32 * u)
+        let policy = VerdictPolicy.standard
+        let withWild = try policy.judge(candidate: bad, oracle: y, magnitude: m, baselines: good + [wild],
+                                        shape: [64, 64], format: .binary32)
+        #expect(!withWild.passed, "8x the sound baselines' error must fail despite a wild baseline")
+        #expect(withWild.baselineCount == 2)
+        let fine = try policy.judge(candidate: noise(5, 4 * u), oracle: y, magnitude: m, baselines: good + [wild],
+                                    shape: [64, 64], format: .binary32)
+        #expect(fine.passed, "\(fine.reason)")
+        let spread = try policy.judge(candidate: bad, oracle: y, magnitude: m, baselines: good + [noise(6, 32 * u)],
+                                      shape: [64, 64], format: .binary32)
+        #expect(spread.baselineCount == 3 && spread.passed, "\(spread.reason)")
+    }
+
     @Test func failsNaNAndInfinity() throws {
         let (y, m, b) = wellConditioned()
         for bad in [Double.nan, .infinity, -.infinity] {
