@@ -142,15 +142,22 @@ struct FastHazardTests {
         }
     }
 
-    /// Long sequences stay bounded: no NaN/Inf in the chunked and recurrent
-    /// 2Mamba core over 4096 tokens with strong decay.
+    /// Long sequences stay accurate: the chunked and recurrent 2Mamba core
+    /// over 4096 tokens with strong decay agrees with the Double reference
+    /// within its derived componentwise bound (outputs and final state), so
+    /// the error does not grow with N beyond what the bound allows (and
+    /// nothing is NaN/Inf: a non-finite element fails `passes`).
     @Test func longSequenceBounded() throws {
         let p = CoreProblem.random(spec: Self.twoMamba, heads: 1, length: 4096, keyDim: 8, valueDim: 4,
                                    distribution: .strongDecay, seed: 8)
+        let ref = FastReference.run(p, mode: .float32)
         for form in [KernelForm.chunked, .recurrent] {
             let out = try CoreKernels.run(p, form: form, mode: .float32)
-            #expect(out.o.allSatisfy { $0.isFinite })
-            #expect(out.finalState!.s.allSatisfy { $0.isFinite })
+            let cmp = FastComparison(out.o, ref.o, bound: ref.bound)
+            print("long sequence \(form): \(cmp)")
+            #expect(cmp.passes, "\(form): \(cmp)")
+            let state = FastComparison(try #require(out.finalState).s, try #require(ref.s), bound: try #require(ref.sBound))
+            #expect(state.passes, "\(form) final state: \(state)")
         }
     }
 
@@ -191,8 +198,18 @@ struct FastHazardTests {
         // NaN in every form; every other row must be finite.
         let lost = tiled.o.indices.filter { !tiled.o[$0].isFinite && quadratic.o[$0].isFinite }
         #expect(lost.isEmpty, "tiled rows non-finite where the quadratic form is finite: \(lost); \(tiled.diagnostics)")
-        #expect(abs(tiled.o[26 * dv] - quadratic.o[26 * dv]) < 0.05,
-                "row 26: tiled \(tiled.o[26 * dv]), quadratic \(quadratic.o[26 * dv])")
+        // Row 26 of both forms within the derived binary16 bound of the Double
+        // reference (FastReference: γ-bounds of every rounding at the mode's
+        // units), instead of an ad-hoc 0.05 (18% of the value) between two of
+        // our own kernels. The rows with an exact zero denominator are NaN in
+        // the reference too and are left out.
+        let ref = FastReference.run(second, mode: .float16)
+        let row = (26 * dv)..<(27 * dv)
+        for (name, out) in [("tiled", tiled), ("quadratic", quadratic)] {
+            let cmp = FastComparison(Array(out.o[row]), Array(ref.o[row]), bound: Array(ref.bound[row]))
+            print("row 26 \(name): \(cmp) (reference \(ref.o[26 * dv]))")
+            #expect(cmp.passes, "row 26 \(name): \(out.o[26 * dv]) vs reference \(ref.o[26 * dv]): \(cmp)")
+        }
     }
 
     private func kernel(_ core: CoreSpec) -> BuiltinKernel { BuiltinKernel(core: core, mode: .float16) }
