@@ -64,11 +64,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
     @Option(help: "MPFR precision of the oracle (bits).") var precision: Int = 128
-    @Option(help: "Write the JSON report here.") var json: String?
-    @Option(help: "Write a JUnit XML report here.") var junit: String?
-    @Option(help: "Write a Markdown summary here.") var markdown: String?
-    @Flag(help: "Keep wall-clock durations in the reports (by default they are 0, so that reports are reproducible byte for byte).")
-    var timings = false
+    @OptionGroup var reports: ReportOptions
     @OptionGroup var policy: PolicyOptions
 
     /// Oracle arguments checked before anything is read (exit 2): see `OracleArguments`.
@@ -76,7 +72,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         // Never write over an input, and fail on an unwritable report path before computing.
-        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown),
+        try OutputPaths.check(reports.outputs,
                               inputs: [("--inputs", inputs), ("--candidate", candidate)])
         let (core, _) = try resolveDumpCore(variant)
         let inArrays = try TensorFile.read(inputs)
@@ -148,7 +144,7 @@ struct CompareCommand: ParsableCommand {
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
         printDetails(report)
-        try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
+        try reports.write(report)
         if !report.passed {
             let detail = report.failedCases.map { "\($0.tensor): \($0.verdict.reason)" }.joined(separator: "; ")
             if report.failedCases.allSatisfy({ $0.verdict.isUndefined && $0.verdict.failingCount == 0 }) {

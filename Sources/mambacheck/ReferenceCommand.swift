@@ -95,13 +95,12 @@ struct ReferenceCommand: ParsableCommand {
             var text = "# mambacheck reference: variant=\(variant) precision=\(precision) layout=bhnd\n"
             text += "# o[b,h,n,d] = value (\(digits) significant digits)\n"
             for (i, y) in ref.o.enumerated() {
-                let idx = KernelDumpIndex.multiIndex(i, shape)
-                text += "o\(idx) = \(y.decimalString(significantDigits: digits))\n"
+                text += DecimalListing.line("o", TensorShape.index(ofOffset: i, in: shape), y, digits: digits) + "\n"
             }
             for (name, values, canonical) in gradientLines {
                 text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order)\n"
                 for (i, y) in values.enumerated() {
-                    text += "\(name)\(KernelDumpIndex.multiIndex(i, canonical)) = \(y.decimalString(significantDigits: digits))\n"
+                    text += DecimalListing.line(name, TensorShape.index(ofOffset: i, in: canonical), y, digits: digits) + "\n"
                 }
             }
             try AtomicFile.write(Data(text.utf8), to: decimal)
@@ -112,14 +111,3 @@ struct ReferenceCommand: ParsableCommand {
 }
 
 extension TensorLayout: ExpressibleByArgument {}
-
-enum KernelDumpIndex {
-    static func multiIndex(_ flat: Int, _ shape: [Int]) -> [Int] {
-        var r = flat
-        var idx = [Int](repeating: 0, count: shape.count)
-        for a in stride(from: shape.count - 1, through: 0, by: -1) where shape[a] > 0 {
-            idx[a] = r % shape[a]; r /= shape[a]
-        }
-        return idx
-    }
-}
