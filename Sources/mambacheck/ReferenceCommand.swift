@@ -10,15 +10,15 @@ struct ReferenceCommand: ParsableCommand {
         commandName: "reference",
         abstract: "Compute the arbitrary-precision (MPFR) reference output of a core from dumped inputs.",
         discussion: """
-            FILE is .npz or .safetensors with arrays q, k, v and optionally a (alias g; per-step log-decay)
-            or a_cumsum (aliases A_cumsum, g_cumsum; prefix sums used exactly as given), initial_state
-            ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an
+            FILE is .npz or .safetensors with arrays q, k, v and optionally a (alias g; per-step log-decay) \
+            or a_cumsum (aliases A_cumsum, g_cumsum; prefix sums used exactly as given), initial_state \
+            ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an \
             initial state is given or --final-state is set, final_state (and final_state_z).
 
-            With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and
-            layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk,
-            dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to
-            the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose
+            With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and \
+            layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk, \
+            dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to \
+            the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose \
             normaliser is exactly zero make the gradients that depend on them NaN (reported).
 
             Examples:

@@ -7,8 +7,8 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "The main job: every core and preset, every form and precision mode, against the MPFR oracle.",
         discussion: """
-            Each row is one variant × form × mode (× tensor). A row passes when its error against the
-            oracle stays within the conditioning-aware allowance of Proofs/T9-verdict.md, the baselines
+            Each row is one variant × form × mode (× tensor). A row passes when its error against the \
+            oracle stays within the conditioning-aware allowance of Proofs/T9-verdict.md, the baselines \
             being MambaCheck's other forms in the same precision mode. Exits 1 if any row fails.
 
             Examples:
