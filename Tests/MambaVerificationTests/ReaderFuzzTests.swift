@@ -35,7 +35,7 @@ struct ReaderFuzzTests {
             let count = shape.reduce(1, *)
             return Tensor(shape: shape, storage: (0..<count).map { Double(($0 * 7 + seed) % 11) / 8 - 0.6 })
         }
-        var dump: [String: TensorData] = [
+        let dump: [String: TensorData] = [
             "q": TensorData(rounding: t([b, h, n, d], 1), to: .float32),
             "k": TensorData(rounding: t([b, h, n, d], 2), to: .float32),
             "v": TensorData(rounding: t([b, h, n, d], 3), to: .float16),
