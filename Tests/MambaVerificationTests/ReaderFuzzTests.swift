@@ -57,6 +57,7 @@ struct ReaderFuzzTests {
         second["a"] = nil
         second["a_cumsum"] = TensorData(rounding: Tensor(shape: [b, h, n], storage: [-0.5, -0.75, -1.75, 0, -1, -3]), to: .bfloat16)
         second["initial_state"] = TensorData(rounding: t([b, h, d * (d + 1) / 2, d], 5), to: .float32)
+        second["initial_state_z"] = TensorData(rounding: Tensor(shape: [b, h, d * (d + 1) / 2], storage: [1, 0.5, 0.25, 2, 1, 0.5]), to: .float32)
         out.append(Array(try Safetensors.encode(second)))
         for array in [dump["q"]!, dump["v"]!, dump["o"]!] { out.append(Array(try NPY.encode(array))) }
         return out
@@ -90,7 +91,10 @@ struct ReaderFuzzTests {
     @Test func readersAndValidationNeverCrash() throws {
         let fuzzer = ByteFuzzer(corpus: try Self.corpus(), seed: Self.seed)
         // The unmutated corpus is accepted: the fuzzer starts from valid dumps.
-        for (i, file) in fuzzer.corpus.enumerated() { #expect(Self.execute(file), "corpus file \(i) is not read back as a dump") }
+        for (i, file) in fuzzer.corpus.enumerated() {
+            let accepted = Self.execute(file)
+            #expect(accepted, "corpus file \(i) is not read back as a dump")
+        }
         if let s = ProcessInfo.processInfo.environment["MAMBACHECK_FUZZ_REPLAY"], let i = Int(s) {
             let bytes = fuzzer.input(i)
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("mambacheck-fuzz-\(i).bin")
