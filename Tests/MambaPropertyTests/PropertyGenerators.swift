@@ -59,7 +59,12 @@ enum PropertyGenerators {
     final class Tally: @unchecked Sendable {
         private let lock = NSLock()
         private var counts: [PropertyOutcome.Status: Int] = [:]
-        func add(_ s: PropertyOutcome.Status) { lock.withLock { counts[s, default: 0] += 1 } }
+        private var cpu = 0.0
+        func add(_ s: PropertyOutcome.Status, cpuSeconds: Double) {
+            lock.withLock { counts[s, default: 0] += 1; cpu += cpuSeconds }
+        }
+        /// Thread CPU time of the checks (what the CI machine's cores spend, whatever the parallelism).
+        var cpuSeconds: Double { lock.withLock { cpu } }
         subscript(_ s: PropertyOutcome.Status) -> Int { lock.withLock { counts[s, default: 0] } }
     }
 
@@ -80,16 +85,24 @@ enum PropertyGenerators {
         // filter), so every run checks `count` real cases.
         let applicable = cases.filter { property.caseRequirement(kernel, $0) == nil }
         await propertyCheck(count: count, input: applicable) { c in
+            let t0 = threadCPUSeconds()
             let o = PropertySuite.replay(property, kernel, c)
-            tally.add(o.status)
+            tally.add(o.status, cpuSeconds: threadCPUSeconds() - t0)
             #expect(o.passed, "\(kernel.name) \(property.name) [\(property.theorem)] \(o.status.rawValue); replay with \(replayString(c)): \(o.detail)",
                     sourceLocation: sourceLocation)
         }
         let checked = tally[.pass] + tally[.fail]
-        print("property count: \(kernel.name) [\(property.theorem)] \(property.name): \(checked) applicable (\(tally[.pass]) passed, \(tally[.fail]) failed), \(tally[.notApplicable]) not applicable")
+        print("property count: \(kernel.name) [\(property.theorem)] \(property.name): \(checked) applicable (\(tally[.pass]) passed, \(tally[.fail]) failed), \(tally[.notApplicable]) not applicable, \(String(format: "%.2f", tally.cpuSeconds)) s CPU")
         #expect(tally[.notApplicable] == 0, "the generator drew cases \(property.name) does not apply to", sourceLocation: sourceLocation)
         // A failure stops the generator early (and shrinks); otherwise every run is a real check.
         #expect(tally[.fail] > 0 || checked >= count, "\(kernel.name) \(property.name): only \(checked) of \(count) cases checked",
                 sourceLocation: sourceLocation)
     }
+}
+
+/// CPU time of the calling thread, seconds (a property check runs on one thread).
+func threadCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
