@@ -82,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaVerificationTests",
-            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "MambaTensors"]
+            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "MambaTensors", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaPropertyTests",
