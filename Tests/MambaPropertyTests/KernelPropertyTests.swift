@@ -76,6 +76,8 @@ import Testing
         "linear in V": 8, "zero values give zero outputs": 14, "head permutation": 14, "scale cancels": 4,
     ]
 
+    /// Proofs/T1, T2, T6, T8: each property applies to exactly the kernels
+    /// its theorem covers; on the others it reports not applicable, never a pass.
     @Test func notApplicableKernels() throws {
         let c = PropertyCase(length: 5, keyDim: 3, valueDim: 2, heads: 2, batch: 1, seed: 7)
         var lines: [String] = []
@@ -95,8 +97,8 @@ import Testing
         print("property applicability:\n  " + lines.joined(separator: "\n  "))
     }
 
-    /// Case-level requirements: the cases the old checks silently passed now
-    /// say not applicable, and the generator filter redraws them.
+    /// Proofs/T1, T2, T6: case-level requirements — the cases the old checks
+    /// silently passed now say not applicable, and the suite redraws them.
     @Test func notApplicableCases() {
         let decaySum = BuiltinKernel(core: CoreSpec(score: .squared, hasDecay: true, normalization: .sum), mode: .float32)
         let noDecay = BuiltinKernel(core: CoreSpec(score: .squared, hasDecay: false, normalization: .sum), mode: .float32)
