@@ -5,10 +5,13 @@
 //   CMPFR, COpenBLAS, CHalf      system libraries and a tiny C helper
 //   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
 //   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
-//   MambaVariants                the variant catalogue (SPEC §1–2 as data), input generators
+//   MambaVariants                the variant catalogue (SPEC §1–2 as data), input generators (no dependencies)
 //   MambaKernels                 oracle (MPFR) and Float32/Float16 forms side by side
 //   MambaVerification            metrics, tolerances, verdicts, properties, reports
 //   mambacheck                   the command-line tool (thin)
+//
+// Every target's dependencies are exactly the package modules its sources
+// import (scripts/check-dependencies checks this in CI).
 import PackageDescription
 
 let package = Package(
@@ -44,10 +47,10 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
-        .target(name: "MambaVariants", dependencies: ["MambaPrecision", "MambaTensors"]),
+        .target(name: "MambaVariants"),
         .target(
             name: "MambaKernels",
-            dependencies: ["CMPFR", "MambaPrecision", "MambaTensors", "MambaVariants", "COpenBLAS", "CHalf"]
+            dependencies: ["CMPFR", "MambaPrecision", "MambaVariants", "COpenBLAS", "CHalf"]
         ),
         .target(
             name: "MambaVerification",
@@ -56,22 +59,22 @@ let package = Package(
         .executableTarget(
             name: "mambacheck",
             dependencies: [
-                "MambaVerification", "MambaKernels", "MambaVariants", "MambaTensors", "MambaPrecision",
+                "MambaVerification", "MambaKernels", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "_MambaTestSupport",
-            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaKernels", "MambaVerification"],
+            dependencies: ["MambaPrecision", "MambaVariants"],
             path: "Tests/_MambaTestSupport"
         ),
         .testTarget(
             name: "MambaPrecisionTests",
-            dependencies: ["MambaPrecision", "_MambaTestSupport"]
+            dependencies: ["MambaPrecision"]
         ),
         .testTarget(
             name: "MambaVariantsTests",
-            dependencies: ["MambaVariants", "_MambaTestSupport"]
+            dependencies: ["MambaVariants"]
         ),
         .testTarget(
             name: "MambaKernelsTests",
@@ -79,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaVerificationTests",
-            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
+            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "MambaTensors", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaPropertyTests",
@@ -90,11 +93,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaCheckCLITests",
-            dependencies: ["MambaVariants", "MambaKernels", "MambaTensors", "MambaPrecision", "MambaVerification"]
+            dependencies: ["MambaVariants", "MambaKernels", "MambaTensors", "MambaVerification"]
         ),
         .testTarget(
             name: "MambaTensorsTests",
-            dependencies: ["MambaTensors", "_MambaTestSupport"],
+            dependencies: ["MambaTensors", "MambaPrecision"],
             resources: [.copy("Data")]
         ),
     ]

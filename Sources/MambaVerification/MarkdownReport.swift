@@ -1,6 +1,8 @@
-/// A Markdown summary for pull-request comments (GitHub-flavoured tables):
-/// a headline with the pass count, one table row per case, and the verdict
-/// reasons of failed cases in a collapsible section.
+/// A Markdown summary for pull-request comments (GitHub-flavoured tables),
+/// short things first so a long run stays readable: a headline with the pass
+/// count, the failures with their verdict reasons, one count row per suite
+/// (the case name's variant; suites with failures first), then the table of
+/// every case, collapsed (`verify` writes hundreds of rows).
 ///
 /// Text from the report (case names, tensor names, reasons) is escaped so it
 /// cannot break the table or inject markup: Markdown punctuation is
@@ -8,13 +10,35 @@
 /// spans in tables), `<` and `>` become entities, and line breaks become spaces.
 extension VerificationReport {
     public func markdownSummary(title: String = "MambaCheck") -> String {
-        let failed = cases.filter { !$0.passed }.count
-        let status = failed == 0 ? "✅ all \(cases.count) cases passed" : "❌ \(failed) of \(cases.count) cases failed"
+        let failures = cases.filter { !$0.passed }
+        let status = failures.isEmpty ? "✅ all \(cases.count) cases passed" : "❌ \(failures.count) of \(cases.count) cases failed"
         var md = "### \(Markdown.escape(title)): \(status)\n\n"
         md += "tool \(Markdown.escape(toolVersion)) · seed \(seed)"
         if let timestamp { md += " · \(Markdown.escape(timestamp))" }
         md += " · \(Markdown.codeSpan(command))\n\n"
         guard !cases.isEmpty else { return md }
+        if !failures.isEmpty {
+            md += "**Failures (\(failures.count))**\n\n"
+            for c in failures {
+                md += "- **\(Markdown.escape(c.name))** [\(Markdown.escape(c.tensor))]: \(Markdown.escape(c.verdict.reason))\n"
+            }
+            md += "\n"
+        }
+        // Per suite, in order of first appearance, suites with failures first.
+        var suites: [(name: String, cases: Int, failed: Int)] = []
+        for c in cases {
+            if let i = suites.firstIndex(where: { $0.name == c.variant }) {
+                suites[i].cases += 1; suites[i].failed += c.passed ? 0 : 1
+            } else {
+                suites.append((c.variant, 1, c.passed ? 0 : 1))
+            }
+        }
+        let ordered = suites.filter { $0.failed > 0 } + suites.filter { $0.failed == 0 }
+        md += "| suite | cases | failed |\n|:--|--:|--:|\n"
+        for suite in ordered {
+            md += "| \(Markdown.escape(suite.name)) | \(suite.cases) | \(suite.failed > 0 ? "❌ \(suite.failed)" : "0") |\n"
+        }
+        md += "\n<details><summary>All \(cases.count) cases</summary>\n\n"
         md += "| case | tensor | format | ULP p99 | ULP max | normwise rel | allowance used | uniform floor | NaN/Inf | verdict |\n"
         md += "|:--|:--|:--|--:|--:|--:|--:|--:|--:|:--|\n"
         let n = NumberText.significant, s = NumberText.scientific
@@ -27,14 +51,7 @@ extension VerificationReport {
                          s(c.verdict.detectionFloor.uniform, 2), String(m.nonFiniteCount), verdict]
             md += "| " + cells.joined(separator: " | ") + " |\n"
         }
-        let failures = cases.filter { !$0.passed }
-        if !failures.isEmpty {
-            md += "\n<details><summary>Failures (\(failures.count))</summary>\n\n"
-            for c in failures {
-                md += "- **\(Markdown.escape(c.name))** [\(Markdown.escape(c.tensor))]: \(Markdown.escape(c.verdict.reason))\n"
-            }
-            md += "\n</details>\n"
-        }
+        md += "\n</details>\n"
         return md
     }
 }

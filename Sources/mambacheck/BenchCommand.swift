@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time a kernel (or the MPFR oracle) in-process: median of several runs after a warm-up.",
         discussion: """
-            Reports seconds, GFLOP/s and, in the same run, cblas_sgemm GFLOP/s on a matching size (the roof).
+            Reports seconds, GFLOP/s and, in the same run, cblas_sgemm GFLOP/s on a matching size (the roof). \
             --form reference times the MPFR oracle's quadratic form at --precision bits.
 
             Examples:

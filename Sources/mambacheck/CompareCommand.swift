@@ -11,14 +11,14 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Validate an external kernel's outputs against the MPFR oracle.",
         discussion: """
-            --inputs holds q, k, v and optionally a (alias g) or a_cumsum (A_cumsum, g_cumsum), initial_state,
-            initial_state_z, and do (the upstream gradient dL/dO, same shape as v) when gradients are checked;
-            --candidate holds o and optionally final_state, final_state_z, and/or the gradients dq, dk (like q),
-            dv (like v), da (alias dg: with respect to the per-step log-decay a, [B,H,N] or [B,N,H]), da_cumsum
-            (aliases dA_cumsum, dg_cumsum: with respect to the prefix sums), dinitial_state (alias dh0,
-            [B,H,F,dv]), dinitial_state_z ([B,H,F]). Any subset of the gradients may be given (o is then
-            optional); they are checked against the MPFR gradient oracle (docs/MATH.md §5) with the same verdict, the
-            baselines being MambaCheck's own backward kernels (chunked and quadratic) in the candidate's format.
+            --inputs holds q, k, v and optionally a (alias g) or a_cumsum (A_cumsum, g_cumsum), initial_state, \
+            initial_state_z, and do (the upstream gradient dL/dO, same shape as v) when gradients are checked; \
+            --candidate holds o and optionally final_state, final_state_z, and/or the gradients dq, dk (like q), \
+            dv (like v), da (alias dg: with respect to the per-step log-decay a, [B,H,N] or [B,N,H]), da_cumsum \
+            (aliases dA_cumsum, dg_cumsum: with respect to the prefix sums), dinitial_state (alias dh0, \
+            [B,H,F,dv]), dinitial_state_z ([B,H,F]). Any subset of the gradients may be given (o is then \
+            optional); they are checked against the MPFR gradient oracle (docs/MATH.md §5) with the same verdict, the \
+            baselines being MambaCheck's own backward kernels (chunked and quadratic) in the candidate's format. \
             Values stored as Float16/bfloat16/Float32 are taken as exact.
 
             Declared arithmetic (--arith, docs/MATH.md §8): what your kernel computes in. Profiles: float32 (fp32: \
@@ -35,16 +35,16 @@ struct CompareCommand: ParsableCommand {
               element: |err_e| ≤ factor·β·s_e + ulp-allowance·ulp(y_e)   (β: baselines' worst err/s; s_e: error scale)
               row:     ‖err‖_row ≤ row-factor·R_row + ‖ulp‖_row/√12       (R: baselines' row error carried by row scale)
               norm:    ‖err‖₂ ≤ norm-factor·max‖baseline err‖₂ + ‖ulp‖₂/√12
-            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 4, norm-factor 2, ulp-allowance 1, bound-factor 0.
+            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 4, norm-factor 2, ulp-allowance 1, bound-factor 0. \
             The report gives the share of each allowance used, the worst elements by |err|/allowance and the \
             detection floor (the smallest uniform and single-row relative error that would have failed). A \
             failure that a looser arithmetic would explain is named ("consistent with TF32 dot products"); the \
             verdict itself never loosens. An undefined oracle (zero denominator) is never a pass: exit 2.
 
-            Gradient magnitudes (GradientComparison.magnitudes) are the same idea for each gradient formula: the
+            Gradient magnitudes (GradientComparison.magnitudes) are the same idea for each gradient formula: the \
             sum of its terms' absolute values, with the normaliser's and δ = O·dO's rounding included.
 
-            Exit codes: 0 pass, 1 verification failure, 2 usage or input error (e.g. gradients without do,
+            Exit codes: 0 pass, 1 verification failure, 2 usage or input error (e.g. gradients without do, \
             a wrong shape, da for a core without decay).
 
             Examples:
@@ -64,11 +64,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
     @Option(help: "MPFR precision of the oracle (bits).") var precision: Int = 128
-    @Option(help: "Write the JSON report here.") var json: String?
-    @Option(help: "Write a JUnit XML report here.") var junit: String?
-    @Option(help: "Write a Markdown summary here.") var markdown: String?
-    @Flag(help: "Keep wall-clock durations in the reports (by default they are 0, so that reports are reproducible byte for byte).")
-    var timings = false
+    @OptionGroup var reports: ReportOptions
     @OptionGroup var policy: PolicyOptions
 
     /// Oracle arguments checked before anything is read (exit 2): see `OracleArguments`.
@@ -76,7 +72,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         // Never write over an input, and fail on an unwritable report path before computing.
-        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown),
+        try OutputPaths.check(reports.outputs,
                               inputs: [("--inputs", inputs), ("--candidate", candidate)])
         let (core, _) = try resolveDumpCore(variant)
         let inArrays = try TensorFile.read(inputs)
@@ -148,7 +144,7 @@ struct CompareCommand: ParsableCommand {
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
         printDetails(report)
-        try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
+        try reports.write(report)
         if !report.passed {
             let detail = report.failedCases.map { "\($0.tensor): \($0.verdict.reason)" }.joined(separator: "; ")
             if report.failedCases.allSatisfy({ $0.verdict.isUndefined && $0.verdict.failingCount == 0 }) {

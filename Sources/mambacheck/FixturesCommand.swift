@@ -7,13 +7,13 @@ struct FixturesCommand: ParsableCommand {
         commandName: "fixtures",
         abstract: "Golden vectors: oracle outputs for every core and base preset, for kernels in any language.",
         discussion: """
-            generate writes, per case, Float32 inputs (.inputs.npz), Float64
-            oracle outputs (.reference.npz), the same outputs as 50-digit
-            decimal strings (.reference.txt), and manifest.json (shapes, seeds,
-            precision, layout, variant, SHA-256 of every file): every core at
-            kernel level and every base preset at block level, oracle at 256 bits.
-            check verifies every hash and recomputes every oracle output from the
-            stored inputs; exit 1 on any mismatch. Fixtures/README.md shows how
+            generate writes, per case, Float32 inputs (.inputs.npz), Float64 \
+            oracle outputs (.reference.npz), the same outputs as 50-digit \
+            decimal strings (.reference.txt), and manifest.json (shapes, seeds, \
+            precision, layout, variant, SHA-256 of every file): every core at \
+            kernel level and every base preset at block level, oracle at 256 bits. \
+            check verifies every hash and recomputes every oracle output from the \
+            stored inputs; exit 1 on any mismatch. Fixtures/README.md shows how \
             to use the set from Python with NumPy only.
 
             Examples:

@@ -26,7 +26,7 @@ struct MambaCheck: ParsableCommand {
         commandName: "mambacheck",
         abstract: "Numerical verification for the linear-attention family (softmax, linear, Mamba-2, Mamba-2S, 2Mamba, 2Mamba-E).",
         discussion: """
-            Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
+            Exit codes: 0 pass, 1 verification failure, 2 usage or input error. \
             The mathematics is in docs/MATH.md; the theorems behind every tolerance are in Proofs/.
             """,
         subcommands: [VerifyCommand.self, CompareCommand.self, CalibrateCommand.self, ReferenceCommand.self, VariantsCommand.self, BenchCommand.self,

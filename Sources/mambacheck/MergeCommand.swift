@@ -7,11 +7,11 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Combine the JSON reports of a sharded run into one; exit 1 if the merged report has failures.",
         discussion: """
-            Verification reports (verify/compare --json) merge with
-            VerificationReport.merge: the cases of all shards, sorted by name
-            and tensor; tool version and seed must agree; a case present twice
-            is an error (exit 2). Exits 1 if the merged report has a failure.
-            Sweep reports (sweep --json) merge the same way (their settings
+            Verification reports (verify/compare --json) merge with \
+            VerificationReport.merge: the cases of all shards, sorted by name \
+            and tensor; tool version and seed must agree; a case present twice \
+            is an error (exit 2). Exits 1 if the merged report has a failure. \
+            Sweep reports (sweep --json) merge the same way (their settings \
             must agree); --plots DIR writes the combined plots.
 
             Examples:

@@ -10,15 +10,15 @@ struct ReferenceCommand: ParsableCommand {
         commandName: "reference",
         abstract: "Compute the arbitrary-precision (MPFR) reference output of a core from dumped inputs.",
         discussion: """
-            FILE is .npz or .safetensors with arrays q, k, v and optionally a (alias g; per-step log-decay)
-            or a_cumsum (aliases A_cumsum, g_cumsum; prefix sums used exactly as given), initial_state
-            ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an
+            FILE is .npz or .safetensors with arrays q, k, v and optionally a (alias g; per-step log-decay) \
+            or a_cumsum (aliases A_cumsum, g_cumsum; prefix sums used exactly as given), initial_state \
+            ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an \
             initial state is given or --final-state is set, final_state (and final_state_z).
 
-            With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and
-            layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk,
-            dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to
-            the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose
+            With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and \
+            layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk, \
+            dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to \
+            the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose \
             normaliser is exactly zero make the gradients that depend on them NaN (reported).
 
             Examples:
@@ -95,13 +95,12 @@ struct ReferenceCommand: ParsableCommand {
             var text = "# mambacheck reference: variant=\(variant) precision=\(precision) layout=bhnd\n"
             text += "# o[b,h,n,d] = value (\(digits) significant digits)\n"
             for (i, y) in ref.o.enumerated() {
-                let idx = KernelDumpIndex.multiIndex(i, shape)
-                text += "o\(idx) = \(y.decimalString(significantDigits: digits))\n"
+                text += DecimalListing.line("o", TensorShape.index(ofOffset: i, in: shape), y, digits: digits) + "\n"
             }
             for (name, values, canonical) in gradientLines {
                 text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order)\n"
                 for (i, y) in values.enumerated() {
-                    text += "\(name)\(KernelDumpIndex.multiIndex(i, canonical)) = \(y.decimalString(significantDigits: digits))\n"
+                    text += DecimalListing.line(name, TensorShape.index(ofOffset: i, in: canonical), y, digits: digits) + "\n"
                 }
             }
             try AtomicFile.write(Data(text.utf8), to: decimal)
@@ -112,14 +111,3 @@ struct ReferenceCommand: ParsableCommand {
 }
 
 extension TensorLayout: ExpressibleByArgument {}
-
-enum KernelDumpIndex {
-    static func multiIndex(_ flat: Int, _ shape: [Int]) -> [Int] {
-        var r = flat
-        var idx = [Int](repeating: 0, count: shape.count)
-        for a in stride(from: shape.count - 1, through: 0, by: -1) where shape[a] > 0 {
-            idx[a] = r % shape[a]; r /= shape[a]
-        }
-        return idx
-    }
-}

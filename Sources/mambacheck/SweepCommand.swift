@@ -7,16 +7,16 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Error against the oracle as N grows (every form × mode) and as working precision goes from 8 to 64 bits.",
         discussion: """
-            Kernel points: MambaCheck's kernels (every form × precision mode) on
-            one seeded problem per length, against the 128-bit MPFR oracle of
-            the same (rounded) inputs. Precision points: the MPFR oracle itself
-            with every operation at p bits, against 128 bits (it should fall
+            Kernel points: MambaCheck's kernels (every form × precision mode) on \
+            one seeded problem per length, against the 128-bit MPFR oracle of \
+            the same (rounded) inputs. Precision points: the MPFR oracle itself \
+            with every operation at p bits, against 128 bits (it should fall \
             like 2^-p and stay flat in N).
 
-            Metrics: normwise relative error ‖ŷ − y‖₂/‖y‖₂ and the maximum
-            error in binary32 ULPs (dominated by outputs near zero).
-            Prints tables; writes SVG log–log plots and tables.txt to --out
-            (default sweep-<variant>). Shards (--shard k/n) write partial JSON
+            Metrics: normwise relative error ‖ŷ − y‖₂/‖y‖₂ and the maximum \
+            error in binary32 ULPs (dominated by outputs near zero). \
+            Prints tables; writes SVG log–log plots and tables.txt to --out \
+            (default sweep-<variant>). Shards (--shard k/n) write partial JSON \
             reports; `mambacheck merge` combines them (--plots DIR).
 
             Examples:

@@ -7,7 +7,7 @@ struct VariantsCommand: ParsableCommand {
         commandName: "variants",
         abstract: "List the variant presets, their components, and the kernel-level cores.",
         discussion: """
-            A preset name may be extended with +components: +conv2|+conv3|+conv4, +original|+softplus,
+            A preset name may be extended with +components: +conv2|+conv3|+conv4, +original|+softplus, \
             +dt, +silu|+relu, +d, +z (e.g. linear-outnorm+conv2+softplus+dt).
 
             Examples:

@@ -7,8 +7,8 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "The main job: every core and preset, every form and precision mode, against the MPFR oracle.",
         discussion: """
-            Each row is one variant × form × mode (× tensor). A row passes when its error against the
-            oracle stays within the conditioning-aware allowance of Proofs/T9-verdict.md, the baselines
+            Each row is one variant × form × mode (× tensor). A row passes when its error against the \
+            oracle stays within the conditioning-aware allowance of Proofs/T9-verdict.md, the baselines \
             being MambaCheck's other forms in the same precision mode. Exits 1 if any row fails.
 
             Examples:
@@ -21,11 +21,7 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Larger, more varied cases.") var full = false
     @Option(help: "Base seed of the built-in cases.") var seed: UInt64 = 20_260_217
     @Option(help: "Run only shard k of n (k/n, 1-based), e.g. 2/4.") var shard: Shard?
-    @Option(help: "Write the JSON report here.") var json: String?
-    @Option(help: "Write a JUnit XML report here.") var junit: String?
-    @Option(help: "Write a Markdown summary here.") var markdown: String?
-    @Flag(help: "Keep wall-clock durations in the reports (by default they are 0, so that reports are reproducible byte for byte).")
-    var timings = false
+    @OptionGroup var reports: ReportOptions
     @OptionGroup var policy: PolicyOptions
 
     func validate() throws {
@@ -33,7 +29,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown))
+        try OutputPaths.check(reports.outputs)
         let size: BuiltinVerification.Size = full ? .full : .quick
         var jobs = BuiltinVerification.jobs(size: size, seed: seed)
         if let shard { jobs = shard.select(jobs) }
@@ -47,7 +43,7 @@ struct VerifyCommand: ParsableCommand {
         let report = VerificationReport(toolVersion: MambaCheckVersion.string, command: command, seed: seed,
                                         cases: cases)
         print(TablePrinter.render(report), terminator: "")
-        try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
+        try reports.write(report)
         if !report.passed {
             let failed = report.failedCases
             var lines = ["\(failed.count) case(s) failed:"]
@@ -108,6 +104,24 @@ func writeReports(_ report: VerificationReport, json: String?, junit: String?, m
     if let junit { files.append((.junit, junit)) }
     if let markdown { files.append((.markdown, markdown)) }
     try report.write(files)
+}
+
+/// The report options of `compare` and `verify` (one definition, so the two
+/// commands cannot drift apart).
+struct ReportOptions: ParsableArguments {
+    @Option(help: "Write the JSON report here.") var json: String?
+    @Option(help: "Write a JUnit XML report here.") var junit: String?
+    @Option(help: "Write a Markdown summary here.") var markdown: String?
+    @Flag(help: "Keep wall-clock durations in the reports (by default they are 0, so that reports are reproducible byte for byte).")
+    var timings = false
+
+    /// The options as `OutputPaths.check` pairs.
+    var outputs: [(option: String, path: String?)] { reportOutputs(json: json, junit: junit, markdown: markdown) }
+
+    /// Writes the requested reports (durations zeroed unless `--timings`).
+    func write(_ report: VerificationReport) throws {
+        try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
+    }
 }
 
 /// The report options as `OutputPaths.check` pairs.

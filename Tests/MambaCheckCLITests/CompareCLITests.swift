@@ -201,8 +201,8 @@ struct CompareCLITests {
 /// the Float32-accumulation baselines' error): at N = 100 it is measured
 /// *within* the allowance (worst |err|/τ over seeds 100–114:
 /// squared-nodecay-sum 0.42–2.1, relu-linear-nodecay-sum 0.23–0.42 — a
-/// detection limit, stated in the closing note), so the test uses N = 1024,
-/// where √N ≈ 32 puts it well above, and asserts detection on every seed.
+/// detection limit, stated in the closing note), so the test uses N = 4096,
+/// where √N = 64 puts it well above, and asserts detection on every seed.
 /// (On decayed cores the Float16 prefix sums make Γ wrong by ~3% and it is
 /// caught at N = 100, see `plantedBugFails`.)
 @Suite("compare: float16 accumulation without decay")

@@ -22,8 +22,12 @@ enum PropertyGenerators {
                      decayAsPrefixSum: prefix, distribution: seed % 3 == 0 ? .fla : .paper, seed: UInt64(seed))
     }
 
-    /// Cases per (kernel, property) in CI; `MAMBACHECK_PROPERTY_SCALE` multiplies it.
-    static var count: Int { 2 * TestSupport.propertyScale }
+    /// Applicable cases per (kernel, property) in CI; `MAMBACHECK_PROPERTY_SCALE`
+    /// multiplies it. Eight is the floor issue 13 sets: with 2 cases (the old
+    /// count) and half the draws not applicable, about a quarter of kernels got
+    /// no real state round trip in a run.
+    static let minimumApplicable = 8
+    static var count: Int { minimumApplicable * TestSupport.propertyScale }
 
     /// `MAMBACHECK_PROPERTY_CASE="N,dk,dv,heads,batch,state(0/1),prefix(0/1),seed"` replays one case
     /// (printed by every failing property test) without a committed `.fixedSeed`.
@@ -45,20 +49,60 @@ enum PropertyGenerators {
         PrecisionMode.allCases.map { BuiltinKernel(core: core, mode: $0) }
     }
 
-    /// Runs `property` on generated cases (or the replay case) and records a
-    /// failure with the case and the environment line that replays it.
+    /// The built-in kernels `property` applies to; the others are listed, as
+    /// not applicable, by `KernelPropertyTests.notApplicableKernels`.
+    static func kernels(_ property: KernelProperty) -> [BuiltinKernel] {
+        kernels.filter { property.kernelRequirement($0) == nil }
+    }
+
+    /// Outcomes of one (kernel, property) test, counted across the generator's runs.
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts: [PropertyOutcome.Status: Int] = [:]
+        private var cpu = 0.0
+        func add(_ s: PropertyOutcome.Status, cpuSeconds: Double) {
+            lock.withLock { counts[s, default: 0] += 1; cpu += cpuSeconds }
+        }
+        /// Thread CPU time of the checks (what the CI machine's cores spend, whatever the parallelism).
+        var cpuSeconds: Double { lock.withLock { cpu } }
+        subscript(_ s: PropertyOutcome.Status) -> Int { lock.withLock { counts[s, default: 0] } }
+    }
+
+    /// Runs `property` on generated applicable cases (or the replay case),
+    /// records a failure with the case and the environment line that replays
+    /// it, prints how many cases were checked and asserts that every one of
+    /// `count` cases was applicable (a not-applicable outcome is not a pass).
     static func check(_ property: KernelProperty, _ kernel: BuiltinKernel,
                       sourceLocation: SourceLocation = #_sourceLocation) async {
         if let c = replay {
             let o = PropertySuite.replay(property, kernel, c)
-            #expect(o.passed, "\(kernel.name) \(property.name) [\(property.theorem)] on \(c): \(o.detail)",
+            #expect(o.passed, "\(kernel.name) \(property.name) [\(property.theorem)] on \(c): \(o.status.rawValue) \(o.detail)",
                     sourceLocation: sourceLocation)
             return
         }
-        await propertyCheck(count: count, input: cases) { c in
+        let tally = Tally()
+        // Cases the property does not apply to are redrawn (the generator's
+        // filter), so every run checks `count` real cases.
+        let applicable = cases.filter { property.caseRequirement(kernel, $0) == nil }
+        await propertyCheck(count: count, input: applicable) { c in
+            let t0 = threadCPUSeconds()
             let o = PropertySuite.replay(property, kernel, c)
-            #expect(o.passed, "\(kernel.name) \(property.name) [\(property.theorem)] failed; replay with \(replayString(c)): \(o.detail)",
+            tally.add(o.status, cpuSeconds: threadCPUSeconds() - t0)
+            #expect(o.passed, "\(kernel.name) \(property.name) [\(property.theorem)] \(o.status.rawValue); replay with \(replayString(c)): \(o.detail)",
                     sourceLocation: sourceLocation)
         }
+        let checked = tally[.pass] + tally[.fail]
+        print("property count: \(kernel.name) [\(property.theorem)] \(property.name): \(checked) applicable (\(tally[.pass]) passed, \(tally[.fail]) failed), \(tally[.notApplicable]) not applicable, \(String(format: "%.2f", tally.cpuSeconds)) s CPU")
+        #expect(tally[.notApplicable] == 0, "the generator drew cases \(property.name) does not apply to", sourceLocation: sourceLocation)
+        // A failure stops the generator early (and shrinks); otherwise every run is a real check.
+        #expect(tally[.fail] > 0 || checked >= count, "\(kernel.name) \(property.name): only \(checked) of \(count) cases checked",
+                sourceLocation: sourceLocation)
     }
+}
+
+/// CPU time of the calling thread, seconds (a property check runs on one thread).
+func threadCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

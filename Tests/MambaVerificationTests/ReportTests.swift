@@ -77,9 +77,30 @@ struct ReportTests {
     @Test func markdownSummary() throws {
         var report = try ReportFixtures.standard()
         report.cases[3].name = "linear|pipe/quadratic/float32"
+        report.cases[0].name = "alpha/chunked/float16-acc32"  // a passing suite appears first
         let md = report.markdownSummary()
         #expect(md.hasPrefix("### MambaCheck: ❌ 2 of 4 cases failed\n"))
-        let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") }
+        // The summary comes first: failures, then the count per suite, then
+        // the collapsed table of every case.
+        let failuresAt = try #require(md.range(of: "**Failures (2)**"))
+        let suitesAt = try #require(md.range(of: "| suite | cases | failed |"))
+        let tableAt = try #require(md.range(of: "<details><summary>All 4 cases</summary>"))
+        #expect(failuresAt.lowerBound < suitesAt.lowerBound && suitesAt.lowerBound < tableAt.lowerBound)
+        let suiteRows = md[suitesAt.lowerBound..<tableAt.lowerBound].split(separator: "\n").filter { $0.hasPrefix("| ") }
+        let suiteNames = Set(report.cases.map(\.variant))
+        #expect(suiteRows.count == 1 + suiteNames.count)            // header + one row per suite
+        // Suites with failures are listed first.
+        let failingSuites = Set(report.cases.filter { !$0.passed }.map(\.variant))
+        func rowStart(_ suite: String) throws -> String.Index {
+            try #require(md[suitesAt.upperBound...].range(of: "| \(Markdown.escape(suite)) | ")).lowerBound
+        }
+        #expect(!failingSuites.isEmpty && failingSuites.count < suiteNames.count)
+        for bad in failingSuites {
+            for good in suiteNames.subtracting(failingSuites) {
+                #expect(try rowStart(bad) < rowStart(good), "suite \(bad) (failing) is listed after \(good)")
+            }
+        }
+        let rows = md[tableAt.upperBound...].split(separator: "\n").filter { $0.hasPrefix("| ") }
         #expect(rows.count == 5)                                    // header + 4 cases
         // Every row has the header's number of unescaped cell separators.
         func separators(_ row: Substring) -> Int {
@@ -89,10 +110,11 @@ struct ReportTests {
         }
         #expect(Set(rows.map(separators)) == [11])
         #expect(md.contains("linear\\|pipe/quadratic/float32"))
-        #expect(md.contains("<details><summary>Failures (2)</summary>"))
+
         #expect(md.contains("`mambacheck verify --all`"))
         let passing = ReportFixtures.report(cases: [try ReportFixtures.reportCase("a/b/c")]).markdownSummary()
-        #expect(passing.hasPrefix("### MambaCheck: ✅ all 1 cases passed\n") && !passing.contains("<details>"))
+        #expect(passing.hasPrefix("### MambaCheck: ✅ all 1 cases passed\n") && !passing.contains("Failures"))
+        #expect(passing.contains("| a | 1 | 0 |"))
         #expect(Markdown.codeSpan("a `b` c") == "``a `b` c``")
         #expect(Markdown.codeSpan("`x") == "`` `x ``")
     }

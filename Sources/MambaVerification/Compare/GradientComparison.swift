@@ -535,7 +535,7 @@ extension KernelDump {
         if let i = values.firstIndex(where: { !$0.isFinite }) {
             let t = arrays[name]!
             let fileOffset = layout == .bnhd ? fileOffsetOfBHND(i, canonicalShape: shape) : i
-            throw DumpError.nonFinite(file: file, array: name, index: multiIndex(fileOffset, t.shape), value: values[i])
+            throw DumpError.nonFinite(file: file, array: name, index: TensorShape.index(ofOffset: fileOffset, in: t.shape), value: values[i])
         }
         return GradientProblem(core: core, dO: values)
     }

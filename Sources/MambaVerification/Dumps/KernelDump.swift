@@ -248,7 +248,7 @@ public enum KernelDump {
 
     /// A canonical `[B,H,N]` flat index as an index into the file's array.
     static func fileIndex(_ flat: Int, canonical: [Int], layout: TensorLayout) -> [Int] {
-        var i = multiIndex(flat, canonical)
+        var i = TensorShape.index(ofOffset: flat, in: canonical)
         if layout == .bnhd, i.count >= 3 { i.swapAt(1, 2) }
         return i
     }
@@ -300,17 +300,9 @@ public enum KernelDump {
     static func finite(_ t: TensorData, file: String, layout: TensorLayout?) throws -> [Double] {
         let values = try t.asFloat64().storage
         if let i = values.firstIndex(where: { !$0.isFinite }) {
-            throw DumpError.nonFinite(file: file, array: t.name, index: multiIndex(i, t.shape), value: values[i])
+            throw DumpError.nonFinite(file: file, array: t.name, index: TensorShape.index(ofOffset: i, in: t.shape), value: values[i])
         }
         return layout == .bnhd ? toBHND(values, shape: t.shape) : values
     }
 
-    static func multiIndex(_ flat: Int, _ shape: [Int]) -> [Int] {
-        var r = flat
-        var idx = [Int](repeating: 0, count: shape.count)
-        for a in stride(from: shape.count - 1, through: 0, by: -1) where shape[a] > 0 {
-            idx[a] = r % shape[a]; r /= shape[a]
-        }
-        return idx
-    }
 }

@@ -22,14 +22,17 @@ public enum DecimalListing {
     public static func render(comments: [String], entries: [Entry], digits: Int) -> String {
         var lines = comments.map { "# " + $0 }
         for e in entries {
-            let strides = rowMajorStrides(e.shape)
             for (flat, value) in e.values.enumerated() {
-                let index = strides.indices.map { (flat / strides[$0]) % e.shape[$0] }
-                lines.append("\(e.name)[\(index.map(String.init).joined(separator: ","))] = "
-                             + value.decimalString(significantDigits: digits))
+                lines.append(line(e.name, TensorShape.index(ofOffset: flat, in: e.shape), value, digits: digits))
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One value line, `name[i,j,…] = value` (the one format of every
+    /// decimal listing: fixtures and `reference --decimal`).
+    public static func line(_ name: String, _ index: [Int], _ value: BigFloat, digits: Int) -> String {
+        "\(name)[\(index.map(String.init).joined(separator: ","))] = " + value.decimalString(significantDigits: digits)
     }
 
     /// The value lines of a listing (comments and blank lines dropped).
@@ -37,13 +40,4 @@ public enum DecimalListing {
         text.split(separator: "\n", omittingEmptySubsequences: true).filter { !$0.hasPrefix("#") }
     }
 
-    static func rowMajorStrides(_ shape: [Int]) -> [Int] {
-        var strides = [Int](repeating: 1, count: shape.count)
-        var acc = 1
-        for a in stride(from: shape.count - 1, through: 0, by: -1) {
-            strides[a] = acc
-            acc *= Swift.max(shape[a], 1)
-        }
-        return strides
-    }
 }

@@ -106,7 +106,7 @@ extension FixtureSet {
                 let values = try t.asFloat64().storage
                 let bad = e.values.indices.filter { values[$0].bitPattern != e.values[$0].doubleValue.bitPattern }
                 if let first = bad.first {
-                    let index = KernelDump.multiIndex(first, e.shape)
+                    let index = TensorShape.index(ofOffset: first, in: e.shape)
                     problems.append("\(c.reference.file): \(bad.count) of \(values.count) values of '\(e.name)' differ "
                                     + "from the recomputed oracle, first at \(index): stored \(values[first]), "
                                     + "recomputed \(e.values[first].doubleValue)")

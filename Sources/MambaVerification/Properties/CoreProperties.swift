@@ -2,12 +2,20 @@ import MambaKernels
 import MambaPrecision
 import MambaVariants
 
-/// The outcome of one property on one case.
+/// The outcome of one property on one case. A property that does not apply
+/// (to the kernel at all, or to this case) is `notApplicable`, never a pass:
+/// counting it as a pass would report a kernel green on a property that was
+/// never checked.
 public struct PropertyOutcome: Sendable {
-    public var passed: Bool
+    public enum Status: String, Sendable { case pass, fail, notApplicable = "not applicable" }
+    public var status: Status
     public var detail: String
-    public static let pass = PropertyOutcome(passed: true, detail: "")
-    public static func fail(_ m: String) -> PropertyOutcome { PropertyOutcome(passed: false, detail: m) }
+    public var passed: Bool { status == .pass }
+    public var failed: Bool { status == .fail }
+    public var isApplicable: Bool { status != .notApplicable }
+    public static let pass = PropertyOutcome(status: .pass, detail: "")
+    public static func fail(_ m: String) -> PropertyOutcome { PropertyOutcome(status: .fail, detail: m) }
+    public static func notApplicable(_ why: String) -> PropertyOutcome { PropertyOutcome(status: .notApplicable, detail: why) }
 }
 
 /// A property of a kernel, with the theorem of Proofs/ it checks.
@@ -15,7 +23,36 @@ public struct KernelProperty: Sendable {
     public var name: String
     /// Stable ID of the theorem in Proofs/ (e.g. "T1").
     public var theorem: String
-    public var check: @Sendable (any KernelUnderTest, PropertyCase) throws -> PropertyOutcome
+    /// Why the property cannot apply to the kernel on any case (nil: it applies).
+    public var kernelRequirement: @Sendable (any KernelUnderTest) -> String? = { _ in nil }
+    /// Why it does not apply to one case of an applicable kernel (nil: it
+    /// applies). Generators redraw such cases (`PropertySuite.run`, the
+    /// property tests' generator filter).
+    public var caseRequirement: @Sendable (any KernelUnderTest, PropertyCase) -> String? = { _, _ in nil }
+    /// The check itself, run only where both requirements hold.
+    var body: @Sendable (any KernelUnderTest, PropertyCase) throws -> PropertyOutcome
+
+    init(name: String, theorem: String,
+         kernelRequirement: @escaping @Sendable (any KernelUnderTest) -> String? = { _ in nil },
+         caseRequirement: @escaping @Sendable (any KernelUnderTest, PropertyCase) -> String? = { _, _ in nil },
+         body: @escaping @Sendable (any KernelUnderTest, PropertyCase) throws -> PropertyOutcome) {
+        self.name = name
+        self.theorem = theorem
+        self.kernelRequirement = kernelRequirement
+        self.caseRequirement = caseRequirement
+        self.body = body
+    }
+
+    /// Why the property does not apply to `kernel` on `c` (nil: it applies).
+    public func notApplicable(to kernel: any KernelUnderTest, _ c: PropertyCase) -> String? {
+        kernelRequirement(kernel) ?? caseRequirement(kernel, c)
+    }
+
+    /// The outcome on one case: `notApplicable` where a requirement fails.
+    public func check(_ kernel: any KernelUnderTest, _ c: PropertyCase) throws -> PropertyOutcome {
+        if let why = notApplicable(to: kernel, c) { return .notApplicable(why) }
+        return try body(kernel, c)
+    }
 
     /// Every forward property, in the order `PropertySuite.run` checks them.
     public static let all: [KernelProperty] = [
@@ -25,9 +62,11 @@ public struct KernelProperty: Sendable {
 
     /// Forms agree (T1): every form, judged against the oracle with the kernel's
     /// *other* forms as baselines, passes the verdict of T9 — outputs and final states.
-    public static let formsAgree = KernelProperty(name: "forms agree", theorem: "T1") { kernel, c in
+    public static let formsAgree = KernelProperty(
+        name: "forms agree", theorem: "T1",
+        kernelRequirement: { $0.forms.count > 1 ? nil : "the kernel has one form" }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
-        guard kernel.forms.count > 1 else { return .pass }
         let outs = try kernel.forms.map { try kernel.forward(p, form: $0) }
         let oracle = try Reference.quadratic(p, finalState: kernel.supportsState && p.featureDim != nil)
         var failures: [String] = []
@@ -63,8 +102,10 @@ public struct KernelProperty: Sendable {
 
     /// Causality (T2): perturbing q, k, v and the decay at every position > t
     /// leaves every output at positions ≤ t bit-identical, in every form.
-    public static let causality = KernelProperty(name: "causality", theorem: "T2") { kernel, c in
-        guard c.length >= 2 else { return .pass }
+    public static let causality = KernelProperty(
+        name: "causality", theorem: "T2",
+        caseRequirement: { _, c in c.length >= 2 ? nil : "N = 1 has no later token to perturb" }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
         var g = SeededGenerator(seed: c.seed ^ 0xCA05)
         let t = Int(g.next() % UInt64(c.length - 1))  // keep 0…t, perturb t+1…N−1
@@ -107,14 +148,22 @@ public struct KernelProperty: Sendable {
     /// State round trip (T1): running N tokens equals running N₁ then N₂ from
     /// the first part's final state, within the verdict of T9 (the split run
     /// is the candidate, the full run the baseline).
-    public static let stateRoundTrip = KernelProperty(name: "state round trip", theorem: "T1") { kernel, c in
-        // With decays given as prefix sums, the second part would need
-        // L'_t = L_t − L_{n1−1}, which is not representable in the kernel's
-        // input format in general: the split would change the inputs. The round
-        // trip is checked on cases with per-step decays (and without decay).
-        guard kernel.supportsState, c.length >= 2, !c.decayAsPrefixSum else { return .pass }
+    public static let stateRoundTrip = KernelProperty(
+        name: "state round trip", theorem: "T1",
+        kernelRequirement: { k in
+            k.supportsState && k.core.score.hasFeatureMap ? nil : "the kernel has no finite state"
+        },
+        caseRequirement: { k, c in
+            if c.length < 2 { return "N = 1 cannot be split" }
+            // With decays given as prefix sums, the second part would need
+            // L'_t = L_t − L_{n1−1}, which is not representable in the kernel's
+            // input format in general: the split would change the inputs. The
+            // round trip is checked on per-step decays (and cores without decay).
+            if c.decayAsPrefixSum && k.core.hasDecay { return "decays given as prefix sums cannot be split exactly" }
+            return nil
+        }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
-        guard p.featureDim != nil else { return .pass }
         var g = SeededGenerator(seed: c.seed ^ 0x5711)
         let n1 = 1 + Int(g.next() % UInt64(c.length - 1))
         let (first, second) = split(p, at: n1)
@@ -145,8 +194,10 @@ public struct KernelProperty: Sendable {
     /// reached by decayed states and small products at these sizes) it is
     /// checked with the verdict of T9 instead: `y(2V)/2` judged against the
     /// oracle with `y(V)` as the baseline.
-    public static let linearityInValues = KernelProperty(name: "linear in V", theorem: "T6") { kernel, c in
-        guard kernel.core.normalization == .none else { return .pass }
+    public static let linearityInValues = KernelProperty(
+        name: "linear in V", theorem: "T6",
+        kernelRequirement: { $0.core.normalization == .none ? nil : "a sum-normalised core is not linear in V" }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
         var d = p
         d.v = p.v.map { 2 * $0 }
@@ -185,8 +236,10 @@ public struct KernelProperty: Sendable {
     }
 
     /// Permuting heads permutes outputs (T6), bit for bit (heads are independent).
-    public static let headPermutation = KernelProperty(name: "head permutation", theorem: "T6") { kernel, c in
-        guard c.heads >= 2 || c.batch >= 2 else { return .pass }
+    public static let headPermutation = KernelProperty(
+        name: "head permutation", theorem: "T6",
+        caseRequirement: { _, c in c.heads >= 2 || c.batch >= 2 ? nil : "one sequence has nothing to permute" }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
         let r = reversedSequences(p)
         for form in kernel.forms {
@@ -202,8 +255,14 @@ public struct KernelProperty: Sendable {
     /// The scale cancels for sum-normalised linear and squared cores (T6):
     /// with `s' = 2s`, the outputs pass the verdict against the oracle at `s`
     /// with the run at `s` as baseline.
-    public static let scaleInvariance = KernelProperty(name: "scale cancels", theorem: "T6") { kernel, c in
-        guard kernel.core.normalization == .sum, kernel.core.score != .exponential else { return .pass }
+    public static let scaleInvariance = KernelProperty(
+        name: "scale cancels", theorem: "T6",
+        kernelRequirement: { k in
+            // s enters f(s·q·k) as s^power only for the power scores; e^{s x} does not factor.
+            k.core.normalization == .sum && k.core.score != .exponential
+                ? nil : "the scale cancels only for sum-normalised linear and squared scores"
+        }
+    ) { kernel, c in
         let p = c.problem(for: kernel)
         var d = p
         d.scale = 2 * p.scale

@@ -22,31 +22,71 @@ public enum PropertySuite {
         }
     }
 
-    public struct Report: Sendable, CustomStringConvertible {
-        public var kernel: String
-        public var casesPerProperty: Int
-        public var failures: [Failure]
-        public var passed: Bool { failures.isEmpty }
+    /// How often one property was checked on one kernel.
+    public struct Count: Sendable, CustomStringConvertible {
+        public var property: String
+        public var theorem: String
+        /// Cases on which the property was actually checked (passed or failed).
+        public var applicable: Int
+        /// Drawn cases the property does not apply to (redrawn, not counted as passes).
+        public var redrawn: Int
+        /// Why the property cannot apply to this kernel at all; nil when it applies.
+        public var notApplicable: String?
         public var description: String {
-            passed ? "\(kernel): all \(KernelProperty.all.count) properties passed on \(casesPerProperty) cases each"
-                : "\(kernel): \(failures.count) failure(s)\n" + failures.map { "  " + $0.description }.joined(separator: "\n")
+            if let notApplicable { return "[\(theorem)] \(property): not applicable (\(notApplicable))" }
+            return "[\(theorem)] \(property): \(applicable) applicable case(s) (\(redrawn) redrawn)"
         }
     }
 
-    /// Checks `properties` on `cases` seeded cases each (`seed`, `seed+1`, …).
+    public struct Report: Sendable, CustomStringConvertible {
+        public var kernel: String
+        public var casesPerProperty: Int
+        public var counts: [Count]
+        public var failures: [Failure]
+        /// No failure and every property that applies was checked on `casesPerProperty` cases.
+        public var passed: Bool {
+            failures.isEmpty && counts.allSatisfy { $0.notApplicable != nil || $0.applicable >= casesPerProperty || failed($0) }
+        }
+        /// Properties that do not apply to the kernel (reported, never passes).
+        public var notApplicable: [Count] { counts.filter { $0.notApplicable != nil } }
+        func failed(_ c: Count) -> Bool { failures.contains { $0.property == c.property } }
+        public var description: String {
+            let checked = counts.count - notApplicable.count
+            var lines = [passed
+                ? "\(kernel): \(checked) of \(counts.count) properties passed on \(casesPerProperty) applicable cases each, \(notApplicable.count) not applicable"
+                : "\(kernel): \(failures.count) failure(s)"]
+            lines += counts.map { "  " + $0.description }
+            lines += failures.map { "  " + $0.description }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Checks `properties` on `cases` applicable seeded cases each. Seeds run
+    /// `seed`, `seed+1`, …; a case the property does not apply to is redrawn
+    /// with the next seed (at most `50·cases` draws), so every property that
+    /// applies to the kernel is checked on `cases` cases.
     public static func run(_ kernel: any KernelUnderTest, cases: Int = 10, seed: UInt64 = 1, maxLength: Int = 200,
                            properties: [KernelProperty] = KernelProperty.all) -> Report {
         var failures: [Failure] = []
+        var counts: [Count] = []
         for property in properties {
-            for i in 0..<cases {
-                let c = PropertyCase.random(seed: seed &+ UInt64(i), maxLength: maxLength)
+            var count = Count(property: property.name, theorem: property.theorem, applicable: 0, redrawn: 0,
+                              notApplicable: property.kernelRequirement(kernel))
+            defer { counts.append(count) }
+            if count.notApplicable != nil { continue }
+            var i: UInt64 = 0
+            while count.applicable < cases && i < UInt64(50 * cases) {
+                let c = PropertyCase.random(seed: seed &+ i, maxLength: maxLength)
+                i += 1
+                if property.caseRequirement(kernel, c) != nil { count.redrawn += 1; continue }
+                count.applicable += 1
                 if let f = check(property, kernel, c) {
                     failures.append(f)
                     break  // one shrunk counterexample per property is enough
                 }
             }
         }
-        return Report(kernel: kernel.name, casesPerProperty: cases, failures: failures)
+        return Report(kernel: kernel.name, casesPerProperty: cases, counts: counts, failures: failures)
     }
 
     /// Re-runs one property on one case (to replay a reported failure).
@@ -54,10 +94,11 @@ public enum PropertySuite {
         outcome(property, kernel, c)
     }
 
-    /// nil when the property holds on `c`; otherwise the failure, shrunk.
+    /// nil when the property holds (or does not apply) on `c`; otherwise the
+    /// failure, shrunk (shrinks the property does not apply to never replace it).
     public static func check(_ property: KernelProperty, _ kernel: any KernelUnderTest, _ c: PropertyCase) -> Failure? {
         let first = outcome(property, kernel, c)
-        if first.passed { return nil }
+        if !first.failed { return nil }
         var smallest = c, detail = first.detail
         var budget = 40
         var progress = true
@@ -66,7 +107,7 @@ public enum PropertySuite {
             for s in smallest.shrinks {
                 budget -= 1
                 let o = outcome(property, kernel, s)
-                if !o.passed { smallest = s; detail = o.detail; progress = true; break }
+                if o.failed { smallest = s; detail = o.detail; progress = true; break }
                 if budget <= 0 { break }
             }
         }

@@ -152,9 +152,25 @@ struct FastBenchmarkTests {
     @Test func smallRun() throws {
         let r = try KernelBenchmark.run(length: 256, keyDim: 16, valueDim: 16, runs: 3, warmup: 1)
         print(r)
-        #expect(r.seconds > 0 && r.gflops > 0 && r.sgemmGflops > 0)
+        // The documented count for this shape, written out: squared decay sum,
+        // chunked, C = 64 (4 chunks), F = 16·17/2 = 136 packed features,
+        // ldv = 17: 4 × 2·64²·(16 + 17) intra-chunk, 4 × 2·64·136·17 state
+        // updates, 3 × 2·64·136·17 inter-chunk products (no initial state).
+        #expect(r.flops == Double(4 * 2 * 64 * 64 * 33 + 7 * 2 * 64 * 136 * 17), "\(r.flops)")
         #expect(r.stateElements == 16 * 136 + 136)
-        #expect(r.samples.count == 3)
+        // The reported times are the samples' medians (3 runs: the middle one).
+        #expect(r.samples.count == 3 && r.samples.allSatisfy { $0 > 0 })
+        #expect(r.seconds == r.samples.sorted()[1])
+        #expect(r.bestCPUSeconds > 0 && r.bestCPUSeconds <= r.cpuSeconds)
+        // With one BLAS thread the work runs on the calling thread, so its CPU
+        // time cannot exceed the wall time by more than the clock reads around
+        // the call (1 ms is generous); and the time is real: 3.2 MFLOP at the
+        // reported rate must stay below 500 GFLOP/s, above any one core's
+        // Float32 peak (a run that timed nothing, e.g. a swallowed error,
+        // reports microseconds and thousands of GFLOP/s).
+        #expect(r.cpuSeconds <= r.seconds + 1e-3, "CPU \(r.cpuSeconds) s vs wall \(r.seconds) s")
+        #expect(r.gflops < 500 && r.sgemmGflops > 0 && r.sgemmGflops < 500, "\(r)")
+        #expect(r.blasThreads == 1)
         let f = [1024, 2048, 3072].map {
             KernelBenchmark.flopCount(spec: r.spec, form: .chunked, length: $0, keyDim: 64, valueDim: 64)
         }

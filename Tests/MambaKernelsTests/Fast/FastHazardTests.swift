@@ -142,15 +142,22 @@ struct FastHazardTests {
         }
     }
 
-    /// Long sequences stay bounded: no NaN/Inf in the chunked and recurrent
-    /// 2Mamba core over 4096 tokens with strong decay.
+    /// Long sequences stay accurate: the chunked and recurrent 2Mamba core
+    /// over 4096 tokens with strong decay agrees with the Double reference
+    /// within its derived componentwise bound (outputs and final state), so
+    /// the error does not grow with N beyond what the bound allows (and
+    /// nothing is NaN/Inf: a non-finite element fails `passes`).
     @Test func longSequenceBounded() throws {
         let p = CoreProblem.random(spec: Self.twoMamba, heads: 1, length: 4096, keyDim: 8, valueDim: 4,
                                    distribution: .strongDecay, seed: 8)
+        let ref = FastReference.run(p, mode: .float32)
         for form in [KernelForm.chunked, .recurrent] {
             let out = try CoreKernels.run(p, form: form, mode: .float32)
-            #expect(out.o.allSatisfy { $0.isFinite })
-            #expect(out.finalState!.s.allSatisfy { $0.isFinite })
+            let cmp = FastComparison(out.o, ref.o, bound: ref.bound)
+            print("long sequence \(form): \(cmp)")
+            #expect(cmp.passes, "\(form): \(cmp)")
+            let state = FastComparison(try #require(out.finalState).s, try #require(ref.s), bound: try #require(ref.sBound))
+            #expect(state.passes, "\(form) final state: \(state)")
         }
     }
 
@@ -191,8 +198,20 @@ struct FastHazardTests {
         // NaN in every form; every other row must be finite.
         let lost = tiled.o.indices.filter { !tiled.o[$0].isFinite && quadratic.o[$0].isFinite }
         #expect(lost.isEmpty, "tiled rows non-finite where the quadratic form is finite: \(lost); \(tiled.diagnostics)")
-        #expect(abs(tiled.o[26 * dv] - quadratic.o[26 * dv]) < 0.05,
-                "row 26: tiled \(tiled.o[26 * dv]), quadratic \(quadratic.o[26 * dv])")
+        // Row 26 against the Double reference, judged like the verdict's
+        // element test (Proofs/T9): the tiled form may be at most twice as far
+        // from the reference as the quadratic form (the baseline computing the
+        // same row without the pseudo block), plus one binary16 ulp of its own
+        // output rounding. This replaces an ad-hoc 0.05 between the two forms
+        // (18% of the value); measured: both forms 3.5e-4 off (1.4 ulp), so the
+        // allowance is about 9.4e-4. An overflowing pseudo block (the bug) is
+        // off by O(1).
+        let ref = FastReference.run(second, mode: .float16)
+        let y = ref.o[26 * dv]
+        let errTiled = abs(tiled.o[26 * dv] - y), errQuadratic = abs(quadratic.o[26 * dv] - y)
+        let allowance = 2 * errQuadratic + Double(Float16(y).ulp)
+        print("row 26: reference \(y), tiled error \(errTiled), quadratic error \(errQuadratic), allowance \(allowance), derived bound \(ref.bound[26 * dv])")
+        #expect(errTiled <= allowance, "row 26: tiled \(tiled.o[26 * dv]), quadratic \(quadratic.o[26 * dv]), reference \(y)")
     }
 
     private func kernel(_ core: CoreSpec) -> BuiltinKernel { BuiltinKernel(core: core, mode: .float16) }
