@@ -16,7 +16,7 @@ Planted bugs (--bug), each a classic kernel mistake that one property of the sui
   noncausal         the mask lets token i see token i+1 inside a chunk
   drop-last-chunk   a last, partial chunk is neither output (zeros) nor added to the state
   handoff           the initial state enters the outputs undecayed (e^{L_i} dropped; docs/MATH.md §1.2)
-  nondeterministic  one random element of o is moved by one unit in the last place, like a race
+  nondeterministic  one random element of o moves by a random 1…65536 units in the last place, like a race
 """
 import os
 import sys
@@ -165,9 +165,9 @@ def make_kernel(bug):
                 else:
                     o[bi, hi], fs[bi, hi], fz[bi, hi] = chunked_sequence(*args, bug)
         if bug == "nondeterministic":
-            flat = o.reshape(-1)
-            idx = int.from_bytes(os.urandom(4), "little") % flat.size
-            flat[idx] = np.nextafter(flat[idx], np.float32(np.inf))
+            bits = o.reshape(-1).view(np.int32)
+            idx = int.from_bytes(os.urandom(4), "little") % bits.size
+            bits[idx] += 1 + int.from_bytes(os.urandom(2), "little")
         out = {"o": o.astype(dtype), "final_state": fs}
         if norm == "sum":
             out["final_state_z"] = fz
