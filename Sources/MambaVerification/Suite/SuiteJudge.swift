@@ -44,8 +44,9 @@ public enum SuiteJudge {
     public static func judge(_ m: SuiteManifest, directory: String, options: Options,
                              progress: (@Sendable (Int, Int, String) -> Void)? = nil) throws -> [ProbeResult] {
         let probes = options.only.isEmpty ? m.probes : m.probes.filter { options.only.contains($0.id) }
-        if probes.isEmpty && !options.only.isEmpty {
-            throw SuiteError.input("--probe: no probe named \(options.only.sorted().joined(separator: ", ")) in \(directory)/manifest.json")
+        let unknown = options.only.subtracting(m.probes.map(\.id))
+        if !unknown.isEmpty {
+            throw SuiteError.input("--probe: no probe named \(unknown.sorted().joined(separator: ", ")) in \(directory)/manifest.json")
         }
         // Missing outputs of the main entry are an input error before any oracle time is spent.
         for c in m.cases where c.entry == "chunked" && c.initialStateFrom == nil {
