@@ -49,7 +49,7 @@ struct FuzzRunner {
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", FuzzRunner.command(exec, inputs: inputs, outputs: outputs)]
         let errPath = d + "/stderr.txt"
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardError = errHandle
         process.standardOutput = errHandle
