@@ -107,10 +107,15 @@ struct SuiteJudgeCommand: ParsableCommand {
     func run() throws {
         let dir = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         let manifestPath = dir + "/manifest.json"
-        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown),
-                              inputs: [("manifest", manifestPath)])
         let m: SuiteManifest
         do { m = try SuiteManifest.read(directory: dir) } catch let e as SuiteError { throw InputProblem(description: e.description) }
+        // Never write a report over the manifest or any campaign file.
+        var protected: [(option: String, path: String?)] = [(option: "manifest", path: manifestPath)]
+        for c in m.cases {
+            protected.append((option: "case \(c.id) inputs", path: dir + "/" + c.inputs))
+            protected.append((option: "case \(c.id) outputs", path: dir + "/" + c.outputs))
+        }
+        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown), inputs: protected)
         let options = SuiteJudge.Options(policy: try policy.verdictPolicy(), precision: precision,
                                          jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, only: Set(probe))
         let bar = ProgressBar(label: "judging")
