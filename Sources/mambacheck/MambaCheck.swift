@@ -30,7 +30,7 @@ struct MambaCheck: ParsableCommand {
             The mathematics is in docs/MATH.md; the theorems behind every tolerance are in Proofs/.
             """,
         subcommands: [VerifyCommand.self, CompareCommand.self, CalibrateCommand.self, ReferenceCommand.self, VariantsCommand.self, BenchCommand.self,
-                      FixturesCommand.self, SweepCommand.self, MergeCommand.self])
+                      FixturesCommand.self, SweepCommand.self, MergeCommand.self, SuiteCommand.self, FuzzCommand.self])
 }
 
 @main

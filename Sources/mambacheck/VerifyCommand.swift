@@ -130,7 +130,7 @@ func reportOutputs(json: String?, junit: String?, markdown: String?) -> [(option
 }
 
 /// A one-line progress bar on a terminal (stderr), silent otherwise.
-final class ProgressBar {
+final class ProgressBar: Sendable {
     let label: String
     let enabled = isatty(2) != 0
     let start = Date()
