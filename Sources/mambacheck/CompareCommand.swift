@@ -62,7 +62,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16 and +chunk=C (default: from o's dtype).")
     var arith: String?
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
-    @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
+    @OptionGroup var scaleOptions: ScaleOptions
     @Option(help: "MPFR precision of the oracle (bits).") var precision: Int = 128
     @Option(help: "Write the JSON report here.") var json: String?
     @Option(help: "Write a JUnit XML report here.") var junit: String?
@@ -72,7 +72,7 @@ struct CompareCommand: ParsableCommand {
     @OptionGroup var policy: PolicyOptions
 
     /// Oracle arguments checked before anything is read (exit 2): see `OracleArguments`.
-    func validate() throws { try OracleArguments.validate(precision: precision, scale: scale) }
+    func validate() throws { try OracleArguments.validate(precision: precision, scale: nil) }
 
     func run() throws {
         // Never write over an input, and fail on an unwritable report path before computing.
@@ -81,7 +81,8 @@ struct CompareCommand: ParsableCommand {
         let (core, _) = try resolveDumpCore(variant)
         let inArrays = try TensorFile.read(inputs)
         if let hint = KernelDump.layoutHint(inArrays, layout: layout) { printError("hint: \(hint)") }
-        let problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: scale)
+        var problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: nil)
+        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let outArrays = try TensorFile.read(candidate)
         let gradientPresent = KernelDump.gradientNames.joined().contains { outArrays[$0] != nil }
@@ -164,7 +165,7 @@ struct CompareCommand: ParsableCommand {
         var c = "mambacheck compare --variant \(variant) --inputs \(inputs) --candidate \(candidate)"
             + " --layout \(layout.rawValue) --format \(CandidateFormat(fmt).rawValue)"
         if let arith { c += " --arith \(arith)" }
-        if let scale { c += " --scale \(scale)" }
+        c += scaleOptions.commandLineArguments
         if precision != 128 { c += " --precision \(precision)" }
         return c
     }
