@@ -14,6 +14,7 @@ extension VerificationReport {
         md += "tool \(Markdown.escape(toolVersion)) · seed \(seed)"
         if let timestamp { md += " · \(Markdown.escape(timestamp))" }
         md += " · \(Markdown.codeSpan(command))\n\n"
+        if let oracle { md += "oracle: \(Markdown.escape(oracle))\n\n" }
         guard !cases.isEmpty else { return md }
         md += "| case | tensor | format | ULP p99 | ULP max | normwise rel | allowance used | uniform floor | NaN/Inf | verdict |\n"
         md += "|:--|:--|:--|--:|--:|--:|--:|--:|--:|:--|\n"

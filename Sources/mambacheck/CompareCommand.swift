@@ -133,9 +133,13 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
+        var oracleStatement: String? = nil
         if let o {
+            // Verdicts use certified oracle values (Proofs/T7); the report says so.
+            let oracle = try ComparisonOracle(problem: problem, precision: precision, finalState: state != nil)
+            oracleStatement = oracle.statement
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
-                                                  name: name, settings: settings)
+                                                  name: name, settings: settings, oracle: oracle.reference)
         }
         if let gradients, let gradientProblem {
             do {
@@ -145,9 +149,10 @@ struct CompareCommand: ParsableCommand {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
         }
-        let report = VerificationReport(toolVersion: MambaCheckVersion.string,
+        var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
+        report.oracle = oracleStatement ?? (gradients != nil ? "scale \(problem.scaleSpec); gradients not certified" : nil)
         printDetails(report)
         try writeReports(timings ? report : report.withoutTimings, json: json, junit: junit, markdown: markdown)
         if !report.passed {
@@ -171,6 +176,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func printDetails(_ report: VerificationReport) {
+        if let oracle = report.oracle { print("oracle: \(oracle)") }
         print(TablePrinter.render(report), terminator: "")
         for c in report.cases {
             let m = c.metrics
