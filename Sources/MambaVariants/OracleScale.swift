@@ -87,7 +87,8 @@ public struct OracleScale: Sendable, Equatable, CustomStringConvertible {
     /// the nearest Double to the exact one.
     public var doubleValue: Double { receivedBinary ?? nearestDouble }
 
-    /// For reports: e.g. `1/sqrt(48) exact`, `0.3 as float32 (0x1.333334p-2)`.
+    /// For reports: e.g. `1/sqrt(48) exact`, `0.3 as float32 (0.30000001192092896)` (the
+    /// received value printed as the shortest Double that identifies it).
     public var description: String {
         let what: String
         switch value {
@@ -98,7 +99,7 @@ public struct OracleScale: Sendable, Equatable, CustomStringConvertible {
         switch received {
         case .exact: return what + " exact"
         case .float64: return what + " as float64 (\(doubleValue))"
-        case .float32: return what + " as float32 (\(Float(doubleValue)))"
+        case .float32: return what + " as float32 (\(doubleValue))"
         }
     }
 }
