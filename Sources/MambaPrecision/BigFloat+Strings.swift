@@ -108,13 +108,13 @@ extension BigFloat {
 
     /// Sets self from the whole of `string` (base 10, rounding to nearest);
     /// false (self unspecified) if anything is left unread or nothing was read.
-    func parse(_ string: String) -> Bool {
+    func parse(_ string: String, rounding: BigFloat.Rounding = .nearest) -> Bool {
         guard let first = string.utf8.first, !(first == 0x20 || (0x09...0x0D).contains(first)),
               !string.utf8.contains(0) else { return false }
         return withExtendedLifetime(self) {
             string.withCString { start in
                 var end: UnsafeMutablePointer<CChar>? = nil
-                _ = mc_strtofr(ptr, start, &end, 10, MPFR_RNDN)
+                _ = mc_strtofr(ptr, start, &end, 10, rounding.mpfr)
                 guard let end, end != UnsafeMutablePointer(mutating: start) else { return false }
                 return end.pointee == 0
             }

@@ -37,11 +37,26 @@ public struct CoreProblem: Sendable {
     public var v: [Double]
     /// Required iff `spec.hasDecay`.
     public var decay: LogDecay?
-    public var scale: Double
+    /// The score scale as part of the problem (default exactly `1/√dk`); see `OracleScale`.
+    public var scaleSpec: OracleScale
+    /// The Double a Float32/Float64 kernel uses (`scaleSpec.doubleValue`).
+    /// Setting it makes that Double the exact scale.
+    public var scale: Double {
+        get { scaleSpec.doubleValue }
+        set { scaleSpec = .binary64(newValue) }
+    }
     public var initialState: CoreState?
 
     public init(spec: CoreSpec, batch: Int, heads: Int, length: Int, keyDim: Int, valueDim: Int,
                 q: [Double], k: [Double], v: [Double], decay: LogDecay?, scale: Double? = nil,
+                initialState: CoreState? = nil) {
+        self.init(spec: spec, batch: batch, heads: heads, length: length, keyDim: keyDim, valueDim: valueDim,
+                  q: q, k: k, v: v, decay: decay, scaleSpec: scale.map(OracleScale.binary64), initialState: initialState)
+    }
+
+    /// - Parameter scaleSpec: nil for the default, exactly `1/√dk`.
+    public init(spec: CoreSpec, batch: Int, heads: Int, length: Int, keyDim: Int, valueDim: Int,
+                q: [Double], k: [Double], v: [Double], decay: LogDecay?, scaleSpec: OracleScale?,
                 initialState: CoreState? = nil) {
         self.spec = spec
         self.batch = batch
@@ -53,7 +68,7 @@ public struct CoreProblem: Sendable {
         self.k = k
         self.v = v
         self.decay = decay
-        self.scale = scale ?? 1 / Double(keyDim).squareRoot()
+        self.scaleSpec = scaleSpec ?? .inverseSquareRoot(keyDim: Swift.max(keyDim, 1))
         self.initialState = initialState
     }
 

@@ -34,6 +34,7 @@ extension VerificationReport {
             xml += "    <properties>\n"
             var properties = [("toolVersion", toolVersion), ("command", command), ("seed", String(seed))]
             if let timestamp { properties.append(("timestamp", timestamp)) }
+            if let oracle { properties.append(("oracle", oracle)) }
             for (name, value) in properties {
                 xml += "      <property name=\(XML.attribute(name)) value=\(XML.attribute(value))/>\n"
             }

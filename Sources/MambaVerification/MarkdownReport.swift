@@ -16,6 +16,7 @@ extension VerificationReport {
         md += "tool \(Markdown.escape(toolVersion)) · seed \(seed)"
         if let timestamp { md += " · \(Markdown.escape(timestamp))" }
         md += " · \(Markdown.codeSpan(command))\n\n"
+        if let oracle { md += "oracle: \(Markdown.escape(oracle))\n\n" }
         guard !cases.isEmpty else { return md }
         if !failures.isEmpty {
             md += "**Failures (\(failures.count))**\n\n"

@@ -24,6 +24,9 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// When the run happened, as the caller formatted it (ISO 8601 recommended); nil unless passed in.
     public var timestamp: String?
+    /// What the oracle was: the scale used and whether its values are certified
+    /// (e.g. "scale 1/sqrt(64) exact; oracle certified: all 65536 elements correctly rounded (Float64)").
+    public var oracle: String?
     public var cases: [ReportCase]
 
     public init(toolVersion: String, command: String, seed: UInt64, timestamp: String? = nil, cases: [ReportCase]) {
@@ -121,7 +124,7 @@ extension VerificationReport {
     /// What `jsonData()` writes: the report's fields plus its overall `passed`.
     private struct Document: Encodable {
         var report: VerificationReport
-        enum Keys: String, CodingKey { case schema, toolVersion, command, seed, timestamp, cases, passed }
+        enum Keys: String, CodingKey { case schema, toolVersion, command, seed, timestamp, oracle, cases, passed }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: Keys.self)
             try c.encode(report.schema, forKey: .schema)
@@ -129,6 +132,7 @@ extension VerificationReport {
             try c.encode(report.command, forKey: .command)
             try c.encode(report.seed, forKey: .seed)
             try c.encodeIfPresent(report.timestamp, forKey: .timestamp)
+            try c.encodeIfPresent(report.oracle, forKey: .oracle)
             try c.encode(report.cases, forKey: .cases)
             try c.encode(report.passed, forKey: .passed)
         }

@@ -10,7 +10,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time a kernel (or the MPFR oracle) in-process: median of several runs after a warm-up.",
         discussion: """
             Reports seconds, GFLOP/s and, in the same run, cblas_sgemm GFLOP/s on a matching size (the roof). \
-            --form reference times the MPFR oracle's quadratic form at --precision bits.
+            --form reference times the MPFR oracle's quadratic form at --precision bits and, in the same run \
+            (runs alternating), the certified oracle starting at --precision bits (Proofs/T7), and prints the ratio.
 
             Examples:
               mambacheck bench --variant 2mamba --form chunked --mode float32 --length 16384 --head-dim 64
@@ -45,16 +46,25 @@ struct BenchCommand: ParsableCommand {
                                        seed: 42)
             _ = try Reference.quadratic(CoreProblem.random(spec: core, length: min(length, 64), keyDim: headDim,
                                                            valueDim: headDim, seed: 1), precision: precision)
-            var samples: [Double] = []
+            var samples: [Double] = [], certifiedSamples: [Double] = []
+            var summary = ""
             for _ in 0..<max(1, min(runs, 3)) {
                 let t0 = Date()
                 _ = try Reference.quadratic(p, precision: precision)
                 samples.append(Date().timeIntervalSince(t0))
+                let t1 = Date()
+                let c = try Reference.certified(p, precision: precision)
+                certifiedSamples.append(Date().timeIntervalSince(t1))
+                summary = c.summary
             }
             let median = samples.sorted()[samples.count / 2]
+            let certifiedMedian = certifiedSamples.sorted()[certifiedSamples.count / 2]
             print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
+            print("certified oracle, same problem: median \(String(format: "%.3f", certifiedMedian)) s "
+                  + "(\(String(format: "%.2f", certifiedMedian / median))× the \(precision)-bit oracle); \(summary)")
             result["precision"] = "\(precision)"
             result["seconds"] = "\(median)"
+            result["certifiedSeconds"] = "\(certifiedMedian)"
         } else {
             guard let f = KernelForm(rawValue: form) else { throw ValidationError("unknown --form \(form)") }
             guard let m = PrecisionMode(rawValue: mode) else { throw ValidationError("unknown --mode \(mode)") }

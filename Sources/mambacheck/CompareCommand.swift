@@ -62,13 +62,13 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16 and +chunk=C (default: from o's dtype).")
     var arith: String?
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
-    @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
+    @OptionGroup var scaleOptions: ScaleOptions
     @Option(help: "MPFR precision of the oracle (bits).") var precision: Int = 128
     @OptionGroup var reports: ReportOptions
     @OptionGroup var policy: PolicyOptions
 
     /// Oracle arguments checked before anything is read (exit 2): see `OracleArguments`.
-    func validate() throws { try OracleArguments.validate(precision: precision, scale: scale) }
+    func validate() throws { try OracleArguments.validate(precision: precision, scale: nil) }
 
     func run() throws {
         // Never write over an input, and fail on an unwritable report path before computing.
@@ -77,7 +77,8 @@ struct CompareCommand: ParsableCommand {
         let (core, _) = try resolveDumpCore(variant)
         let inArrays = try TensorFile.read(inputs)
         if let hint = KernelDump.layoutHint(inArrays, layout: layout) { printError("hint: \(hint)") }
-        let problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: scale)
+        var problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: nil)
+        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let outArrays = try TensorFile.read(candidate)
         let gradientPresent = KernelDump.gradientNames.joined().contains { outArrays[$0] != nil }
@@ -128,9 +129,13 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
+        var oracleStatement: String? = nil
         if let o {
+            // Verdicts use certified oracle values (Proofs/T7); the report says so.
+            let oracle = try ComparisonOracle(problem: problem, precision: precision, finalState: state != nil)
+            oracleStatement = oracle.statement
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
-                                                  name: name, settings: settings)
+                                                  name: name, settings: settings, oracle: oracle.reference)
         }
         if let gradients, let gradientProblem {
             do {
@@ -140,9 +145,10 @@ struct CompareCommand: ParsableCommand {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
         }
-        let report = VerificationReport(toolVersion: MambaCheckVersion.string,
+        var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
+        report.oracle = oracleStatement ?? (gradients != nil ? "scale \(problem.scaleSpec); gradients not certified" : nil)
         printDetails(report)
         try reports.write(report)
         if !report.passed {
@@ -160,12 +166,13 @@ struct CompareCommand: ParsableCommand {
         var c = "mambacheck compare --variant \(variant) --inputs \(inputs) --candidate \(candidate)"
             + " --layout \(layout.rawValue) --format \(CandidateFormat(fmt).rawValue)"
         if let arith { c += " --arith \(arith)" }
-        if let scale { c += " --scale \(scale)" }
+        c += scaleOptions.commandLineArguments
         if precision != 128 { c += " --precision \(precision)" }
         return c
     }
 
     func printDetails(_ report: VerificationReport) {
+        if let oracle = report.oracle { print("oracle: \(oracle)") }
         print(TablePrinter.render(report), terminator: "")
         for c in report.cases {
             let m = c.metrics

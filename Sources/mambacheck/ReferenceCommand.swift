@@ -15,6 +15,14 @@ struct ReferenceCommand: ParsableCommand {
             ([B,H,F,dv]) and initial_state_z ([B,H,F]). Writes o (Float64, in the input layout) and, when an \
             initial state is given or --final-state is set, final_state (and final_state_z).
 
+            The outputs o are certified (docs/MATH.md §7.3, Proofs/T7): every element is enclosed with MPFR \
+            directed rounding, the working precision is raised (Ziv's strategy, up to --max-precision bits) until \
+            its Float64 rounding is decided, and o holds the correctly rounded value. Elements that cannot be \
+            decided (an exact tie, a zero denominator) are NaN in o and listed by index, never guessed. \
+            --decimal then prints only certified digits (--digits significant digits). Not yet certified: outputs \
+            of a problem with an initial state, final states and gradients (computed at --precision bits, and \
+            said so).
+
             With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and \
             layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk, \
             dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to \
@@ -33,14 +41,23 @@ struct ReferenceCommand: ParsableCommand {
     @Option(help: "Where to write the reference (.npz, .npy or .safetensors).") var output: String
     @Option(help: "MPFR working precision in bits (64…65536).") var precision: Int = 128
     @Option(help: "Axis order of q, k, v, o: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
-    @Option(help: "Score scale s (default 1/sqrt(dk)).") var scale: Double?
-    @Option(help: "Also write every output element as a decimal string exact at the chosen precision.")
+    @OptionGroup var scaleOptions: ScaleOptions
+    @Option(help: "Also write every output element as a decimal string with --digits certified significant digits.")
     var decimal: String?
+    @Option(help: "Significant digits of --decimal, each certified (1…10000).") var digits: Int = 17
+    @Option(help: "Highest precision (bits) the certified oracle may raise to before reporting an element undecided.")
+    var maxPrecision: Int = 4096
     @Flag(help: "Also compute the final state (cost N·F·dv).") var finalState = false
     @Flag(help: "Also compute the gradients dq, dk, dv (da, da_cumsum; dinitial_state) from the upstream gradient `do`.")
     var grad = false
 
-    func validate() throws { try OracleArguments.validate(precision: precision, scale: scale) }
+    func validate() throws {
+        try OracleArguments.validate(precision: precision, scale: nil)
+        guard (1...10_000).contains(digits) else { throw ValidationError("--digits must be in 1…10000, found \(digits)") }
+        guard maxPrecision >= precision, OracleArguments.precisionRange.contains(maxPrecision) else {
+            throw ValidationError("--max-precision must be in \(precision)…\(OracleArguments.precisionRange.upperBound) bits, found \(maxPrecision)")
+        }
+    }
 
     func run() throws {
         // Never write over the inputs, and fail on an unwritable output before the oracle runs.
@@ -48,15 +65,21 @@ struct ReferenceCommand: ParsableCommand {
         let (core, _) = try resolveDumpCore(variant)
         let arrays = try TensorFile.read(inputs)
         if let hint = KernelDump.layoutHint(arrays, layout: layout) { printError("hint: \(hint)") }
-        let problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: scale)
+        var problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: nil)
+        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let wantState = finalState || problem.initialState != nil
-        let ref = try Reference.quadratic(problem, precision: precision, finalState: wantState)
+        // Certified outputs where covered (no initial state yet); the p-bit oracle for the rest.
+        let certified = problem.initialState == nil
+            ? try Reference.certified(problem, precision: precision, maxPrecision: maxPrecision,
+                                      decimalDigits: decimal == nil ? nil : digits)
+            : nil
+        let ref = certified == nil || wantState ? try Reference.quadratic(problem, precision: precision, finalState: wantState) : nil
         let shape = [problem.batch, problem.heads, problem.length, problem.valueDim]
-        let o = KernelDump.fromBHND(ref.oDouble, canonicalShape: shape, layout: layout)
+        let o = KernelDump.fromBHND(certified?.o ?? ref!.oDouble, canonicalShape: shape, layout: layout)
         let fileShape = layout == .bhnd ? shape : [shape[0], shape[2], shape[1], shape[3]]
         var out: [String: Tensor<Double>] = ["o": Tensor(shape: fileShape, storage: o)]
-        if wantState, let s = ref.finalStateS, let f = problem.featureDim {
+        if wantState, let ref, let s = ref.finalStateS, let f = problem.featureDim {
             out["final_state"] = Tensor(shape: [problem.batch, problem.heads, f, problem.valueDim], storage: s.map(\.doubleValue))
             if let z = ref.finalStateZ {
                 out["final_state_z"] = Tensor(shape: [problem.batch, problem.heads, f], storage: z.map(\.doubleValue))
@@ -90,23 +113,48 @@ struct ReferenceCommand: ParsableCommand {
         }
         try TensorFile.write(out, to: output, dtype: .float64)
         if let decimal {
-            // ⌈p·log10 2⌉ + 1 significant digits identify a p-bit number uniquely.
-            let digits = Int((Double(precision) * 0.30102999566398120).rounded(.up)) + 1
-            var text = "# mambacheck reference: variant=\(variant) precision=\(precision) layout=bhnd\n"
-            text += "# o[b,h,n,d] = value (\(digits) significant digits)\n"
-            for (i, y) in ref.o.enumerated() {
-                text += DecimalListing.line("o", TensorShape.index(ofOffset: i, in: shape), y, digits: digits) + "\n"
+            var text = "# mambacheck reference: variant=\(variant) precision=\(precision) layout=bhnd scale=\(problem.scaleSpec)\n"
+            if let certified {
+                text += "# \(certified.summary); digits below are certified\n"
+                text += "# o[b,h,n,d] = value (\(digits) significant digits, correctly rounded)\n"
+                let reasons = Dictionary(certified.undecided.map { ($0.index, $0.reason) }, uniquingKeysWith: { a, _ in a })
+                for i in 0..<certified.o.count {
+                    let idx = DecimalListing.indexText(TensorShape.index(ofOffset: i, in: shape))
+                    if let v = certified.decimal?[i] { text += "o\(idx) = \(v)\n" } else {
+                        text += "o\(idx) = undecided: \(reasons[i].map(\.description) ?? "undecided")\n"
+                    }
+                }
+            } else if let ref {
+                text += "# oracle not certified (an initial state is not covered yet): digits exact at \(precision) bits only\n"
+                text += "# o[b,h,n,d] = value (\(digits) significant digits)\n"
+                for (i, y) in ref.o.enumerated() {
+                    text += "o\(DecimalListing.indexText(TensorShape.index(ofOffset: i, in: shape))) = \(y.decimalString(significantDigits: digits))\n"
+                }
             }
+            // Gradients are not certified yet: print only the digits a p-bit number determines.
+            let gradientDigits = Swift.min(digits, Int((Double(precision) * 0.30102999566398120).rounded(.up)) + 1)
             for (name, values, canonical) in gradientLines {
-                text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order)\n"
+                text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order; not certified, \(precision)-bit oracle)\n"
                 for (i, y) in values.enumerated() {
-                    text += DecimalListing.line(name, TensorShape.index(ofOffset: i, in: canonical), y, digits: digits) + "\n"
+                    text += "\(name)\(DecimalListing.indexText(TensorShape.index(ofOffset: i, in: canonical))) = \(y.decimalString(significantDigits: gradientDigits))\n"
                 }
             }
             try AtomicFile.write(Data(text.utf8), to: decimal)
         }
         print("wrote \(output): o \(fileShape) at \(precision) bits" + (wantState ? " with final_state" : "")
               + (grad ? " and gradients " + gradientLines.map(\.0).joined(separator: ", ") : ""))
+        print("scale: \(problem.scaleSpec)")
+        if let certified {
+            print(certified.summary + (certified.rowsRaised > 0
+                ? " (\(certified.rowsRaised) row(s) raised, up to \(certified.finalPrecision) bits)" : ""))
+            for u in certified.undecided.prefix(20) {
+                printError("undecided: o\(DecimalListing.indexText(TensorShape.index(ofOffset: u.index, in: shape))): \(u.reason) (NaN in \(output))")
+            }
+            if certified.undecided.count > 20 { printError("undecided: … \(certified.undecided.count - 20) more") }
+        } else {
+            print("oracle not certified: an initial state is not covered by the certified oracle yet (\(precision)-bit values)")
+        }
+        if wantState || grad { print("final states and gradients: not certified yet (\(precision)-bit oracle)") }
     }
 }
 

@@ -258,9 +258,19 @@ extension Reference {
     @discardableResult
     static func accumulateFixed(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
                                 acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Bool {
+        accumulateFixedGrid(c, row: i, g: g, into: num, acc: acc, wide: wide) != nil
+    }
+
+    /// `accumulateFixed`, returning the accumulator's grid exponent `lsb`
+    /// (`Int.min` when every term is zero): each of the `i + 1` terms is
+    /// truncated by less than `2^lsb`, so the exact sum lies within
+    /// `(i + 1)·2^lsb` of the accumulator, which `store` writes exactly into a
+    /// ≥ 320-bit `num` (Proofs/T7, step 4). nil where `accumulateFixed` fails.
+    static func accumulateFixedGrid(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
+                                    acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Int? {
         let dv = c.dv
         var emax = Int.min
-        for j in 0...i where mc_number_p(g[j]) == 0 { return false }
+        for j in 0...i where mc_number_p(g[j]) == 0 { return nil }
         for j in 0...i where mc_zero_p(g[j]) == 0 {
             let r = c.vRows[j]!
             let top = r.topBits
@@ -270,7 +280,7 @@ extension Reference {
         acc.initialize(repeating: 0, count: dv * FixedPointAccumulator.limbs)
         if emax == Int.min {
             for col in 0..<dv { mc_set_zero(num[col], 1) }
-            return true
+            return Int.min
         }
         let headroom = (64 - UInt64(i + 2).leadingZeroBitCount) + 1
         let lsb = emax - 255 + headroom
@@ -297,7 +307,7 @@ extension Reference {
             FixedPointAccumulator.store(acc + col * FixedPointAccumulator.limbs, lsb: lsb, into: num[col],
                                         wide: wide[0], limb: wide[1])
         }
-        return true
+        return lsb
     }
 
     /// `(exp(L_t), exp(−L_t))` at the decay precision, or nils without decay

@@ -37,7 +37,9 @@ final class ReferenceSequence: @unchecked Sendable {
     let prefix: MPFRBuffer?
     /// Per-step log-decay `a_t` (`L_t − L_{t−1}`, with `L_{−1} = 0`).
     let steps: MPFRBuffer?
-    let scale: MPFRBuffer  // one element
+    /// The score scale at working precision (`OracleScale`), one element.
+    let scale: MPFRBuffer
+    /// The scale as a Double, for magnitude estimates only.
     let scaleValue: Double
     /// Initial state (`F × dv`, `F`), as given.
     let s0: MPFRBuffer?, z0: MPFRBuffer?
@@ -66,8 +68,10 @@ final class ReferenceSequence: @unchecked Sendable {
         let vs = p.v[seq * n * dv ..< (seq + 1) * n * dv]
         let vw = p.valueDim, base = vs.startIndex
         vRows = (0..<len).map { IntegerRow(vs[base + $0 * vw ..< base + ($0 + 1) * vw], dotProductOperand: false) }
-        scale = MPFRBuffer(count: 1, precision: 53)
-        mc_set_d(scale[0], p.scale, MPFR_RNDN)
+        // The scale is part of the problem (issue 14): the exact real value
+        // rounded once to working precision, or the binary value the kernel received.
+        scale = MPFRBuffer(count: 1, precision: Swift.max(precision, 64))
+        p.scaleSpec.set(scale[0], MPFR_RNDN)
         scaleValue = p.scale
         if p.spec.hasDecay, let d = p.decay {
             let lp = decayPrecision

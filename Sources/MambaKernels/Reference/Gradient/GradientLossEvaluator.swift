@@ -40,8 +40,8 @@ final class GradientLossEvaluator {
         v.setAll(p.v[seq * n * dv ..< (seq + 1) * n * dv])
         dO = MPFRBuffer(count: n * dv, precision: 53)
         dO.setAll(g.dO[seq * n * dv ..< (seq + 1) * n * dv])
-        scale = MPFRBuffer(count: 1, precision: 53)
-        mc_set_d(scale[0], p.scale, MPFR_RNDN)
+        scale = MPFRBuffer(count: 1, precision: Swift.max(precision, 64))
+        p.scaleSpec.set(scale[0], MPFR_RNDN)
         if p.spec.hasDecay, let d = p.decay {
             let l = MPFRBuffer(count: n, precision: precision + 64)
             switch d {

@@ -1,0 +1,58 @@
+import MambaPrecision
+
+/// The certified oracle's result (docs/MATH.md §7.3, Proofs/T7).
+///
+/// For every element `e` of `o` the exact value `y_e` of the problem (scale
+/// included) lies in `[lower[e], upper[e]]`; where both ends round to the
+/// same Float64 (and, when requested, the same `decimalDigits`-digit decimal)
+/// that rounding *is* the correctly rounded `y_e`, because rounding is
+/// monotone. Elements where this could not be decided within the precision
+/// cap are listed in `undecided`, never guessed.
+public struct CertifiedOutput: Sendable {
+    /// Why an element's rounding is not certified.
+    public enum Reason: Sendable, Equatable, CustomStringConvertible {
+        /// Every weight of the row is exactly zero: `y = 0/0`, undefined.
+        case zeroDenominator
+        /// The enclosure at the cap still contains a rounding boundary
+        /// (an exact tie, or `y` closer to one than the cap can resolve).
+        case boundaryAtCap(precision: Int)
+        public var description: String {
+            switch self {
+            case .zeroDenominator: return "zero denominator (every weight of the row is exactly 0)"
+            case .boundaryAtCap(let p): return "rounding undecided at \(p) bits (an exact tie, or closer to a rounding boundary than \(p) bits resolve)"
+            }
+        }
+    }
+
+    public struct Undecided: Sendable, Equatable {
+        /// Flat index into `o` (`[B, H, N, dv]`, row-major).
+        public let index: Int
+        public let reason: Reason
+    }
+
+    /// The correctly rounded Float64 of every element (NaN where undecided).
+    public let o: [Double]
+    /// The certified decimal of every element, `decimalDigits` significant digits (nil where undecided).
+    public let decimal: [String?]?
+    public let decimalDigits: Int?
+    /// The final enclosure of every element.
+    public let lower: [BigFloat], upper: [BigFloat]
+    /// Elements whose rounding is not certified, by flat index.
+    public let undecided: [Undecided]
+    /// Working precision of the first pass, and the highest the Ziv loop used.
+    public let initialPrecision: Int, finalPrecision: Int
+    /// Rows recomputed at a higher precision (all passes after the first).
+    public let rowsRaised: Int
+
+    /// True when every element is certified.
+    public var isComplete: Bool { undecided.isEmpty }
+
+    /// The one-line statement reports carry, e.g.
+    /// `oracle certified: all 65536 elements correctly rounded (Float64)`.
+    public var summary: String {
+        let target = "Float64" + (decimalDigits.map { " and \($0) significant digits" } ?? "")
+        if isComplete { return "oracle certified: all \(o.count) elements correctly rounded (\(target))" }
+        return "oracle certified: \(o.count - undecided.count) of \(o.count) elements correctly rounded (\(target)); "
+            + "\(undecided.count) undecided"
+    }
+}
