@@ -35,10 +35,14 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try OutputPaths.check([("--json", json)])
         let (core, _) = try resolveCore(variant)
-        var result: [String: String] = [
-            "variant": variant, "core": core.name, "form": form, "length": "\(length)", "headDim": "\(headDim)",
-            "heads": "\(heads)",
-            "OPENBLAS_CORETYPE": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)",
+        print(BLASCore.summary)
+        // Numbers are JSON numbers; strings only for names.
+        var result: [String: Any] = [
+            "variant": variant, "core": core.name, "form": form, "length": length, "headDim": headDim,
+            "heads": heads, "threads": threads,
+            "blasCore": BLASCore.inUse, "blasCoreDetected": BLASCore.detected,
+            "blasCoreChoice": BLASCore.action.rawValue,
+            "OPENBLAS_CORETYPE": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? NSNull(),
         ]
         if form == "reference" {
             let p = CoreProblem.random(spec: core, heads: heads, length: length, keyDim: headDim, valueDim: headDim,
@@ -53,8 +57,8 @@ struct BenchCommand: ParsableCommand {
             }
             let median = samples.sorted()[samples.count / 2]
             print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
-            result["precision"] = "\(precision)"
-            result["seconds"] = "\(median)"
+            result["precision"] = precision
+            result["seconds"] = median
         } else {
             guard let f = KernelForm(rawValue: form) else { throw ValidationError("unknown --form \(form)") }
             guard let m = PrecisionMode(rawValue: mode) else { throw ValidationError("unknown --mode \(mode)") }
@@ -63,12 +67,13 @@ struct BenchCommand: ParsableCommand {
                 let r = try KernelBenchmark.run(spec: core, form: f, mode: m, length: length, keyDim: headDim,
                                                 valueDim: headDim, options: options, runs: runs, threads: threads)
                 print(r.description)
-                result["seconds"] = "\(r.seconds)"
-                result["gflops"] = "\(r.gflops)"
-                result["sgemmGflops"] = "\(r.sgemmGflops)"
-                result["fractionOfSgemm"] = "\(r.fractionOfSgemm)"
-                result["tokensPerSecond"] = "\(r.tokensPerSecond)"
-                result["stateElements"] = r.stateElements.map(String.init) ?? "KV cache"
+                result["seconds"] = r.seconds
+                result["cpuSeconds"] = r.cpuSeconds
+                result["gflops"] = r.gflops
+                result["sgemmGflops"] = r.sgemmGflops
+                result["fractionOfSgemm"] = r.fractionOfSgemm
+                result["tokensPerSecond"] = r.tokensPerSecond
+                result["stateElements"] = r.stateElements.map { $0 as Any } ?? NSNull() // null: a KV cache, no fixed state
             } else {
                 openblas_set_num_threads(Int32(threads))
                 let p = CoreProblem.random(spec: core, heads: heads, length: length, keyDim: headDim,
@@ -84,8 +89,8 @@ struct BenchCommand: ParsableCommand {
                 let flops = KernelBenchmark.flopCount(spec: core, form: f, length: length, keyDim: headDim,
                                                       valueDim: headDim, options: options) * Double(heads)
                 print("\(core.name) \(f.rawValue) \(m.rawValue) N=\(length) heads=\(heads): median \(String(format: "%.4f", median)) s, \(String(format: "%.2f", flops / median / 1e9)) GFLOP/s")
-                result["seconds"] = "\(median)"
-                result["gflops"] = "\(flops / median / 1e9)"
+                result["seconds"] = median
+                result["gflops"] = flops / median / 1e9
             }
             result["mode"] = mode
         }
