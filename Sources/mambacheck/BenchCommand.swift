@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try OutputPaths.check([("--json", json)])
         let (core, _) = try resolveCore(variant)
-        print(BLASCore.summary)
+        print(BLASCore.summary(threads: form == "reference" ? nil : threads))
         // Numbers are JSON numbers; strings only for names.
         var result: [String: Any] = [
             "variant": variant, "core": core.name, "form": form, "length": length, "headDim": headDim,
@@ -95,7 +95,8 @@ struct BenchCommand: ParsableCommand {
             result["mode"] = mode
         }
         if let json {
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            var data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            data.append(0x0A)
             try AtomicFileWriter.write(data, to: json)
         }
     }

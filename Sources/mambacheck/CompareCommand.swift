@@ -132,11 +132,14 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
+        let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
+        defer { progress.finish() }
         if let o {
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
                                                   name: name, settings: settings)
         }
         if let gradients, let gradientProblem {
+            progress.set(stage: "oracle and baselines for the gradients")
             do {
                 cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,
                                                         settings: settings)
@@ -144,6 +147,7 @@ struct CompareCommand: ParsableCommand {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
         }
+        progress.finish()
         let report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)

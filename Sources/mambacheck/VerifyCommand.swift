@@ -39,7 +39,7 @@ struct VerifyCommand: ParsableCommand {
         var jobs = BuiltinVerification.jobs(size: size, seed: seed)
         if let shard { jobs = shard.select(jobs) }
         // On stderr: stdout (the table) stays identical across machines.
-        writeStderr(BLASCore.summary + "\n")
+        writeStderr(BLASCore.summary() + "\n")
         let progress = ProgressBar(label: "verify")
         let selfChecks = (shard == nil || shard!.index == 1) ? try SelfChecks.run() : []
         let cases = try selfChecks + BuiltinVerification.run(jobs, size: size, policy: try policy.verdictPolicy()) {

@@ -61,11 +61,12 @@ public enum BLASCore {
     }
 
     /// One line for `bench` and `verify`, e.g.
-    /// `BLAS: OpenBLAS core Haswell (chosen by MambaCheck from CPUID; OpenBLAS detected Prescott), 2 threads`.
-    public static var summary: String {
-        let a = action
+    /// `BLAS: OpenBLAS core Haswell (chosen by MambaCheck from CPUID; OpenBLAS detected Prescott), 2 threads`;
+    /// `threads` defaults to OpenBLAS's current count.
+    public static func summary(threads: Int? = nil) -> String {
+        let a = action, t = threads ?? self.threads
         var why = a.rawValue
         if a == .upgraded { why += "; OpenBLAS detected \(detected)" }
-        return "BLAS: OpenBLAS core \(inUse) (\(why)), \(threads) thread\(threads == 1 ? "" : "s")"
+        return "BLAS: OpenBLAS core \(inUse) (\(why)), \(t) thread\(t == 1 ? "" : "s")"
     }
 }
