@@ -2,7 +2,8 @@
 // MambaCheck: numerical verification of the linear-attention family.
 //
 // Layers (each depends only on those above it):
-//   CMPFR, COpenBLAS, CHalf      system libraries and a tiny C helper
+//   CMPFR, COpenBLAS, CHalf,     system libraries and small C helpers
+//   CBLASCore
 //   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
 //   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
 //   MambaVariants                the variant catalogue (SPEC §1–2 as data), input generators (no dependencies)
@@ -39,6 +40,8 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "CHalf"),
+        // OpenBLAS kernel family from CPUID (a load-time constructor; see its header).
+        .target(name: "CBLASCore", dependencies: ["COpenBLAS"]),
         .target(name: "MambaPrecision", dependencies: ["CMPFR"]),
         .target(
             name: "MambaTensors",
@@ -50,7 +53,7 @@ let package = Package(
         .target(name: "MambaVariants"),
         .target(
             name: "MambaKernels",
-            dependencies: ["CMPFR", "MambaPrecision", "MambaVariants", "COpenBLAS", "CHalf"]
+            dependencies: ["CMPFR", "MambaPrecision", "MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
         ),
         .target(
             name: "MambaVerification",
@@ -78,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaKernelsTests",
-            dependencies: ["MambaKernels", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
+            dependencies: ["MambaKernels", "CHalf", "CBLASCore", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaVerificationTests",

@@ -5,8 +5,9 @@
 //   cd Benchmarks && swift package --scratch-path ../.build-bench benchmark
 //
 // On a CPU that OpenBLAS does not recognise (it falls back to the SSE3
-// "Prescott" kernels), set OPENBLAS_CORETYPE (e.g. SkylakeX or
-// SapphireRapids) in the environment; the kernels' own timing helper
+// "Prescott" kernels) MambaKernels' load-time selection (CBLASCore) picks
+// the family the CPU's features allow, here as in the CLI; OPENBLAS_CORETYPE
+// in the environment still overrides it. The kernels' own timing helper
 // (`KernelBenchmark`) prints the BLAS core in use.
 import PackageDescription
 

@@ -141,15 +141,7 @@ extension VerificationReport {
     /// The report as JSON, UTF-8, ending in a newline: numbers as JSON numbers,
     /// `null` for NaN and ±∞, a top-level `passed`. Same report → same bytes.
     public func jsonData() throws -> Data {
-        let data = try VerificationReport.jsonEncoder().encode(Document(report: self))
-        // The encoder's sentinel strings for non-finite numbers become null.
-        var text = String(decoding: data, as: UTF8.self)
-        for sentinel in ["\"-inf\"", "\"inf\"", "\"nan\""] {
-            text = text.replacingOccurrences(of: " : " + sentinel, with: " : null")
-                .replacingOccurrences(of: "  " + sentinel + ",", with: "  null,")
-                .replacingOccurrences(of: "  " + sentinel + "\n", with: "  null\n")
-        }
-        return Data((text + "\n").utf8)
+        JSONNumbers.nonFiniteAsNull(try VerificationReport.jsonEncoder().encode(Document(report: self)))
     }
 
     /// Reads a report written by `jsonData()`.
@@ -157,12 +149,9 @@ extension VerificationReport {
     /// - Throws: `VerificationError.malformedReport` naming what is wrong.
     public init(jsonData data: Data) throws {
         // null (a non-finite number) reads back as NaN.
-        let text = String(decoding: data, as: UTF8.self)
-            .replacingOccurrences(of: " : null", with: " : \"nan\"")
-            .replacingOccurrences(of: "  null,", with: "  \"nan\",")
-            .replacingOccurrences(of: "  null\n", with: "  \"nan\"\n")
         do {
-            self = try VerificationReport.jsonDecoder().decode(VerificationReport.self, from: Data(text.utf8))
+            self = try VerificationReport.jsonDecoder().decode(VerificationReport.self,
+                                                               from: JSONNumbers.nullAsNaN(data))
         } catch let error as DecodingError {
             throw VerificationError.malformedReport(VerificationReport.describe(error))
         }

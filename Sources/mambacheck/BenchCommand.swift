@@ -36,10 +36,14 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try OutputPaths.check([("--json", json)])
         let (core, _) = try resolveCore(variant)
-        var result: [String: String] = [
-            "variant": variant, "core": core.name, "form": form, "length": "\(length)", "headDim": "\(headDim)",
-            "heads": "\(heads)",
-            "OPENBLAS_CORETYPE": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)",
+        print(BLASCore.summary(threads: form == "reference" ? nil : threads))
+        // Numbers are JSON numbers; strings only for names.
+        var result: [String: Any] = [
+            "variant": variant, "core": core.name, "form": form, "length": length, "headDim": headDim,
+            "heads": heads, "threads": threads,
+            "blasCore": BLASCore.inUse, "blasCoreDetected": BLASCore.detected,
+            "blasCoreChoice": BLASCore.action.rawValue,
+            "OPENBLAS_CORETYPE": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? NSNull(),
         ]
         if form == "reference" {
             let p = CoreProblem.random(spec: core, heads: heads, length: length, keyDim: headDim, valueDim: headDim,
@@ -62,9 +66,9 @@ struct BenchCommand: ParsableCommand {
             print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
             print("certified oracle, same problem: median \(String(format: "%.3f", certifiedMedian)) s "
                   + "(\(String(format: "%.2f", certifiedMedian / median))× the \(precision)-bit oracle); \(summary)")
-            result["precision"] = "\(precision)"
-            result["seconds"] = "\(median)"
-            result["certifiedSeconds"] = "\(certifiedMedian)"
+            result["precision"] = precision
+            result["seconds"] = median
+            result["certifiedSeconds"] = certifiedMedian
         } else {
             guard let f = KernelForm(rawValue: form) else { throw ValidationError("unknown --form \(form)") }
             guard let m = PrecisionMode(rawValue: mode) else { throw ValidationError("unknown --mode \(mode)") }
@@ -73,12 +77,13 @@ struct BenchCommand: ParsableCommand {
                 let r = try KernelBenchmark.run(spec: core, form: f, mode: m, length: length, keyDim: headDim,
                                                 valueDim: headDim, options: options, runs: runs, threads: threads)
                 print(r.description)
-                result["seconds"] = "\(r.seconds)"
-                result["gflops"] = "\(r.gflops)"
-                result["sgemmGflops"] = "\(r.sgemmGflops)"
-                result["fractionOfSgemm"] = "\(r.fractionOfSgemm)"
-                result["tokensPerSecond"] = "\(r.tokensPerSecond)"
-                result["stateElements"] = r.stateElements.map(String.init) ?? "KV cache"
+                result["seconds"] = r.seconds
+                result["cpuSeconds"] = r.cpuSeconds
+                result["gflops"] = r.gflops
+                result["sgemmGflops"] = r.sgemmGflops
+                result["fractionOfSgemm"] = r.fractionOfSgemm
+                result["tokensPerSecond"] = r.tokensPerSecond
+                result["stateElements"] = r.stateElements.map { $0 as Any } ?? NSNull() // null: a KV cache, no fixed state
             } else {
                 openblas_set_num_threads(Int32(threads))
                 let p = CoreProblem.random(spec: core, heads: heads, length: length, keyDim: headDim,
@@ -94,13 +99,14 @@ struct BenchCommand: ParsableCommand {
                 let flops = KernelBenchmark.flopCount(spec: core, form: f, length: length, keyDim: headDim,
                                                       valueDim: headDim, options: options) * Double(heads)
                 print("\(core.name) \(f.rawValue) \(m.rawValue) N=\(length) heads=\(heads): median \(String(format: "%.4f", median)) s, \(String(format: "%.2f", flops / median / 1e9)) GFLOP/s")
-                result["seconds"] = "\(median)"
-                result["gflops"] = "\(flops / median / 1e9)"
+                result["seconds"] = median
+                result["gflops"] = flops / median / 1e9
             }
             result["mode"] = mode
         }
         if let json {
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            var data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            data.append(0x0A)
             try AtomicFileWriter.write(data, to: json)
         }
     }

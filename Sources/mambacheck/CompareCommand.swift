@@ -130,6 +130,8 @@ struct CompareCommand: ParsableCommand {
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
         var oracleStatement: String? = nil
+        let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
+        defer { progress.finish() }
         if let o {
             // Verdicts use certified oracle values (Proofs/T7); the report says so.
             let oracle = try ComparisonOracle(problem: problem, precision: precision, finalState: state != nil)
@@ -138,6 +140,7 @@ struct CompareCommand: ParsableCommand {
                                                   name: name, settings: settings, oracle: oracle.reference)
         }
         if let gradients, let gradientProblem {
+            progress.set(stage: "oracle and baselines for the gradients")
             do {
                 cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,
                                                         settings: settings)
@@ -145,6 +148,7 @@ struct CompareCommand: ParsableCommand {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
         }
+        progress.finish()
         var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)

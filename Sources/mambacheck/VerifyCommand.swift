@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MambaKernels
 import MambaVerification
 
 struct VerifyCommand: ParsableCommand {
@@ -33,6 +34,8 @@ struct VerifyCommand: ParsableCommand {
         let size: BuiltinVerification.Size = full ? .full : .quick
         var jobs = BuiltinVerification.jobs(size: size, seed: seed)
         if let shard { jobs = shard.select(jobs) }
+        // On stderr: stdout (the table) stays identical across machines.
+        writeStderr(BLASCore.summary() + "\n")
         let progress = ProgressBar(label: "verify")
         let selfChecks = (shard == nil || shard!.index == 1) ? try SelfChecks.run() : []
         let cases = try selfChecks + BuiltinVerification.run(jobs, size: size, policy: try policy.verdictPolicy()) {

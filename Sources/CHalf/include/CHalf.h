@@ -22,4 +22,23 @@ void mc_round_float_through_half(float *x, size_t n);
 /// Scalar reference conversions (always available; used as the fallback).
 float mc_half_bits_to_float_scalar(uint16_t h);
 uint16_t mc_float_to_half_bits_scalar(float f);
+
+// ---- Exact binary16 matrix product (pure binary16 mode) ----
+//
+// acc[i·n + j] = s_k, where s_0 = +0 and s_{p+1} = h(s_p + h(a[i·k + p] · b[p·n + j])),
+// h = round to binary16 (nearest, ties to even), all values binary16 held in
+// binary32. Row-major a (m×k), b (k×n), acc (m×n). Paths, chosen at run time:
+// AVX512-FP16 native arithmetic, AVX-512F or F16C conversion after binary32
+// operations (exact, see HalfGemm.c), or scalar. The vector paths need
+// m % MC_HALF_GEMM_ROWS == 0 and n % MC_HALF_GEMM_COLUMNS == 0 (callers pad
+// with zero rows/columns); other sizes take the scalar path.
+#define MC_HALF_GEMM_ROWS 4
+#define MC_HALF_GEMM_COLUMNS 16
+void mc_half_gemm(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k);
+/// mc_half_gemm on a given path (0…3, as mc_half_gemm_path) if this CPU has it: returns 1,
+/// else 0 and computes nothing. For tests: every path gives the same bits (NaN payloads aside).
+int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, size_t m, size_t n, size_t k);
+/// The path in use: 0 scalar, 1 F16C, 2 AVX-512F, 3 AVX512-FP16. MAMBACHECK_HALF_PATH=0…3
+/// in the environment caps it (read once; for tests and benchmarks).
+int mc_half_gemm_path(void);
 #endif

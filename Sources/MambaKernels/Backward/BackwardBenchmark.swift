@@ -65,6 +65,16 @@ public enum BackwardBenchmark {
         defer { openblas_set_num_threads(previous) }
         let core = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
         let g = GradientProblem.random(core: core, seed: seed)
+        // Repeated runs reuse the chunk-state buffer (freed when the scope ends).
+        return try LargeBufferPool.shared.retaining {
+            try measure(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
+                        options: options, runs: runs, warmup: warmup, core: core, g: g)
+        }
+    }
+
+    private static func measure(spec: CoreSpec, form: KernelForm, mode: PrecisionMode, length: Int, keyDim: Int,
+                                valueDim: Int, options: KernelOptions, runs: Int, warmup: Int, core: CoreProblem,
+                                g: GradientProblem) throws -> Result {
         for _ in 0..<warmup {
             _ = try CoreKernels.run(core, form: form, mode: mode, options: options)
             _ = try CoreBackward.run(g, form: form, mode: mode, options: options)

@@ -515,20 +515,39 @@ struct LargeBuffer: @unchecked Sendable {
     }
 }
 
-/// Keeps the most recently released `LargeBuffer` (up to 1 GiB) for the next
-/// backward call, as GPU frameworks' caching allocators do: a fresh 138 MB
-/// buffer per call costs the kernel's zeroing of every page on first touch
-/// (measured: 10–13% of the 2Mamba chunked backward at N = 16,384 with
-/// AVX-512 BLAS kernels). Thread-safe; at most one buffer is retained.
+/// Reuses the chunked backward's chunk-state buffer (`LargeBuffer`, up to
+/// 1 GiB) between calls *inside a retention scope* (`retaining`), as GPU
+/// frameworks' caching allocators do: a fresh 138 MB buffer per call costs the
+/// kernel's zeroing of every page on first touch (measured: 10–13% of the
+/// 2Mamba chunked backward at N = 16,384 with AVX-512 BLAS kernels), which
+/// matters to repeated timed runs. Outside any scope a released buffer is
+/// freed at once, so a process holds the memory only while it computes
+/// gradients. Thread-safe; at most one buffer is retained.
 final class LargeBufferPool: @unchecked Sendable {
     static let shared = LargeBufferPool()
     static let retainLimitBytes = 1 << 30
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var cached: LargeBuffer?
+    private var scopes = 0
 
     private init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
+    }
+
+    /// Runs `body` with reuse of released buffers on; the retained buffer is
+    /// freed when the outermost scope ends.
+    func retaining<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        scopes += 1
+        pthread_mutex_unlock(mutex)
+        defer {
+            pthread_mutex_lock(mutex)
+            scopes -= 1
+            if scopes == 0, let c = cached { c.free(); cached = nil }
+            pthread_mutex_unlock(mutex)
+        }
+        return try body()
     }
 
     /// A buffer of at least `count` values (contents undefined).
@@ -542,15 +561,23 @@ final class LargeBufferPool: @unchecked Sendable {
         return LargeBuffer(count: count)
     }
 
-    /// Returns a buffer: kept if it is the larger one (and within the limit), freed otherwise.
+    /// Returns a buffer: inside a scope kept if it is the larger one (and
+    /// within the limit), freed otherwise.
     func give(_ b: LargeBuffer) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        guard b.capacity * MemoryLayout<Float>.stride <= Self.retainLimitBytes else { b.free(); return }
+        guard scopes > 0, b.capacity * MemoryLayout<Float>.stride <= Self.retainLimitBytes else { b.free(); return }
         if let c = cached {
             if c.capacity >= b.capacity { b.free(); return }
             c.free()
         }
         cached = b
+    }
+
+    /// Whether a buffer is retained now (for tests).
+    var isHoldingBuffer: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return cached != nil
     }
 }

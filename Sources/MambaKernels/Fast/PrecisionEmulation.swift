@@ -147,61 +147,54 @@ struct Arithmetic {
 
     /// Pure binary16 matrix product: every product `a_ip·b_pj` and every
     /// partial sum is rounded to binary16, summing over `p = 0, 1, …, k−1`
-    /// in order from 0; then `alpha·acc` (rounded), `beta·C` (rounded) and
-    /// their sum (rounded). Vectorised over a block of rows of `C`, with the
-    /// rounding done by F16C on whole blocks.
+    /// in order from 0 (`mc_half_gemm`: native AVX512-FP16, or binary32
+    /// operations rounded by F16C/AVX-512 conversions, chosen at run time —
+    /// exact either way, docs/MATH.md §7.2); then `alpha·acc` (rounded),
+    /// `beta·C` (rounded) and their sum (rounded).
     @usableFromInline
     func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, scaleB: Float = 1) {
         let h = NumberFormat.float16
-        // Pack op(A) as m×k and op(B) as k×n, row-major.
-        let ap = scratch.buffer(0, m * k)
-        let bp = scratch.buffer(1, k * n)
+        // Pack op(A) as mp×k and op(B) as k×np, row-major, zero-padded to the
+        // vector kernel's multiples (padding rows/columns are computed, then dropped).
+        let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(MC_HALF_GEMM_COLUMNS)
+        let mp = (m + rowMultiple - 1) / rowMultiple * rowMultiple
+        let np = (n + columnMultiple - 1) / columnMultiple * columnMultiple
+        let ap = scratch.buffer(0, mp * k)
+        let bp = scratch.buffer(1, k * np)
         if transA {
             for p in 0..<k { let src = a + p * lda; for i in 0..<m { ap[i * k + p] = src[i] } }
         } else {
             for i in 0..<m { (ap + i * k).update(from: a + i * lda, count: k) }
         }
+        (ap + m * k).update(repeating: 0, count: (mp - m) * k)
         if transB {
-            for j in 0..<n { let src = b + j * ldb; for p in 0..<k { bp[p * n + j] = src[p] } }
+            for j in 0..<n { let src = b + j * ldb; for p in 0..<k { bp[p * np + j] = src[p] } }
         } else {
-            for p in 0..<k { (bp + p * n).update(from: b + p * ldb, count: n) }
+            for p in 0..<k { (bp + p * np).update(from: b + p * ldb, count: n) }
         }
+        if np > n { for p in 0..<k { (bp + p * np + n).update(repeating: 0, count: np - n) } }
         if scaleB != 1 {
-            for e in 0..<(k * n) { bp[e] *= scaleB }
-            h.round(bp, k * n)
+            for p in 0..<k { let row = bp + p * np; for j in 0..<n { row[j] *= scaleB } }
+            h.round(bp, k * np)
         }
         let alphaH = h.round(alpha), betaH = h.round(beta)
-        // About 4096 values per block (L1-resident), a multiple of 8 rows so
-        // that blocks are whole F16C vectors.
-        var rowsPerBlock = Swift.max(1, Swift.min(m, 4096 / n))
-        if rowsPerBlock >= 8 && rowsPerBlock < m { rowsPerBlock -= rowsPerBlock % 8 }
-        let acc = scratch.buffer(2, rowsPerBlock * n)
-        let tmp = scratch.buffer(3, rowsPerBlock * n)
+        // Row blocks of at most ~64K accumulators (256 KiB): bounded scratch
+        // for any m (the quadratic form's N×N scores included).
+        let blockRows = Swift.min(mp, Swift.max(rowMultiple, 65_536 / np / rowMultiple * rowMultiple))
+        let acc = scratch.buffer(2, blockRows * np)
         var i0 = 0
         while i0 < m {
-            let rows = Swift.min(rowsPerBlock, m - i0)
-            let len = rows * n
-            acc.update(repeating: 0, count: len)
-            for p in 0..<k {
-                let brow = bp + p * n
-                for r in 0..<rows {
-                    let av = ap[(i0 + r) * k + p]
-                    let t = tmp + r * n
-                    for j in 0..<n { t[j] = av * brow[j] }
-                }
-                mc_round_float_through_half(tmp, len)
-                for e in 0..<len { acc[e] += tmp[e] }
-                mc_round_float_through_half(acc, len)
-            }
-            if alphaH != 1 {
-                for e in 0..<len { acc[e] *= alphaH }
-                mc_round_float_through_half(acc, len)
-            }
-            for r in 0..<rows {
+            let rows = Swift.min(blockRows, mp - i0)
+            mc_half_gemm(ap + i0 * k, bp, acc, rows, np, k)
+            for r in 0..<Swift.min(rows, m - i0) {
                 let crow = c + (i0 + r) * ldc
-                let arow = acc + r * n
+                let arow = acc + r * np
+                if alphaH != 1 {
+                    for j in 0..<n { arow[j] *= alphaH }
+                    mc_round_float_through_half(arow, n)
+                }
                 if betaH == 0 {
                     crow.update(from: arow, count: n)
                 } else {

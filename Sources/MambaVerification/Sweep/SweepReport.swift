@@ -100,15 +100,14 @@ public struct SweepReport: Codable, Sendable, Equatable {
         self.points = points.sorted(by: SweepPoint.precedes)
     }
 
+    /// Numbers as JSON numbers, `null` for a non-finite one (`JSONNumbers`); ends in a newline.
     public func jsonData() throws -> Data {
-        var data = try VerificationReport.jsonEncoder().encode(self)
-        data.append(0x0A)
-        return data
+        JSONNumbers.nonFiniteAsNull(try VerificationReport.jsonEncoder().encode(self))
     }
 
     public init(jsonData data: Data) throws {
         do {
-            self = try VerificationReport.jsonDecoder().decode(SweepReport.self, from: data)
+            self = try VerificationReport.jsonDecoder().decode(SweepReport.self, from: JSONNumbers.nullAsNaN(data))
         } catch {
             throw VerificationError.malformedReport("not a sweep report: \(error)")
         }

@@ -1,0 +1,170 @@
+// Exact binary16 matrix product, emulated or native (see CHalf.h).
+//
+// Every product a·b of two binary16 values is exact in binary32 (11 + 11 ≤ 24
+// bits), and a binary32 sum of two binary16 values rounded to binary16 is the
+// correctly rounded binary16 sum (24 ≥ 2·11 + 2: double rounding is
+// innocuous). So "binary32 op, then round to binary16" *is* binary16
+// arithmetic, and all paths below give the same bits (NaN payloads aside).
+// No fused multiply-add anywhere: contraction is off for this file.
+#pragma STDC FP_CONTRACT OFF
+#include "CHalf.h"
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <cpuid.h>
+#define MC_X86 1
+#endif
+
+static inline float mc_r16(float x) { return mc_half_bits_to_float_scalar(mc_float_to_half_bits_scalar(x)); }
+
+/// Scalar reference: the same operation order as every vector path.
+static void mc_half_gemm_scalar(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    for (size_t i = 0; i < m; i++) {
+        float *row = acc + i * n;
+        for (size_t j = 0; j < n; j++) row[j] = 0.0f;
+        for (size_t p = 0; p < k; p++) {
+            float av = a[i * k + p];
+            const float *brow = b + p * n;
+            for (size_t j = 0; j < n; j++) row[j] = mc_r16(row[j] + mc_r16(av * brow[j]));
+        }
+    }
+}
+
+#ifdef MC_X86
+// ---- F16C (AVX): 8 lanes, rounding by a VCVTPS2PH/VCVTPH2PS round trip ----
+#define MC_ROWS MC_HALF_GEMM_ROWS
+__attribute__((target("avx,f16c"))) static inline __m256 mc_r16_f16c(__m256 x) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+__attribute__((target("avx,f16c")))
+static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    for (size_t i = 0; i < m; i += MC_ROWS) {
+        for (size_t j = 0; j < n; j += 16) {
+            __m256 c[MC_ROWS][2];
+            for (int r = 0; r < MC_ROWS; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+            for (size_t p = 0; p < k; p++) {
+                __m256 b0 = _mm256_loadu_ps(b + p * n + j), b1 = _mm256_loadu_ps(b + p * n + j + 8);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
+                    c[r][0] = mc_r16_f16c(_mm256_add_ps(c[r][0], mc_r16_f16c(_mm256_mul_ps(av, b0))));
+                    c[r][1] = mc_r16_f16c(_mm256_add_ps(c[r][1], mc_r16_f16c(_mm256_mul_ps(av, b1))));
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) {
+                _mm256_storeu_ps(acc + (i + r) * n + j, c[r][0]);
+                _mm256_storeu_ps(acc + (i + r) * n + j + 8, c[r][1]);
+            }
+        }
+    }
+}
+
+// ---- AVX-512F: 16 lanes, VCVTPS2PH/VCVTPH2PS on ZMM ----
+__attribute__((target("avx512f"))) static inline __m512 mc_r16_avx512(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+__attribute__((target("avx512f")))
+static void mc_half_gemm_avx512(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    for (size_t i = 0; i < m; i += MC_ROWS) {
+        for (size_t j = 0; j < n; j += 16) {
+            __m512 c[MC_ROWS];
+            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm512_setzero_ps();
+            for (size_t p = 0; p < k; p++) {
+                __m512 bv = _mm512_loadu_ps(b + p * n + j);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m512 av = _mm512_set1_ps(a[(i + r) * k + p]);
+                    c[r] = mc_r16_avx512(_mm512_add_ps(c[r], mc_r16_avx512(_mm512_mul_ps(av, bv))));
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) _mm512_storeu_ps(acc + (i + r) * n + j, c[r]);
+        }
+    }
+}
+
+// ---- AVX512-FP16: native binary16 multiply and add, 16 lanes (YMM) ----
+#define MC_FP16_TARGET "avx512fp16,avx512vl,avx512bw,avx512f"
+__attribute__((target(MC_FP16_TARGET)))
+static void mc_half_gemm_fp16(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    // Operands are binary16 values held in binary32: converting them is exact.
+    _Float16 *ah = malloc(sizeof(_Float16) * m * k), *bh = malloc(sizeof(_Float16) * k * n);
+    if (!ah || !bh) { free(ah); free(bh); mc_half_gemm_avx512(a, b, acc, m, n, k); return; }
+    for (size_t e = 0; e < m * k; e++) ah[e] = (_Float16)a[e];
+    for (size_t e = 0; e + 16 <= k * n; e += 16)
+        _mm256_storeu_si256((__m256i *)(bh + e),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(b + e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (size_t i = 0; i < m; i += MC_ROWS) {
+        for (size_t j = 0; j < n; j += 16) {
+            __m256h c[MC_ROWS];
+            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ph();
+            for (size_t p = 0; p < k; p++) {
+                __m256h bv = _mm256_loadu_ph(bh + p * n + j);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m256h prod = _mm256_mul_ph(_mm256_set1_ph(ah[(i + r) * k + p]), bv);
+                    c[r] = _mm256_add_ph(c[r], prod);
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) _mm512_storeu_ps(acc + (i + r) * n + j, _mm512_cvtxph_ps(c[r]));
+        }
+    }
+    free(ah);
+    free(bh);
+}
+
+static unsigned long long mc_xgetbv0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+/// 0 scalar, 1 F16C, 2 AVX-512F, 3 AVX512-FP16 (CPUID and OS state checked).
+static int mc_detect_gemm_path(void) {
+    if (!mc_half_has_f16c()) return 0;
+    unsigned a, b, c, d;
+    __cpuid(0, a, b, c, d);
+    if (a < 7) return 1;
+    __cpuid(1, a, b, c, d);
+    if (!((c >> 27) & 1) || (mc_xgetbv0() & 0xe6) != 0xe6) return 1; // opmask, ZMM state
+    __cpuid_count(7, 0, a, b, c, d);
+    int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, fp16 = (d >> 23) & 1;
+    if (!f) return 1;
+    return (fp16 && bw && vl) ? 3 : 2;
+}
+#endif
+
+static int mc_gemm_path = -1;
+
+int mc_half_gemm_path(void) {
+#ifdef MC_X86
+    if (mc_gemm_path < 0) {
+        int forced = -1;
+        const char *e = getenv("MAMBACHECK_HALF_PATH"); // testing: cap the path (0 scalar … 3 native)
+        if (e && *e >= '0' && *e <= '3' && e[1] == 0) forced = *e - '0';
+        int best = mc_detect_gemm_path();
+        mc_gemm_path = (forced >= 0 && forced < best) ? forced : best;
+    }
+    return mc_gemm_path;
+#else
+    return 0;
+#endif
+}
+
+int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+#ifdef MC_X86
+    if (path < 0 || path > mc_detect_gemm_path()) return 0;
+    if (path > 0 && m % MC_HALF_GEMM_ROWS == 0 && n % MC_HALF_GEMM_COLUMNS == 0) {
+        if (path == 3) { mc_half_gemm_fp16(a, b, acc, m, n, k); return 1; }
+        if (path == 2) { mc_half_gemm_avx512(a, b, acc, m, n, k); return 1; }
+        mc_half_gemm_f16c(a, b, acc, m, n, k);
+        return 1;
+    }
+#else
+    if (path != 0) return 0;
+#endif
+    mc_half_gemm_scalar(a, b, acc, m, n, k);
+    return 1;
+}
+
+void mc_half_gemm(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    mc_half_gemm_on_path(mc_half_gemm_path(), a, b, acc, m, n, k);
+}
+
