@@ -50,7 +50,7 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
-        .target(name: "MambaVariants"),
+        .target(name: "MambaVariants", dependencies: ["MambaPrecision"]),
         .target(
             name: "MambaKernels",
             dependencies: ["CMPFR", "MambaPrecision", "MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
