@@ -6,7 +6,7 @@
 //   CBLASCore
 //   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
 //   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
-//   MambaVariants                the variant catalogue (SPEC §1–2 as data), input generators (no dependencies)
+//   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), input generators, the exact scale
 //   MambaKernels                 oracle (MPFR) and Float32/Float16 forms side by side
 //   MambaVerification            metrics, tolerances, verdicts, properties, reports
 //   mambacheck                   the command-line tool (thin)
