@@ -80,7 +80,13 @@ struct CompareCommand: ParsableCommand {
         var problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: nil)
         problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
-        let outArrays = try TensorFile.read(candidate)
+        var outArrays = try TensorFile.read(candidate)
+        // A single-array .npy candidate is the output o, whatever the file is called.
+        if TensorFileFormat(pathExtensionOf: candidate) == .npy, outArrays.count == 1, outArrays["o"] == nil,
+           let only = outArrays.first {
+            outArrays = ["o": only.value]
+            printError("note: \(candidate) holds one array (\(only.key)); it is judged as the output o")
+        }
         let gradientPresent = KernelDump.gradientNames.joined().contains { outArrays[$0] != nil }
         let hasOutput = outArrays["o"] != nil || !gradientPresent
         let oShape = [problem.batch, problem.heads, problem.length, problem.valueDim]
@@ -113,6 +119,10 @@ struct CompareCommand: ParsableCommand {
         }
         let dtypeSource = outArrays["o"] ?? KernelDump.gradientNames.joined().compactMap { outArrays[$0] }.first!
         let fmt = format?.numberFormat ?? CandidateFormat.inferred(from: dtypeSource.dtype)
+        if format == nil, dtypeSource.dtype == .float64 {
+            printError("note: \(candidate) stores float64; it is judged as a binary32 kernel's output "
+                       + "(pass --format or --arith to declare another)")
+        }
         var declared: DeclaredArithmetic? = nil
         if let arith {
             guard let a = DeclaredArithmetic.named(arith), (try? a.mode()) != nil else {

@@ -238,6 +238,27 @@ struct RobustnessCLITests {
         #expect(plain.status == 0 && !plain.stderr.contains("note:"), "\(plain)")
     }
 
+    /// A single-array `.npy` candidate is judged as `o` (with a note), and a
+    /// float64 candidate is judged as binary32 with a note saying so.
+    @Test func npyAndFloat64CandidatesAreJudgedWithANote() throws {
+        let dir = try CLI.temporaryDirectory("npy-f64")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (p, inputs, _) = try dump(dir)
+        let o = try Reference.quadratic(p).oDouble
+        let shape = [p.batch, p.heads, p.length, p.valueDim]
+        let npy = dir.appendingPathComponent("out.npy")
+        try TensorFile.write(["out": Tensor(shape: shape, storage: o)], to: npy.path, dtype: .float32)
+        let r = try compare(inputs, npy)
+        #expect(r.status == 0 && r.stderr.contains("holds one array (out); it is judged as the output o"), "\(r)")
+        // A wrong single array still fails: the note does not excuse it.
+        try TensorFile.write(["out": Tensor(shape: shape, storage: o.map { $0 * 1.01 })], to: npy.path, dtype: .float32)
+        #expect(try compare(inputs, npy).status == 1)
+        let f64 = dir.appendingPathComponent("f64.npz")
+        try TensorFile.write(["o": Tensor(shape: shape, storage: o)], to: f64.path, dtype: .float64)
+        let d = try compare(inputs, f64)
+        #expect(d.status == 0 && d.stderr.contains("stores float64; it is judged as a binary32"), "\(d)")
+    }
+
     // MARK: item 7: files
 
     @Test func outputsNeverReplaceAnInput() throws {
