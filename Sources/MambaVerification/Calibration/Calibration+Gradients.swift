@@ -47,11 +47,7 @@ extension Calibration {
         func judge(_ name: String, _ c: CandidateGradients, correct: Bool) throws {
             let cases = try GradientComparison.compare(problem: problem, candidate: c, name: name, settings: settings,
                                                        oracle: oracle, baselines: baselines)
-            let e = cases.map(\.verdict.margins.max).max() ?? 0
-            let r = cases.map(\.verdict.rows.worstShare).max() ?? 0
-            let n = cases.map(\.verdict.normwise.share).max() ?? 0
-            rows.append(Row(candidate: name, correct: correct, passed: cases.allSatisfy(\.passed),
-                            share: Swift.max(e, r, n), elementShare: e, rowShare: r, normShare: n))
+            rows.append(Row(candidate: name, correct: correct, cases: cases))
         }
 
         // Correct kernels.

@@ -133,11 +133,7 @@ public enum Calibration {
             }
             let cases = try KernelComparison.judge(problem: problem, candidate: c, name: name, settings: settings,
                                                    ref: ref, arithmetic: arithmetic, baselines: baselines)
-            let e = cases.map(\.verdict.margins.max).max() ?? 0
-            let r = cases.map(\.verdict.rows.worstShare).max() ?? 0
-            let n = cases.map(\.verdict.normwise.share).max() ?? 0
-            rows.append(Row(candidate: name, correct: correct, passed: cases.allSatisfy(\.passed),
-                            share: Swift.max(e, r, n), elementShare: e, rowShare: r, normShare: n))
+            rows.append(Row(candidate: name, correct: correct, cases: cases))
         }
 
         // Correct kernels.
@@ -239,4 +235,15 @@ public enum Calibration {
     static func fmt3(_ x: Double) -> String { String(format: "%.3g", x) }
 
     static func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+}
+
+extension Calibration.Row {
+    /// The row of a candidate judged by `cases`: the largest share of each allowance over its tensors.
+    init(candidate: String, correct: Bool, cases: [ReportCase]) {
+        let e = cases.map(\.verdict.margins.max).max() ?? 0
+        let r = cases.map(\.verdict.rows.worstShare).max() ?? 0
+        let n = cases.map(\.verdict.normwise.share).max() ?? 0
+        self.init(candidate: candidate, correct: correct, passed: cases.allSatisfy(\.passed),
+                  share: Swift.max(e, r, n), elementShare: e, rowShare: r, normShare: n)
+    }
 }
