@@ -20,7 +20,7 @@ def judge(case, d, exe):
         rep = os.path.join(t, "r.json")
         cmd = [exe, "compare", "--variant", case["core"], "--inputs", os.path.join(d, case["inputs"]),
                "--candidate", os.path.join(d, case["candidate"]), "--layout", case["layout"],
-               "--arith", case["arith"], "--json", rep]
+               "--arith", case["arith"], "--json", rep] + (["--scale", case["scale"]] if "scale" in case else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         r = json.load(open(rep)) if os.path.exists(rep) else None
     return case, p.returncode, r, p.stdout + p.stderr
