@@ -43,7 +43,9 @@ def main():
                 for c in r.get("cases", []):
                     v = c.get("verdict") or {}
                     nw = v.get("normwise") or {}
-                    norm = (nw["candidateError"] / nw["allowance"]) if nw.get("allowance") else None
+                    err, allowed = nw.get("candidateError"), nw.get("allowance")
+                    # null in the JSON is a NaN/Inf error: report it as infinite
+                    norm = (float("inf") if err is None else err / allowed) if allowed else None
                     shares.append("%s:%s/%s/%s" % (c.get("tensor"), fmt((v.get("margins") or {}).get("max")),
                                                    fmt((v.get("rows") or {}).get("worstShare")), fmt(norm)))
             ok = (rc == 0) == bool(case["correct"])

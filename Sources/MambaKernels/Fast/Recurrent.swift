@@ -20,14 +20,15 @@ import MambaVariants
 /// operation, the query product being a binary16 dot product summed in order.
 ///
 /// Pure float16, sum-normalised cores (the row guard of `RowGuard`): the
-/// binary16 state is carried scaled, `[S̃ | z̃] = 2^σ·[S | z]`, with `σ ≥ 0`
-/// re-chosen at every step (`RowGuard.lift` of the larger of the decayed
-/// state and the new term `φ(k_t)·[v_t | 1]ᵀ`, both in Float32 exponent
-/// arithmetic), the key normalised by a power of two before its features
+/// binary16 state is carried scaled, `[S̃ | z̃] = 2^σ·[S | z]`, with `σ`
+/// re-chosen at every step so that the larger of the decayed state and the
+/// new term `φ(k_t)·[v_t | 1]ᵀ` has its largest element in `[1/2, 1)` (Float32
+/// exponent arithmetic), the key normalised by a power of two before its features
 /// are formed and the query likewise (`SequenceData.normaliseQueries`, here
 /// per step so that the block form gets it too). All factors are powers of
 /// two that multiply numerator and denominator alike, so a tiny state (small
-/// keys) no longer rounds to zero and gives `0/0`; the final state is
+/// keys) no longer rounds to zero and gives `0/0`, and a large one no longer
+/// overflows the query product to ±Inf; the final state is
 /// returned unscaled (`exportState`). Un-normalised cores are unchanged.
 ///
 /// The exponential score keeps a KV cache: keys, values, and the running
@@ -91,7 +92,7 @@ final class RecurrentCore {
         guard let f = features, let s = state else { return nil }
         let out = allocateFloats(f * ldv)
         out.update(from: s, count: f * ldv)
-        if sigma != 0 { Rows.scale(ctx, out, f * ldv, by: RowGuard.power(-sigma)) }
+        if sigma != 0 { RecurrentCore.scale(ctx, out, f * ldv, byPowerOfTwo: -sigma, then: 1) }
         return out
     }
 
@@ -181,24 +182,42 @@ final class RecurrentCore {
         var c = ctx.featureScale
         Features.columns(ctx, x: scaledK, rows: 1, dk: dk, out: phiK, rowScale: nil)
         Features.columns(ctx, x: scaledQ, rows: 1, dk: dk, out: phiQ, rowScale: &c)
-        let alpha = decay ? flushed(a.op(exp(logAlpha))) : 1
+        // The decay as a binary16 significand times 2^e, e folded into σ: exp(a_t)
+        // below binary16's range (a_t < −17.3) would flush to 0 and turn a tiny
+        // but exact state into 0/0 (property tests, seeds 0-2: relu-linear).
+        if decay {
+            let af = exp(logAlpha)
+            if af > 0, af.isFinite {
+                let e = Int(af.exponent)
+                Self.scale(ctx, s, f * ldv, byPowerOfTwo: 0, then: a.op(af * RowGuard.power(-e)))
+                sigma -= e
+            } else {
+                Rows.scale(ctx, s, f * ldv, by: flushed(a.op(af)))
+            }
+        }
         // log2 magnitudes of the decayed state and of the new term, unscaled.
         var ms: Float = 0, mk: Float = 0, mv: Float = 0
         for e in 0..<(f * ldv) { ms = Swift.max(ms, abs(s[e])) }
         for r in 0..<f { mk = Swift.max(mk, abs(phiK[r])) }
         for j in 0..<ldv { mv = Swift.max(mv, abs(vaug[j])) }
         var top: Int? = nil
-        if ms * alpha > 0, (ms * alpha).isFinite { top = Int((ms * alpha).exponent) - sigma }
+        if ms > 0, ms.isFinite { top = Int(ms.exponent) - sigma }
         if mk * mv > 0, (mk * mv).isFinite { top = Swift.max(top ?? Int.min, Int((mk * mv).exponent) - p * kk) }
         if let top {
-            let newSigma = top <= -2 ? Swift.min(-top - 1, 126) : 0
+            // The scaled state's largest element goes to [1/2, 1): up for a tiny
+            // state (no 0/0), and down for a large one, so that the F-term query
+            // product (|φ(q̃)| ≤ 4 after the key/query normalisation) stays inside
+            // binary16's range where the unscaled one overflowed to ±Inf (property
+            // tests, seeds 0-2: squared sum cores).
+            let newSigma = -top - 1
             if newSigma != sigma {
-                Rows.scale(ctx, s, f * ldv, by: RowGuard.power(newSigma - sigma))
+                Self.scale(ctx, s, f * ldv, byPowerOfTwo: newSigma - sigma, then: 1)
                 sigma = newSigma
             }
         }
-        if decay { Rows.scale(ctx, s, f * ldv, by: alpha) }
-        let vscale = RowGuard.power(sigma - p * kk)
+        // 2^(σ − p·κ), clamped to Float32's range: past it the new term's features
+        // are all zero (σ was set by the state alone), and 0·Inf would be NaN.
+        let vscale = RowGuard.power(Swift.max(-149, Swift.min(sigma - p * kk, 127)))
         for j in 0..<ldv { scaledV[j] = vaug[j] * vscale }
         a.op(scaledV, ldv)
         for r in 0..<f {
@@ -210,6 +229,21 @@ final class RecurrentCore {
         a.op(s, f * ldv)
         a.gemm(transA: false, transB: false, m: 1, n: ldv, k: f, a: phiQ, lda: f, b: s, ldb: ldv,
                beta: 0, c: out, ldc: ldv)
+    }
+
+    /// `x ← fl(x·2^k·c)` for any integer `k` (applied in steps that stay
+    /// inside Float32's exponent range; a state scaled past it is 0 or ±Inf,
+    /// as its unscaled value would be), `c` a binary16 value.
+    private static func scale(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ n: Int,
+                              byPowerOfTwo k: Int, then c: Float) {
+        var rest = k
+        while rest != 0 {
+            let step = Swift.max(-120, Swift.min(rest, 120))
+            let g = RowGuard.power(step)
+            for i in 0..<n { x[i] *= g }
+            rest -= step
+        }
+        if c != 1 { Rows.scale(ctx, x, n, by: c) } else { ctx.arith.op(x, n) }
     }
 
     private func grow(to needed: Int) {

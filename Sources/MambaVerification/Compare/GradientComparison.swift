@@ -212,18 +212,27 @@ public enum GradientComparison {
         // identity dL_t = q_t·dq_t − k_t·dk_t applied to a kernel's own dq, dk,
         // which carries their operand-rounding error into da (measured: 1.8x
         // the allowance of the other baselines in tf32, `Calibration.runGradients`).
-        if let g = out.first(where: { $0.da != nil }),
-           let id = identityDecayGradient(problem.core, dq: g.dq, dk: g.dk) {
-            var h = g
-            h.dL = id.dL
-            h.da = id.da
-            out.append(h)
-        }
         // TF32 by truncation (Triton's default tl.dot), as in `KernelComparison.baselineOutputs`.
         if settings.effectiveMode == .tf32 {
             var t = settings.kernelOptions
             t.tf32Truncation = true
             if let g = try? CoreBackward.run(problem, form: .chunked, mode: .tf32, options: t) { out.append(g) }
+        }
+        // Biased GPU exponentials compounding over per-step decays, as in
+        // `KernelComparison.baselineOutputs` (Float32 only: elsewhere operand rounding dominates).
+        if settings.effectiveMode == .float32, let biased = KernelComparison.exponentialBiasProblem(problem.core),
+           let g = try? CoreBackward.run(GradientProblem(core: biased, dO: problem.dO), form: .recurrent,
+                                         mode: .float32, options: settings.kernelOptions) {
+            out.append(g)
+        }
+        // The identity applied to every baseline's own dq, dk (the TF32-truncating one's
+        // errors are about 2x the rounding one's; measured on FLA's parallel_simple_gla).
+        for g in out where g.da != nil {
+            guard let id = identityDecayGradient(problem.core, dq: g.dq, dk: g.dk) else { break }
+            var h = g
+            h.dL = id.dL
+            h.da = id.da
+            out.append(h)
         }
         return out
     }
