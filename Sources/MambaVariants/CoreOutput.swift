@@ -1,5 +1,3 @@
-import MambaVariants
-
 /// The result of running a core: `o` (`[B, H, N, dv]`) and, for cores with a
 /// finite state, the final state in FLA's convention (docs/MATH.md §3), both as the
 /// exact values the kernel produced (Float16/Float32 values held in Double).

@@ -2,6 +2,7 @@ import ArgumentParser
 import COpenBLAS
 import Foundation
 import MambaKernels
+import MambaOracle
 import MambaVariants
 
 struct BenchCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import CHalf
 import COpenBLAS
+import MambaVariants
 
 /// How a precision mode is realised by the optimized kernels: which values
 /// are rounded to which format, and where (docs/MATH.md §7).

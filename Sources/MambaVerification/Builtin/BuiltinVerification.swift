@@ -1,5 +1,6 @@
 import Dispatch
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 

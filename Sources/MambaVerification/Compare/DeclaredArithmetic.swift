@@ -1,4 +1,5 @@
 import MambaKernels
+import MambaVariants
 import MambaPrecision
 
 /// The arithmetic a candidate kernel declares it uses (docs/MATH.md §8): the
