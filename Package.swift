@@ -9,6 +9,7 @@
 //   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), input generators, the exact scale
 //   MambaOracle                  the arbitrary-precision oracle (MPFR/GMP only; cannot see the fast kernels)
 //   MambaKernels                 Float32/Float16 forms, forward and backward
+//   MambaBenchmarks              in-process timing of the kernels (`mambacheck bench`)
 //   MambaVerification            metrics, tolerances, verdicts, properties, reports
 //   mambacheck                   the command-line tool (thin)
 //
@@ -24,6 +25,7 @@ let package = Package(
         .library(name: "MambaVariants", targets: ["MambaVariants"]),
         .library(name: "MambaOracle", targets: ["MambaOracle"]),
         .library(name: "MambaKernels", targets: ["MambaKernels"]),
+        .library(name: "MambaBenchmarks", targets: ["MambaBenchmarks"]),
         .library(name: "MambaVerification", targets: ["MambaVerification"]),
         .executable(name: "mambacheck", targets: ["mambacheck"]),
     ],
@@ -59,6 +61,8 @@ let package = Package(
             name: "MambaKernels",
             dependencies: ["MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
         ),
+        // Timing, outside the kernel library.
+        .target(name: "MambaBenchmarks", dependencies: ["MambaKernels", "MambaVariants", "COpenBLAS"]),
         .target(
             name: "MambaVerification",
             dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaOracle", "MambaKernels"]
@@ -66,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "mambacheck",
             dependencies: [
-                "MambaVerification", "MambaOracle", "MambaKernels", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
+                "MambaVerification", "MambaOracle", "MambaKernels", "MambaBenchmarks", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -89,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaKernelsTests",
-            dependencies: ["MambaKernels", "MambaOracle", "CHalf", "CBLASCore", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
+            dependencies: ["MambaKernels", "MambaOracle", "MambaBenchmarks", "CHalf", "CBLASCore", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaVerificationTests",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import COpenBLAS
 import Foundation
+import MambaBenchmarks
 import MambaKernels
 import MambaOracle
 import MambaVariants
