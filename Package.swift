@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "MambaOracle", dependencies: ["CMPFR", "MambaPrecision", "MambaVariants"]),
         .target(
             name: "MambaKernels",
-            dependencies: ["MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
+            dependencies: ["MambaPrecision", "MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
         ),
         // Timing, outside the kernel library.
         .target(name: "MambaBenchmarks", dependencies: ["MambaKernels", "MambaVariants", "COpenBLAS"]),

@@ -66,7 +66,7 @@ public enum StateStorage: String, Sendable, Hashable, CaseIterable, Codable {
     case float32, float16, bfloat16
 
     /// The internal rounding format.
-    var format: NumberFormat {
+    var format: Float32Rounding {
         switch self {
         case .float32: return .float32
         case .float16: return .float16

@@ -35,7 +35,7 @@ final class SequenceData {
 
     /// Copies `count` Doubles from `src[offset...]`, converting to Float32
     /// (round to nearest) and then rounding to `format`.
-    static func load(_ src: [Double], _ offset: Int, _ count: Int, _ format: NumberFormat) -> UnsafeMutablePointer<Float> {
+    static func load(_ src: [Double], _ offset: Int, _ count: Int, _ format: Float32Rounding) -> UnsafeMutablePointer<Float> {
         let p = allocateFloats(count)
         src.withUnsafeBufferPointer { s in
             for i in 0..<count { p[i] = Float(s[offset + i]) }

@@ -74,26 +74,16 @@ public enum KernelComparison {
         (try? DeclaredArithmetic.assumed(forStorage: format).mode()) ?? .float32
     }
 
-    /// The declared arithmetic a precision mode realises.
+    /// The declared arithmetic a precision mode realises: its operand and
+    /// accumulation formats (`PrecisionMode.formats`).
     public static func arithmetic(for mode: PrecisionMode) -> DeclaredArithmetic {
-        switch mode {
-        case .float32: return .float32
-        case .tf32: return .tf32
-        case .float16Acc32: return .float16Acc32
-        case .bfloat16Acc32: return .bfloat16Acc32
-        case .float16: return .float16Pure
-        }
+        DeclaredArithmetic(operands: mode.formats.operand, accumulation: mode.formats.accumulation)
     }
 
     /// The format a precision mode's outputs are judged in (TF32 in, TF32
-    /// effective precision out).
+    /// effective precision out): `PrecisionMode.formats.judged`.
     public static func format(for mode: PrecisionMode) -> NumberFormat {
-        switch mode {
-        case .float32: return .binary32
-        case .float16Acc32, .float16: return .binary16
-        case .bfloat16Acc32: return .bfloat16
-        case .tf32: return .tf32
-        }
+        mode.formats.judged
     }
 
     /// `u_acc / u_F` for the block-level magnitudes (Proofs/T9): Float32
