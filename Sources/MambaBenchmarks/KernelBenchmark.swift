@@ -119,7 +119,7 @@ public enum KernelBenchmark {
                       bestCPUSeconds: cpu.min()!,
                       flops: flops,
                       sgemmGflops: roof,
-                      stateElements: spec.score == .exponential ? nil
+                      stateElements: !spec.score.hasFeatureMap ? nil
                         : CoreKernels.stateElements(spec: spec, keyDim: keyDim, valueDim: valueDim,
                                                     fullSecondOrder: options.fullSecondOrderState),
                       blasThreads: Int(openblas_get_num_threads()),
@@ -127,11 +127,7 @@ public enum KernelBenchmark {
     }
 
     static func featureDimension(_ spec: CoreSpec, _ dk: Int, _ o: KernelOptions) -> Int? {
-        switch spec.score {
-        case .exponential: return nil
-        case .squared: return o.fullSecondOrderState ? dk * dk : dk * (dk + 1) / 2
-        case .linear, .reluLinear: return dk
-        }
+        spec.featureDimension(keyDim: dk, fullSecondOrder: o.fullSecondOrderState)
     }
 
     /// The FLOP count of the type's documentation, for one sequence.

@@ -148,7 +148,7 @@ public enum CoreBackward {
                 defer { r.deallocate() }
                 var notes = r.notes
                 let out = ctx.arith.output
-                if core.spec.score == .reluLinear {
+                if core.spec.score.traits.reluOnInputs {
                     // ReLU'(x) = 0 for x ≤ 0: the loaded q̃ = max(q, 0) is 0 exactly there.
                     for e in 0..<(n * dk) {
                         if !(seq.q[e] > 0) { r.dq[e] = 0 }

@@ -116,7 +116,7 @@ enum Rows {
             if g > 0 { scale(ctx, x, count, by: RowGuard.power(g)) }
             return g
         }
-        let s = ctx.scale, sq = ctx.isSquared, p = sq ? 2 : 1
+        let s = ctx.scale, sq = ctx.isSquared, p = ctx.power
         for j in 0..<count { x[j] *= s }
         a.op(x, count)
         var tau: Float = 0, wmax: Float = 0
