@@ -1,12 +1,14 @@
 // swift-tools-version: 6.1
 // MambaCheck: numerical verification of the linear-attention family.
 //
-// Layers (each depends only on those above it):
+// Layers (each depends only on those above it; the oracle and the kernels
+// cannot see each other, scripts/check-dependencies enforces it):
 //   CMPFR, COpenBLAS, CHalf,     system libraries and small C helpers
 //   CBLASCore
 //   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
 //   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
-//   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), input generators, the exact scale
+//   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), score traits, precision
+//                                modes and their formats, problems, input generators, the exact scale
 //   MambaOracle                  the arbitrary-precision oracle (MPFR/GMP only; cannot see the fast kernels)
 //   MambaKernels                 Float32/Float16 forms, forward and backward
 //   MambaBenchmarks              in-process timing of the kernels (`mambacheck bench`)
