@@ -1,13 +1,17 @@
 // swift-tools-version: 6.1
 // MambaCheck: numerical verification of the linear-attention family.
 //
-// Layers (each depends only on those above it):
+// Layers (each depends only on those above it; the oracle and the kernels
+// cannot see each other, scripts/check-dependencies enforces it):
 //   CMPFR, COpenBLAS, CHalf,     system libraries and small C helpers
 //   CBLASCore
 //   MambaPrecision               arbitrary precision (MPFR), exact rationals (GMP), number formats
 //   MambaTensors                 dense tensors, .npy/.npz/safetensors I/O
-//   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), input generators, the exact scale
-//   MambaKernels                 oracle (MPFR) and Float32/Float16 forms side by side
+//   MambaVariants                the variant catalogue (docs/MATH.md §1–2 as data), score traits, precision
+//                                modes and their formats, problems, input generators, the exact scale
+//   MambaOracle                  the arbitrary-precision oracle (MPFR/GMP only; cannot see the fast kernels)
+//   MambaKernels                 Float32/Float16 forms, forward and backward
+//   MambaBenchmarks              in-process timing of the kernels (`mambacheck bench`)
 //   MambaVerification            metrics, tolerances, verdicts, properties, reports
 //   mambacheck                   the command-line tool (thin)
 //
@@ -21,7 +25,9 @@ let package = Package(
         .library(name: "MambaPrecision", targets: ["MambaPrecision"]),
         .library(name: "MambaTensors", targets: ["MambaTensors"]),
         .library(name: "MambaVariants", targets: ["MambaVariants"]),
+        .library(name: "MambaOracle", targets: ["MambaOracle"]),
         .library(name: "MambaKernels", targets: ["MambaKernels"]),
+        .library(name: "MambaBenchmarks", targets: ["MambaBenchmarks"]),
         .library(name: "MambaVerification", targets: ["MambaVerification"]),
         .executable(name: "mambacheck", targets: ["mambacheck"]),
     ],
@@ -51,18 +57,22 @@ let package = Package(
             ]
         ),
         .target(name: "MambaVariants", dependencies: ["MambaPrecision"]),
+        // The oracle: MPFR/GMP and the catalogue only, so it cannot call the code it judges.
+        .target(name: "MambaOracle", dependencies: ["CMPFR", "MambaPrecision", "MambaVariants"]),
         .target(
             name: "MambaKernels",
-            dependencies: ["CMPFR", "MambaPrecision", "MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
+            dependencies: ["MambaPrecision", "MambaVariants", "COpenBLAS", "CBLASCore", "CHalf"]
         ),
+        // Timing, outside the kernel library.
+        .target(name: "MambaBenchmarks", dependencies: ["MambaKernels", "MambaVariants", "COpenBLAS"]),
         .target(
             name: "MambaVerification",
-            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaKernels"]
+            dependencies: ["MambaPrecision", "MambaTensors", "MambaVariants", "MambaOracle", "MambaKernels"]
         ),
         .executableTarget(
             name: "mambacheck",
             dependencies: [
-                "MambaVerification", "MambaKernels", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
+                "MambaVerification", "MambaOracle", "MambaKernels", "MambaBenchmarks", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,23 +90,27 @@ let package = Package(
             dependencies: ["MambaVariants"]
         ),
         .testTarget(
+            name: "MambaOracleTests",
+            dependencies: ["MambaOracle", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
+        ),
+        .testTarget(
             name: "MambaKernelsTests",
-            dependencies: ["MambaKernels", "CHalf", "CBLASCore", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
+            dependencies: ["MambaKernels", "MambaOracle", "MambaBenchmarks", "CHalf", "CBLASCore", "MambaVariants", "MambaPrecision", "MambaVerification", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaVerificationTests",
-            dependencies: ["MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "MambaTensors", "_MambaTestSupport"]
+            dependencies: ["MambaVerification", "MambaOracle", "MambaKernels", "MambaVariants", "MambaPrecision", "MambaTensors", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaPropertyTests",
             dependencies: [
-                "MambaVerification", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport",
+                "MambaVerification", "MambaOracle", "MambaKernels", "MambaVariants", "MambaPrecision", "_MambaTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "MambaCheckCLITests",
-            dependencies: ["MambaVariants", "MambaKernels", "MambaTensors", "MambaVerification"]
+            dependencies: ["MambaVariants", "MambaOracle", "MambaKernels", "MambaTensors", "MambaVerification"]
         ),
         .testTarget(
             name: "MambaTensorsTests",

@@ -8,7 +8,7 @@
 // "Prescott" kernels) MambaKernels' load-time selection (CBLASCore) picks
 // the family the CPU's features allow, here as in the CLI; OPENBLAS_CORETYPE
 // in the environment still overrides it. The kernels' own timing helper
-// (`KernelBenchmark`) prints the BLAS core in use.
+// (`KernelBenchmark`, in MambaBenchmarks) prints the BLAS core in use.
 import PackageDescription
 
 let package = Package(

@@ -97,7 +97,7 @@ public struct CoreProblem: Sendable {
         if batch < 1 || heads < 1 || length < 0 || keyDim < 1 || valueDim < 1 { return "dimensions must be positive" }
         guard let bh = Self.checkedProduct([batch, heads]),
               Self.checkedProduct([bh, length, Swift.max(keyDim, valueDim)]) != nil,
-              let fd = spec.score == .squared ? Self.checkedProduct([keyDim, keyDim &+ 1]).map({ $0 / 2 }) : keyDim,
+              let fd = spec.score.traits.featureMap == nil ? keyDim : spec.featureDimension(keyDim: keyDim),
               Self.checkedProduct([bh, fd, valueDim]) != nil else {
             return "dimensions too large: [B, H, N, dk, dv] = [\(batch), \(heads), \(length), \(keyDim), \(valueDim)] overflow"
         }

@@ -10,9 +10,9 @@ public enum Score: String, CaseIterable, Sendable, Codable {
     case exponential
 
     /// True when `f(x) ≥ 0` for every input, as sum normalisation requires.
-    public var isNonNegative: Bool { self != .linear }
+    public var isNonNegative: Bool { traits.nonNegative }
     /// True when the score has a finite feature map `φ` with `f(s q·k) = c·φ(q)·φ(k)`.
-    public var hasFeatureMap: Bool { self != .exponential }
+    public var hasFeatureMap: Bool { traits.featureMap != nil }
 }
 
 /// Row normalisation of docs/MATH.md §1.
@@ -37,15 +37,12 @@ public struct CoreSpec: Hashable, Sendable, Codable, CustomStringConvertible {
         self.normalization = normalization
     }
 
-    /// Feature dimension of the recurrent state for key width `dk`:
-    /// `dk` for first-order scores, `dk(dk+1)/2` (packed, docs/MATH.md §4) for `squared`,
-    /// nil for `exponential` (no finite state).
-    public func featureDimension(keyDim dk: Int) -> Int? {
-        switch score {
-        case .linear, .reluLinear: return dk
-        case .squared: return dk * (dk + 1) / 2
-        case .exponential: return nil
-        }
+    /// Feature dimension `F` of the recurrent state for key width `dk`:
+    /// `dk` for first-order scores, `dk(dk+1)/2` (packed, docs/MATH.md §4) for `squared`
+    /// (`dk²` with `fullSecondOrder`, the unpacked state some kernels keep),
+    /// nil for `exponential` (no finite state). See `FeatureMapKind.dimension`.
+    public func featureDimension(keyDim dk: Int, fullSecondOrder: Bool = false) -> Int? {
+        score.traits.featureCount(keyDim: dk, fullSecondOrder: fullSecondOrder)
     }
 
     /// Every core of docs/MATH.md §1: 4 scores × decay/no decay × 2 normalisations,
@@ -53,7 +50,7 @@ public struct CoreSpec: Hashable, Sendable, Codable, CustomStringConvertible {
     public static let all: [CoreSpec] = Score.allCases.flatMap { s in
         [false, true].flatMap { d in
             Normalization.allCases.compactMap { n in
-                (s == .linear && n == .sum) ? nil : CoreSpec(score: s, hasDecay: d, normalization: n)
+                (!s.isNonNegative && n == .sum) ? nil : CoreSpec(score: s, hasDecay: d, normalization: n)
             }
         }
     }

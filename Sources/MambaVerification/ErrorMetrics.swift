@@ -1,4 +1,5 @@
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 
 /// Error statistics of a candidate tensor against the oracle, in the

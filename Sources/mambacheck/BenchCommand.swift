@@ -1,7 +1,9 @@
 import ArgumentParser
 import COpenBLAS
 import Foundation
+import MambaBenchmarks
 import MambaKernels
+import MambaOracle
 import MambaVariants
 
 struct BenchCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaTensors
 import MambaVerification

@@ -28,6 +28,8 @@ enum PairWeights {
     /// holds the pair exponents `D_rj` themselves (the segment sums of
     /// `DecayExponents`, docs/MATH.md §6) and replaces `li`/`lj`. Decay factors below 2⁻⁶⁰
     /// are flushed as in the forward; a row with `m_r = −∞` (no weight) is zero.
+    /// The non-exponential scores go through the forward's `WeightSweep`, so
+    /// unshifted weights are bit for bit the forward's.
     static func compute(_ ctx: CoreContext, x: UnsafePointer<Float>, rows: Int, cols: Int, diagonalOffset: Int?,
                         li: UnsafePointer<Float>?, lj: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
                         exponents: UnsafePointer<Float>? = nil,
@@ -56,58 +58,24 @@ enum PairWeights {
                 for j in 0..<cnt { diff[j] = lir - lj[j] }
                 er = UnsafePointer(diff)
             }
-            if a.pureHalf {
-                // Each operation rounded to binary16, in the forward's order.
-                for j in 0..<cnt { t[j] = s * xr[j] }
-                a.op(t, cnt)
-                if let er {
-                    tmp.update(from: er, count: cnt)
-                } else {
-                    tmp.update(repeating: 0, count: cnt)
-                }
-                a.op(tmp, cnt)
-                if ctx.isExponential {
+            if ctx.isExponential {
+                if a.pureHalf {
+                    // Each operation rounded to binary16, in the forward's order.
+                    for j in 0..<cnt { t[j] = s * xr[j] }
+                    a.op(t, cnt)
+                    if let er {
+                        tmp.update(from: er, count: cnt)
+                    } else {
+                        tmp.update(repeating: 0, count: cnt)
+                    }
+                    a.op(tmp, cnt)
                     for j in 0..<cnt { tmp[j] = t[j] + tmp[j] }
                     a.op(tmp, cnt)
                     for j in 0..<cnt { tmp[j] -= m }
                     a.op(tmp, cnt)
                     for j in 0..<cnt { pr[j] = exp(tmp[j]) }
                     a.op(pr, cnt)
-                    dr.update(from: pr, count: cnt)
-                    continue
-                }
-                if shift != nil {
-                    for j in 0..<cnt { tmp[j] -= m }
-                    a.op(tmp, cnt)
-                }
-                let hasFactor = er != nil || shift != nil
-                if hasFactor {
-                    for j in 0..<cnt { tmp[j] = exp(tmp[j]) }
-                    a.op(tmp, cnt)
-                }
-                if ctx.isSquared {
-                    for j in 0..<cnt { pr[j] = t[j] * t[j] }
-                    a.op(pr, cnt)
-                    for j in 0..<cnt { dr[j] = 2 * t[j] }
-                    a.op(dr, cnt)
-                    if hasFactor {
-                        for j in 0..<cnt { pr[j] *= tmp[j]; dr[j] *= tmp[j] }
-                        a.op(pr, cnt); a.op(dr, cnt)
-                    }
-                } else {
-                    if hasFactor {
-                        for j in 0..<cnt { pr[j] = t[j] * tmp[j]; dr[j] = tmp[j] }
-                        a.op(pr, cnt)
-                    } else {
-                        pr.update(from: t, count: cnt)
-                        dr.update(repeating: 1, count: cnt)
-                    }
-                }
-                continue
-            }
-            // Float32 working format: fused loops.
-            if ctx.isExponential {
-                if let er {
+                } else if let er {
                     for j in 0..<cnt { pr[j] = flushed(exp(s * xr[j] + er[j] - m)) }
                 } else {
                     for j in 0..<cnt { pr[j] = flushed(exp(s * xr[j] - m)) }
@@ -115,18 +83,9 @@ enum PairWeights {
                 dr.update(from: pr, count: cnt)
                 continue
             }
-            if let er {
-                for j in 0..<cnt { tmp[j] = flushed(exp(er[j] - m)) }
-            } else if shift != nil {
-                tmp.update(repeating: flushed(exp(-m)), count: cnt)
-            } else {
-                tmp.update(repeating: 1, count: cnt)
-            }
-            if ctx.isSquared {
-                for j in 0..<cnt { let u = s * xr[j]; pr[j] = u * u * tmp[j]; dr[j] = 2 * u * tmp[j] }
-            } else {
-                for j in 0..<cnt { pr[j] = s * xr[j] * tmp[j]; dr[j] = tmp[j] }
-            }
+            // The forward's weight sweep, with the derivative factors.
+            let hasFactor = WeightSweep.factors(ctx, exponents: er, shift: shift != nil ? m : nil, count: cnt, into: tmp)
+            WeightSweep.apply(ctx, x: xr, count: cnt, factors: hasFactor ? UnsafePointer(tmp) : nil, p: pr, d: dr)
         }
     }
 }

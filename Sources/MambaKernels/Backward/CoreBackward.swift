@@ -107,6 +107,14 @@ public struct CoreGradients: Sendable {
 /// which reports NaN) and `diagnostics` names the rows; non-finite gradients
 /// are named too.
 public enum CoreBackward {
+    /// Runs `body` with the chunked backward's large chunk-state buffer
+    /// kept between calls (one buffer, up to 1 GiB, freed when the outermost
+    /// scope ends), so that repeated timed runs do not pay for fresh pages
+    /// each time (`BackwardBenchmark`). Results are unchanged.
+    public static func reusingBuffers<T>(_ body: () throws -> T) rethrows -> T {
+        try LargeBufferPool.shared.retaining(body)
+    }
+
     /// Runs the backward pass of every (batch, head) sequence of `p`.
     ///
     /// - Throws: `KernelError.invalidProblem` when `p.validationError()`
@@ -140,7 +148,7 @@ public enum CoreBackward {
                 defer { r.deallocate() }
                 var notes = r.notes
                 let out = ctx.arith.output
-                if core.spec.score == .reluLinear {
+                if core.spec.score.traits.reluOnInputs {
                     // ReLU'(x) = 0 for x ≤ 0: the loaded q̃ = max(q, 0) is 0 exactly there.
                     for e in 0..<(n * dk) {
                         if !(seq.q[e] > 0) { r.dq[e] = 0 }

@@ -124,7 +124,7 @@ public enum BlockKernels {
                         qb[i] = u[hh * dh + i]; kb[i] = u[h * dh + hh * dh + i]; vb[i] = u[2 * h * dh + hh * dh + i]
                     }
                     a.input.round(qb, dh); a.input.round(kb, dh); a.input.round(vb, dh)
-                    if v.score == .reluLinear { for i in 0..<dh { qb[i] = max(qb[i], 0); kb[i] = max(kb[i], 0) } }
+                    if v.score.traits.reluOnInputs { for i in 0..<dh { qb[i] = max(qb[i], 0); kb[i] = max(kb[i], 0) } }
                     let logAlpha = decay.map { a.decayAndState.round($0[hh]) } ?? 0
                     cores[hh].step(q: qb, k: kb, v: vb, logAlpha: logAlpha, decay: decay != nil, out: acc)
                     let (o, _) = Finish.rows(ctx, acc: acc, n: 1, dv: dh)

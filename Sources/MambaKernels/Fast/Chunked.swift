@@ -181,7 +181,7 @@ enum ChunkedForm {
                             dk: Int, ldv: Int, ell: UnsafePointer<Float>?, hasState: Bool,
                             state: UnsafeMutablePointer<Float>, sigma: inout Int, ks: UnsafeMutablePointer<Float>,
                             phi: UnsafeMutablePointer<Float>, vd: UnsafeMutablePointer<Float>) {
-        let a = ctx.arith, f = ctx.internalFeatures(dk)!, p = ctx.isSquared ? 2 : 1
+        let a = ctx.arith, f = ctx.internalFeatures(dk)!, p = ctx.power
         var kappa = [Int](repeating: 0, count: cc)
         for j in 0..<cc {
             var m: Float = 0

@@ -3,7 +3,7 @@ import MambaVariants
 /// Tuning and behaviour switches of the optimized kernels.
 public struct KernelOptions: Sendable, Hashable {
     /// Chunk length `C` of the chunked form (≥ 1; a value ≥ N gives one chunk).
-    /// 64 is the tuned default (see `KernelBenchmark`).
+    /// 64 is the tuned default (see `KernelBenchmark` in MambaBenchmarks).
     public var chunkSize: Int
     /// Query/key block size of the tiled form (≥ 1; a value ≥ N gives one block).
     public var tileSize: Int
@@ -66,7 +66,7 @@ public enum StateStorage: String, Sendable, Hashable, CaseIterable, Codable {
     case float32, float16, bfloat16
 
     /// The internal rounding format.
-    var format: NumberFormat {
+    var format: Float32Rounding {
         switch self {
         case .float32: return .float32
         case .float16: return .float16

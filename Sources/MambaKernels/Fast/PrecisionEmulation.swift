@@ -1,5 +1,7 @@
 import CHalf
 import COpenBLAS
+import MambaPrecision
+import MambaVariants
 
 /// How a precision mode is realised by the optimized kernels: which values
 /// are rounded to which format, and where (docs/MATH.md §7).
@@ -45,13 +47,13 @@ import COpenBLAS
 struct Arithmetic {
     @usableFromInline let mode: PrecisionMode
     /// Format of q, k, v (and, except for TF32, of decay and initial state).
-    @usableFromInline let input: NumberFormat
+    @usableFromInline let input: Float32Rounding
     /// Format of the decay input and the initial state.
-    @usableFromInline let decayAndState: NumberFormat
+    @usableFromInline let decayAndState: Float32Rounding
     /// Format GEMM operands are rounded to before a Float32-accumulating product.
-    @usableFromInline let operand: NumberFormat
+    @usableFromInline let operand: Float32Rounding
     /// Format the output is rounded to.
-    @usableFromInline let output: NumberFormat
+    @usableFromInline let output: Float32Rounding
     /// Every operation rounded to binary16.
     @usableFromInline let pureHalf: Bool
     /// Reusable buffers for operand copies and the binary16 GEMM (one
@@ -63,24 +65,19 @@ struct Arithmetic {
     @usableFromInline
     init(_ mode: PrecisionMode, truncateTF32: Bool = false) {
         self.mode = mode
-        switch mode {
-        case .float32:
-            (input, decayAndState, operand, output, pureHalf) = (.float32, .float32, .float32, .float32, false)
-        case .float16Acc32:
-            (input, decayAndState, operand, output, pureHalf) = (.float16, .float32, .float16, .float16, false)
-        case .float16:
-            (input, decayAndState, operand, output, pureHalf) = (.float16, .float16, .float32, .float16, true)
-        case .bfloat16Acc32:
-            (input, decayAndState, operand, output, pureHalf) = (.bfloat16, .float32, .bfloat16, .bfloat16, false)
-        case .tf32:
-            let t: NumberFormat = truncateTF32 ? .tf32Truncated : .tf32
-            (input, decayAndState, operand, output, pureHalf) = (t, .float32, t, .float32, false)
-        }
+        let f = mode.formats
+        input = Float32Rounding(f.input, truncating: truncateTF32)
+        decayAndState = Float32Rounding(f.decayAndState)
+        // Operands need a rounded copy only when they are narrower than the
+        // accumulation; pure binary16 rounds inside its own GEMM (`halfGemm`).
+        operand = f.operand == f.accumulation ? .float32 : Float32Rounding(f.operand, truncating: truncateTF32)
+        output = Float32Rounding(f.output)
+        pureHalf = f.everyOperationRounded
     }
 
     /// The format every intermediate result lives in: binary16 in pure
     /// `float16` mode, Float32 otherwise.
-    @inlinable var working: NumberFormat { pureHalf ? .float16 : .float32 }
+    @inlinable var working: Float32Rounding { pureHalf ? .float16 : .float32 }
 
     /// Rounds the result of an elementwise operation (no-op unless pure float16).
     @inlinable
@@ -90,7 +87,7 @@ struct Arithmetic {
 
     /// One scalar result rounded to the working format.
     @inlinable
-    func op(_ x: Float) -> Float { pureHalf ? NumberFormat.float16.round(x) : x }
+    func op(_ x: Float) -> Float { pureHalf ? Float32Rounding.float16.round(x) : x }
 
     /// `C ← alpha·op(A)·op(B) + beta·C`, row-major, `op(A)` is `m×k`,
     /// `op(B)` is `k×n`. Float32 modes call `cblas_sgemm` (operands rounded
@@ -155,7 +152,7 @@ struct Arithmetic {
     func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, scaleB: Float = 1) {
-        let h = NumberFormat.float16
+        let h = Float32Rounding.float16
         // Pack op(A) as mp×k and op(B) as k×np, row-major, zero-padded to the
         // vector kernel's multiples (padding rows/columns are computed, then dropped).
         let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(MC_HALF_GEMM_COLUMNS)

@@ -168,7 +168,7 @@ final class RecurrentCore {
     private func stepGuarded(q: UnsafePointer<Float>, k: UnsafePointer<Float>, logAlpha: Float, decay: Bool,
                              out: UnsafeMutablePointer<Float>) {
         let a = ctx.arith, f = features!, ldv = ldv, s = state!, w = work!
-        let p = ctx.isSquared ? 2 : 1
+        let p = ctx.power
         func normalised(_ x: UnsafePointer<Float>, into buf: UnsafeMutablePointer<Float>) -> Int {
             var m: Float = 0
             for d in 0..<dk { m = Swift.max(m, abs(x[d])) }

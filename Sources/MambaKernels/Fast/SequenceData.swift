@@ -35,7 +35,7 @@ final class SequenceData {
 
     /// Copies `count` Doubles from `src[offset...]`, converting to Float32
     /// (round to nearest) and then rounding to `format`.
-    static func load(_ src: [Double], _ offset: Int, _ count: Int, _ format: NumberFormat) -> UnsafeMutablePointer<Float> {
+    static func load(_ src: [Double], _ offset: Int, _ count: Int, _ format: Float32Rounding) -> UnsafeMutablePointer<Float> {
         let p = allocateFloats(count)
         src.withUnsafeBufferPointer { s in
             for i in 0..<count { p[i] = Float(s[offset + i]) }
@@ -60,7 +60,7 @@ final class SequenceData {
         let q = SequenceData.load(p.q, row * dk, n * dk, arithmetic.input)
         let k = SequenceData.load(p.k, row * dk, n * dk, arithmetic.input)
         let v = SequenceData.load(p.v, row * dv, n * dv, arithmetic.input)
-        if p.spec.score == .reluLinear {
+        if p.spec.score.traits.reluOnInputs {
             for i in 0..<(n * dk) { q[i] = Swift.max(q[i], 0); k[i] = Swift.max(k[i], 0) }
         }
         if arithmetic.pureHalf && p.spec.normalization == .sum && p.spec.score.hasFeatureMap {
@@ -134,12 +134,29 @@ struct CoreContext {
         self.options = options
         let s = a.op(Float(scale))
         self.scale = s
-        self.featureScale = spec.score == .squared ? a.op(s * s) : s
+        // c = sᵖ, each product rounded to the working format.
+        self.power = spec.score.traits.power ?? 1
+        var c = s
+        for _ in 1..<Swift.max(power, 1) { c = a.op(c * s) }
+        self.featureScale = c
+        switch spec.score {
+        case .linear, .reluLinear: (isExponential, isSquared) = (false, false)
+        case .squared: (isExponential, isSquared) = (false, true)
+        case .exponential: (isExponential, isSquared) = (true, false)
+        }
     }
 
     var isSum: Bool { spec.normalization == .sum }
-    var isExponential: Bool { spec.score == .exponential }
-    var isSquared: Bool { spec.score == .squared }
+    /// The score has no feature map: weights are `exp(s·q·k)` with a running
+    /// maximum, the state is a KV cache (the forms branch on it).
+    let isExponential: Bool
+    /// The score is `x²` with the packed second-order feature map (the forms
+    /// square weights and use `φ₂`).
+    let isSquared: Bool
+    /// `p` of `f(x) = xᵖ` (`ScoreTraits.power`; 1 for the exponential score):
+    /// a weight is the `p`-th power of a scaled dot product, so its exponent
+    /// is `p` times the dot product's (`RowGuard`).
+    let power: Int
     /// Leading dimension of augmented values/state: `dv + 1` for sum
     /// normalisation (the extra column holds 1 in values, `z` in the state),
     /// else `dv`.
@@ -147,11 +164,7 @@ struct CoreContext {
     /// Internal feature dimension: `dk`, `dk(dk+1)/2` (packed) or `dk²` (full
     /// second-order state), nil for the exponential score.
     func internalFeatures(_ dk: Int) -> Int? {
-        switch spec.score {
-        case .linear, .reluLinear: return dk
-        case .squared: return options.fullSecondOrderState ? dk * dk : dk * (dk + 1) / 2
-        case .exponential: return nil
-        }
+        spec.featureDimension(keyDim: dk, fullSecondOrder: options.fullSecondOrderState)
     }
 }
 

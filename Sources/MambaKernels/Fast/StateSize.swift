@@ -17,13 +17,11 @@ extension CoreKernels {
     public static func stateElements(spec: CoreSpec, keyDim dk: Int, valueDim dv: Int, convWindow: Int = 1,
                                      length: Int? = nil, fullSecondOrder: Bool = false) -> Int {
         let conv = Swift.max(convWindow - 1, 0) * (2 * dk + dv)
-        switch spec.score {
-        case .exponential:
+        guard let f = spec.featureDimension(keyDim: dk, fullSecondOrder: fullSecondOrder) else {
+            // No feature map (exponential score): the KV cache.
             let n = length ?? 0
             return n * (dk + dv) + (spec.hasDecay ? n : 0) + conv
-        case .linear, .reluLinear, .squared:
-            let f = spec.score == .squared ? (fullSecondOrder ? dk * dk : dk * (dk + 1) / 2) : dk
-            return f * dv + (spec.normalization == .sum ? f : 0) + conv
         }
+        return f * dv + (spec.normalization == .sum ? f : 0) + conv
     }
 }

@@ -222,7 +222,7 @@ enum TiledForm {
     /// every operation rounded to binary16.
     private static func halfWeights(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>,
                                     _ w: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ cnt: Int, m: Float) {
-        let a = ctx.arith, p = ctx.isSquared ? 2 : 1
+        let a = ctx.arith, p = ctx.power
         for j in 0..<cnt { d[j] -= m }
         a.op(d, cnt)
         for j in 0..<cnt {

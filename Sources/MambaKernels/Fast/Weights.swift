@@ -12,73 +12,32 @@ import MambaVariants
 /// (`j ≤ i`, where `l_i − l_j ≤ 0` for a genuine decay), so nothing
 /// overflows; entries above the diagonal are exact zeros and never
 /// exponentiated. The quadratic and tiled forms pass the exponents
-/// precomputed as segment sums (`exponents:` variants, `DecayExponents`). Decay factors below 2⁻⁶⁰ are flushed to zero (`flushed`). In pure float16 each operation is a separate rounded
-/// pass; otherwise the loop is fused.
+/// precomputed as segment sums (`exponents:` variants, `DecayExponents`).
+/// Decay factors below 2⁻⁶⁰ are flushed to zero (`flushed`). The weights
+/// themselves come from `WeightSweep`, which the backward blocks
+/// (`PairWeights`) call too, so both directions form identical weights.
 enum Rows {
     /// `x[j] ← f(s·x[j]) · exp(li − lj[j])` for `j < count` (`lj == nil`: no
-    /// decay). Non-exponential scores only.
+    /// decay). Non-exponential scores only (`WeightSweep`).
     static func weights(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ count: Int,
                         li: Float, lj: UnsafePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
         guard count > 0 else { return }
-        let s = ctx.scale, a = ctx.arith, sq = ctx.isSquared
-        if a.pureHalf {
-            for j in 0..<count { x[j] *= s }
-            a.op(x, count)
-            if sq {
-                for j in 0..<count { x[j] *= x[j] }
-                a.op(x, count)
-            }
-            if let lj {
-                for j in 0..<count { tmp[j] = li - lj[j] }
-                a.op(tmp, count)
-                for j in 0..<count { tmp[j] = exp(tmp[j]) }
-                a.op(tmp, count)
-                for j in 0..<count { x[j] *= tmp[j] }
-                a.op(x, count)
-            }
-            return
-        }
+        var g: UnsafePointer<Float>? = nil
         if let lj {
-            if sq {
-                for j in 0..<count { let t = s * x[j]; x[j] = t * t * flushed(exp(li - lj[j])) }
-            } else {
-                for j in 0..<count { x[j] = s * x[j] * flushed(exp(li - lj[j])) }
-            }
-        } else {
-            if sq {
-                for j in 0..<count { let t = s * x[j]; x[j] = t * t }
-            } else {
-                for j in 0..<count { x[j] *= s }
-            }
+            for j in 0..<count { tmp[j] = li - lj[j] }
+            if WeightSweep.factors(ctx, exponents: tmp, shift: nil, count: count, into: tmp) { g = UnsafePointer(tmp) }
         }
+        WeightSweep.apply(ctx, x: x, count: count, factors: g, p: x, d: nil)
     }
 
     /// `x[j] ← f(s·x[j]) · exp(d[j])` for `j < count` with precomputed
     /// log-decay exponents `d` (`DecayExponents`; nil: no decay).
-    /// Non-exponential scores only.
+    /// Non-exponential scores only (`WeightSweep`).
     static func weights(_ ctx: CoreContext, _ x: UnsafeMutablePointer<Float>, _ count: Int,
                         exponents d: UnsafePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
         guard count > 0 else { return }
-        guard let d else { weights(ctx, x, count, li: 0, lj: nil, tmp: tmp); return }
-        let s = ctx.scale, a = ctx.arith, sq = ctx.isSquared
-        if a.pureHalf {
-            for j in 0..<count { x[j] *= s }
-            a.op(x, count)
-            if sq {
-                for j in 0..<count { x[j] *= x[j] }
-                a.op(x, count)
-            }
-            for j in 0..<count { tmp[j] = exp(d[j]) }
-            a.op(tmp, count)
-            for j in 0..<count { x[j] *= tmp[j] }
-            a.op(x, count)
-            return
-        }
-        if sq {
-            for j in 0..<count { let t = s * x[j]; x[j] = t * t * flushed(exp(d[j])) }
-        } else {
-            for j in 0..<count { x[j] = s * x[j] * flushed(exp(d[j])) }
-        }
+        let g = WeightSweep.factors(ctx, exponents: d, shift: nil, count: count, into: tmp) ? UnsafePointer(tmp) : nil
+        WeightSweep.apply(ctx, x: x, count: count, factors: g, p: x, d: nil)
     }
 
     /// The weights of `weights(_:_:_:exponents:tmp:)` times a row factor
@@ -116,7 +75,7 @@ enum Rows {
             if g > 0 { scale(ctx, x, count, by: RowGuard.power(g)) }
             return g
         }
-        let s = ctx.scale, sq = ctx.isSquared, p = sq ? 2 : 1
+        let s = ctx.scale, sq = ctx.isSquared, p = ctx.power
         for j in 0..<count { x[j] *= s }
         a.op(x, count)
         var tau: Float = 0, wmax: Float = 0
@@ -320,5 +279,107 @@ enum Finish {
     static func describe(_ rows: [Int], of n: Int) -> String {
         let shown = rows.prefix(8).map(String.init).joined(separator: ", ")
         return "[\(shown)\(rows.count > 8 ? ", …" : "")] (\(rows.count) of \(n))"
+    }
+}
+
+/// The weight sweep the forward forms (`Rows.weights`) and the backward
+/// blocks (`PairWeights`) share, for the non-exponential scores
+/// (docs/MATH.md §1, §5): decay factors `g_j = exp(e_j − m)` of one row from
+/// its pair exponents, then the weights `p_j = f(s·x_j)·g_j` and, for the
+/// backward, their derivative factors `d_j = f'(s·x_j)·g_j`. Both directions
+/// call these two functions, so they cannot compute different weights.
+///
+/// Pure float16 rounds every operation, in the order below; the Float32
+/// working format fuses the loops (the same products, no extra roundings)
+/// and flushes decay factors below 2⁻⁶⁰ (`flushed`).
+enum WeightSweep {
+    /// `g[j] ← exp(e[j] − m)` for `j < count` from the pair exponents `e`
+    /// (`D_ij`: segment sums or `l_i − l_j`; nil: none) and the row shift `m`
+    /// (nil: none). Returns false, writing nothing, when there is neither
+    /// (every factor is 1). `g` may be `e`.
+    @inline(__always)
+    static func factors(_ ctx: CoreContext, exponents e: UnsafePointer<Float>?, shift m: Float?, count: Int,
+                        into g: UnsafeMutablePointer<Float>) -> Bool {
+        guard e != nil || m != nil else { return false }
+        let a = ctx.arith
+        if a.pureHalf {
+            if let e {
+                if e != UnsafePointer(g) { g.update(from: e, count: count) }
+            } else {
+                g.update(repeating: 0, count: count)
+            }
+            a.op(g, count)
+            if let m {
+                for j in 0..<count { g[j] -= m }
+                a.op(g, count)
+            }
+            for j in 0..<count { g[j] = exp(g[j]) }
+            a.op(g, count)
+            return true
+        }
+        let shift = m ?? 0
+        if let e {
+            for j in 0..<count { g[j] = flushed(exp(e[j] - shift)) }
+        } else {
+            g.update(repeating: flushed(exp(0 - shift)), count: count)
+        }
+        return true
+    }
+
+    /// `p[j] ← f(s·x[j])·g[j]` and, when `d` is given, `d[j] ← f'(s·x[j])·g[j]`
+    /// for `j < count` (`g` nil: factors 1). `p` may be `x`; `d` and `g` are
+    /// distinct from both.
+    @inline(__always)
+    static func apply(_ ctx: CoreContext, x: UnsafePointer<Float>, count: Int, factors g: UnsafePointer<Float>?,
+                      p: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>?) {
+        let s = ctx.scale, a = ctx.arith, sq = ctx.isSquared
+        if a.pureHalf {
+            // t = s·x, then f(t) = t or t², f'(t) = 1 or 2t, then the factors.
+            for j in 0..<count { p[j] = s * x[j] }
+            a.op(p, count)
+            if sq {
+                if let d {
+                    for j in 0..<count { d[j] = 2 * p[j] }
+                    a.op(d, count)
+                }
+                for j in 0..<count { p[j] *= p[j] }
+                a.op(p, count)
+                if let g {
+                    for j in 0..<count { p[j] *= g[j] }
+                    a.op(p, count)
+                    if let d {
+                        for j in 0..<count { d[j] *= g[j] }
+                        a.op(d, count)
+                    }
+                }
+            } else if let g {
+                for j in 0..<count { p[j] *= g[j] }
+                a.op(p, count)
+                d?.update(from: g, count: count)
+            } else {
+                d?.update(repeating: 1, count: count)
+            }
+            return
+        }
+        switch (sq, g) {
+        case (true, let g?):
+            if let d {
+                for j in 0..<count { let u = s * x[j]; p[j] = u * u * g[j]; d[j] = 2 * u * g[j] }
+            } else {
+                for j in 0..<count { let u = s * x[j]; p[j] = u * u * g[j] }
+            }
+        case (true, nil):
+            if let d {
+                for j in 0..<count { let u = s * x[j]; p[j] = u * u; d[j] = 2 * u }
+            } else {
+                for j in 0..<count { let u = s * x[j]; p[j] = u * u }
+            }
+        case (false, let g?):
+            for j in 0..<count { p[j] = s * x[j] * g[j] }
+            d?.update(from: g, count: count)
+        case (false, nil):
+            for j in 0..<count { p[j] = s * x[j] }
+            d?.update(repeating: 1, count: count)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 
@@ -69,7 +70,7 @@ public enum BuiltinVerification {
             let format = KernelComparison.format(for: mode)
             // The kernel reads its inputs in its storage format; the oracle is
             // evaluated on exactly those values (inputs taken as exact).
-            let storage = inputStorage(for: mode)
+            let storage = mode.formats.inputStorage
             let problem = problem.rounded(to: storage)
             let oracle = try oracles[storage] ?? Reference.quadratic(problem, precision: 128,
                                                                     finalState: spec.score.hasFeatureMap)
@@ -103,16 +104,6 @@ public enum BuiltinVerification {
             }
         }
         return cases
-    }
-
-    /// The storage format a mode reads its inputs in (TF32 rounds Float32
-    /// inputs inside the dot product, so its inputs are Float32).
-    static func inputStorage(for mode: PrecisionMode) -> InputStorage {
-        switch mode {
-        case .float32, .tf32: return .float32
-        case .float16Acc32, .float16: return .float16
-        case .bfloat16Acc32: return .bfloat16
-        }
     }
 
     static func blockCases(_ v: VariantSpec, size: Size, seed: UInt64, policy: VerdictPolicy) throws -> [ReportCase] {

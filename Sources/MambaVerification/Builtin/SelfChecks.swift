@@ -1,5 +1,6 @@
 import Foundation
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaTensors
 import MambaVariants

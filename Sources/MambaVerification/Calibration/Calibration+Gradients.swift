@@ -1,4 +1,5 @@
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 

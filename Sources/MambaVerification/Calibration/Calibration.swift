@@ -1,5 +1,6 @@
 import Foundation
 import MambaKernels
+import MambaOracle
 import MambaTensors
 import MambaPrecision
 import MambaVariants
@@ -146,7 +147,8 @@ public enum Calibration {
         for form in [KernelForm.tiled, .recurrent] {
             if let out = try run(form, KernelOptions(tileSize: 32)) { try judge(form.rawValue, stored(out), correct: true) }
         }
-        if spec.score == .squared, let out = try run(.chunked, KernelOptions(fullSecondOrderState: true)) {
+        if spec.score.traits.featureMap == .packedSecondOrder,
+           let out = try run(.chunked, KernelOptions(fullSecondOrderState: true)) {
             try judge("chunked full φ₂ state", stored(out), correct: true)
         }
         // TF32 operands by truncation (Triton's default tl.dot on fp32 data), in

@@ -1,4 +1,5 @@
 import MambaKernels
+import MambaVariants
 import MambaPrecision
 
 /// The arithmetic a candidate kernel declares it uses (docs/MATH.md §8): the
@@ -119,16 +120,13 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `VerificationError.invalidPolicy` for a combination no mode models
     ///   (e.g. bfloat16 accumulation).
     public func mode() throws -> PrecisionMode {
-        switch (operands, accumulation) {
-        case (.binary32, .binary32): return .float32
-        case (.tf32, .binary32): return .tf32
-        case (.binary16, .binary32): return .float16Acc32
-        case (.bfloat16, .binary32): return .bfloat16Acc32
-        case (.binary16, .binary16): return .float16
-        default:
+        guard let m = PrecisionMode.allCases.first(where: {
+            $0.formats.operand == operands && $0.formats.accumulation == accumulation
+        }) else {
             throw VerificationError.invalidPolicy(
                 "no kernel models \(operands.rawValue) operands with \(accumulation.rawValue) accumulation")
         }
+        return m
     }
 
     /// The arithmetic a kernel storing its outputs in `format` is assumed to

@@ -1,5 +1,6 @@
 import Dispatch
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaTensors
 import MambaVariants
@@ -246,7 +247,7 @@ public enum GradientComparison {
     public static func identityDecayGradient(_ core: CoreProblem, dq: [Double], dk: [Double])
         -> (dL: [Double], da: [Double])? {
         let spec = core.spec
-        guard spec.hasDecay, spec.normalization == .none, spec.score == .linear || spec.score == .reluLinear
+        guard spec.hasDecay, spec.normalization == .none, spec.score.traits.power == 1
         else { return nil }
         let n = core.length, w = core.keyDim
         guard dq.count == core.sequences * n * w, dk.count == dq.count else { return nil }
@@ -259,7 +260,7 @@ public enum GradientComparison {
                 for d in 0..<w {
                     let e = r * w + d
                     var qv = Float(core.q[e]), kv = Float(core.k[e])
-                    if spec.score == .reluLinear { qv = Swift.max(qv, 0); kv = Swift.max(kv, 0) }
+                    if spec.score.traits.reluOnInputs { qv = Swift.max(qv, 0); kv = Swift.max(kv, 0) }
                     dot += qv * Float(dq[e]) - kv * Float(dk[e])
                 }
                 acc += dot
@@ -328,7 +329,7 @@ public enum GradientComparison {
         let p = problem.core, n = p.length, dk = p.keyDim, dv = p.valueDim, s = p.scale
         let spec = p.spec, isSum = spec.normalization == .sum
         let f = p.featureDim ?? 0
-        let c = spec.score == .squared ? s * s : s
+        let c = spec.score.traits.featureConstant(s)
         /// Storage and accumulation accumulators of one tensor.
         struct Acc {
             var s: [Double], a: [Double]
@@ -347,10 +348,10 @@ public enum GradientComparison {
         var mS: Acc? = hasState ? Acc(p.sequences * f * dv) : nil
         var mZ: Acc? = hasState && isSum ? Acc(p.sequences * f) : nil
         let sqrt2 = 2.0.squareRoot()
-        let phiScore: Score = spec.score == .squared ? .squared : .linear
+        let phiScore = spec.score   // applied to q after ReLU: ReLU again changes nothing
         for seq in 0..<p.sequences {
             let L = p.prefixSums(sequence: seq)
-            let relu = spec.score == .reluLinear
+            let relu = spec.score.traits.reluOnInputs
             let q = (0..<(n * dk)).map { e in relu ? Swift.max(p.q[seq * n * dk + e], 0) : p.q[seq * n * dk + e] }
             let k = (0..<(n * dk)).map { e in relu ? Swift.max(p.k[seq * n * dk + e], 0) : p.k[seq * n * dk + e] }
             let v = Array(p.v[(seq * n * dv)..<((seq + 1) * n * dv)])
@@ -479,7 +480,8 @@ public enum GradientComparison {
                     }
                     let qi = (0..<dk).map { Swift.abs(q[i * dk + $0]) }
                     let base = (seq * n + i) * dk
-                    if spec.score == .squared {
+                    switch spec.score.traits.featureMap {
+                    case .packedSecondOrder:
                         var idx = 0
                         for a in 0..<dk {
                             mq.add(base + a, 2 * qi[a] * hS[idx], 2 * qi[a] * hA[idx])
@@ -490,7 +492,7 @@ public enum GradientComparison {
                                 idx += 1
                             }
                         }
-                    } else {
+                    case .identity, .relu, nil:
                         for a in 0..<dk { mq.add(base + a, hS[a], hA[a]) }
                     }
                 }

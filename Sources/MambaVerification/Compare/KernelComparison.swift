@@ -1,5 +1,6 @@
 import Dispatch
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 
@@ -73,26 +74,16 @@ public enum KernelComparison {
         (try? DeclaredArithmetic.assumed(forStorage: format).mode()) ?? .float32
     }
 
-    /// The declared arithmetic a precision mode realises.
+    /// The declared arithmetic a precision mode realises: its operand and
+    /// accumulation formats (`PrecisionMode.formats`).
     public static func arithmetic(for mode: PrecisionMode) -> DeclaredArithmetic {
-        switch mode {
-        case .float32: return .float32
-        case .tf32: return .tf32
-        case .float16Acc32: return .float16Acc32
-        case .bfloat16Acc32: return .bfloat16Acc32
-        case .float16: return .float16Pure
-        }
+        DeclaredArithmetic(operands: mode.formats.operand, accumulation: mode.formats.accumulation)
     }
 
     /// The format a precision mode's outputs are judged in (TF32 in, TF32
-    /// effective precision out).
+    /// effective precision out): `PrecisionMode.formats.judged`.
     public static func format(for mode: PrecisionMode) -> NumberFormat {
-        switch mode {
-        case .float32: return .binary32
-        case .float16Acc32, .float16: return .binary16
-        case .bfloat16Acc32: return .bfloat16
-        case .tf32: return .tf32
-        }
+        mode.formats.judged
     }
 
     /// `u_acc / u_F` for the block-level magnitudes (Proofs/T9): Float32
@@ -350,9 +341,9 @@ public enum KernelComparison {
             let l = p.prefixSums(sequence: seq)
             for j in 0..<n {
                 let kj = p.k[(seq * n + j) * dk ..< (seq * n + j + 1) * dk].map {
-                    p.spec.score == .reluLinear ? Swift.max($0, 0) : $0.magnitude
+                    p.spec.score.traits.reluOnInputs ? Swift.max($0, 0) : $0.magnitude
                 }
-                let phi = FeatureMap.apply(p.spec.score == .squared ? .squared : .linear, kj).map(\.magnitude)
+                let phi = FeatureMap.apply(p.spec.score, kj).map(\.magnitude)
                 let g = l.map { exp($0[n - 1] - $0[j]) } ?? 1
                 let ga = l.map { exp($0[n - 1] - $0[j]) * abs($0[n - 1] - $0[j]) } ?? 0
                 for a in 0..<f {
@@ -393,9 +384,9 @@ public enum KernelComparison {
         var out = [Double](repeating: 0, count: p.sequences * p.length * p.valueDim)
         guard let f = p.featureDim else { return out }
         let n = p.length, dk = p.keyDim, dv = p.valueDim
-        let c = p.spec.score == .squared ? p.scale * p.scale : p.scale
+        let c = p.spec.score.traits.featureConstant(p.scale)
         let sum = p.spec.normalization == .sum
-        let phiScore: Score = p.spec.score == .reluLinear ? .reluLinear : (p.spec.score == .squared ? .squared : .linear)
+        let phiScore = p.spec.score
         for seq in 0..<p.sequences {
             var s = p.initialState.map { Array($0.s[seq * f * dv ..< (seq + 1) * f * dv]) } ?? [Double](repeating: 0, count: f * dv)
             var z = p.initialState?.z.map { Array($0[seq * f ..< (seq + 1) * f]) } ?? [Double](repeating: 0, count: f)

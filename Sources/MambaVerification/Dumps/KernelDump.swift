@@ -141,7 +141,7 @@ public enum KernelDump {
                 throw DumpError.invalid(file: file, array: "initial_state", message: "the exponential score has no finite state")
             }
             guard s0.shape == [b, h, f, dv] else {
-                throw DumpError.wrongShape(file: file, array: "initial_state", expected: "[\(b), \(h), \(f), \(dv)] = [B,H,F,dv] with F = \(spec.score == .squared ? "dk(dk+1)/2 (packed)" : "dk")", found: s0.shape)
+                throw DumpError.wrongShape(file: file, array: "initial_state", expected: "[\(b), \(h), \(f), \(dv)] = [B,H,F,dv] with F = \(Self.featureFormula(spec))", found: s0.shape)
             }
             let sv = try finite(s0, file: file, layout: nil)
             var zv: [Double]? = nil
@@ -305,4 +305,15 @@ public enum KernelDump {
         return layout == .bnhd ? toBHND(values, shape: t.shape) : values
     }
 
+}
+
+extension KernelDump {
+    /// How `F` follows from `dk` for a core, for messages.
+    static func featureFormula(_ spec: CoreSpec) -> String {
+        switch spec.score.traits.featureMap {
+        case .identity, .relu: "dk"
+        case .packedSecondOrder: "dk(dk+1)/2 (packed)"
+        case nil: "none (no finite state)"
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 
@@ -110,7 +111,7 @@ public struct KernelProperty: Sendable {
         var g = SeededGenerator(seed: c.seed ^ 0xCA05)
         let t = Int(g.next() % UInt64(c.length - 1))  // keep 0…t, perturb t+1…N−1
         var q = p
-        let storage = PropertyCase.storage(for: kernel.mode)
+        let storage = kernel.mode.formats.inputStorage
         for s in 0..<p.sequences {
             for i in (t + 1)..<p.length {
                 for d in 0..<p.keyDim {

@@ -48,7 +48,7 @@ public struct PropertyCase: Sendable, Hashable, CustomStringConvertible {
     public func problem(for kernel: any KernelUnderTest) -> CoreProblem {
         var p = CoreProblem.random(spec: kernel.core, batch: batch, heads: heads, length: length, keyDim: keyDim,
                                    valueDim: valueDim, distribution: distribution,
-                                   storage: PropertyCase.storage(for: kernel.mode),
+                                   storage: kernel.mode.formats.inputStorage,
                                    withInitialState: withInitialState && kernel.supportsState, seed: seed)
         if decayAsPrefixSum, case .perStep(let a)? = p.decay {
             // Prefix sums as a kernel would hold them in Float32.
@@ -60,14 +60,6 @@ public struct PropertyCase: Sendable, Hashable, CustomStringConvertible {
             p.decay = .prefixSum(l)
         }
         return p
-    }
-
-    static func storage(for mode: PrecisionMode) -> InputStorage {
-        switch mode {
-        case .float32, .tf32: return .float32
-        case .float16Acc32, .float16: return .float16
-        case .bfloat16Acc32: return .bfloat16
-        }
     }
 
     /// Smaller cases to try when this one fails (shrinking): halve N, then

@@ -51,12 +51,17 @@ public enum SuitePlan {
     /// 0/0, an undefined oracle).
     public static func hazards(_ core: CoreSpec, storage: InputStorage) -> [InputDistribution] {
         var h: [InputDistribution] = []
-        let big = core.score == .squared || core.score == .exponential
+        // Scores that grow faster than linearly in q·k (large weights, lagging maxima).
+        let big: Bool
+        switch core.score {
+        case .squared, .exponential: big = true
+        case .linear, .reluLinear: big = false
+        }
         if big { h.append(.laggingMaximum) }
         if big && core.hasDecay && core.normalization == .sum { h.append(.nearZeroNormaliser) }
         if core.hasDecay { h.append(.strongDecay) }
-        if core.score == .squared && core.normalization == .sum && storage == .float16 { h.append(.float16Overflow) }
-        if core.score == .reluLinear && core.normalization == .none { h.append(.zeroReluRows) }
+        if (core.score.traits.power ?? 1) >= 2 && core.normalization == .sum && storage == .float16 { h.append(.float16Overflow) }
+        if core.score.traits.reluOnInputs && core.normalization == .none { h.append(.zeroReluRows) }
         return h
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 
@@ -89,7 +90,7 @@ public enum Sweep {
                 let base = problem(s, length: n)
                 let options = KernelOptions(chunkSize: s.chunkSize, tileSize: s.chunkSize)
                 for mode in PrecisionMode.allCases {
-                    let storage = BuiltinVerification.inputStorage(for: mode)
+                    let storage = mode.formats.inputStorage
                     let p = base.rounded(to: storage)
                     let ref = try oracle(p, length: n, storage: storage)
                     for form in forms(for: s.core) {

@@ -1,5 +1,6 @@
 import Foundation
 import MambaKernels
+import MambaVariants
 import MambaTensors
 
 extension SweepReport {

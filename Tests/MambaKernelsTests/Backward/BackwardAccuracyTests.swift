@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 import MambaVerification

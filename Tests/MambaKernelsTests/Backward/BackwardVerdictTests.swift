@@ -1,5 +1,6 @@
 import Testing
 import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 import MambaVerification

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MambaBenchmarks
 import MambaKernels
 import MambaVariants
 

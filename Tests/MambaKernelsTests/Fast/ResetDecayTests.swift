@@ -1,5 +1,6 @@
 import Testing
 import MambaKernels
+import MambaOracle
 import MambaVariants
 import MambaVerification
 

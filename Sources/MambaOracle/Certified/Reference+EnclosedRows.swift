@@ -103,9 +103,7 @@ extension Reference {
                             Interval.exp(wl, wh, yLo, yHi)
                         }
                     } else {
-                        if c.spec.score == .squared { Interval.sqr(fLo, fHi, yLo, yHi, tmp: tmp) } else {
-                            mc_set(fLo, yLo, MPFR_RNDN); mc_set(fHi, yHi, MPFR_RNDN)
-                        }
+                        c.spec.score.enclosePolynomial(fLo, fHi, yLo, yHi, tmp: tmp)
                         if let eLo = e.eLo, let eHi = e.eHi {
                             Interval.mul(wl, wh, fLo, fHi, eLo[j], eHi[j], tmp: tmp)
                         } else if let lLo = e.lLo, let lHi = e.lHi {

@@ -1,5 +1,5 @@
 import Testing
-import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaVariants
 

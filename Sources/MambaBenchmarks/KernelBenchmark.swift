@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import COpenBLAS
+import MambaKernels
 import MambaVariants
 
 /// In-process timing of the optimized kernels, for `mambacheck bench` and
@@ -118,7 +119,7 @@ public enum KernelBenchmark {
                       bestCPUSeconds: cpu.min()!,
                       flops: flops,
                       sgemmGflops: roof,
-                      stateElements: spec.score == .exponential ? nil
+                      stateElements: !spec.score.hasFeatureMap ? nil
                         : CoreKernels.stateElements(spec: spec, keyDim: keyDim, valueDim: valueDim,
                                                     fullSecondOrder: options.fullSecondOrderState),
                       blasThreads: Int(openblas_get_num_threads()),
@@ -126,11 +127,7 @@ public enum KernelBenchmark {
     }
 
     static func featureDimension(_ spec: CoreSpec, _ dk: Int, _ o: KernelOptions) -> Int? {
-        switch spec.score {
-        case .exponential: return nil
-        case .squared: return o.fullSecondOrderState ? dk * dk : dk * (dk + 1) / 2
-        case .linear, .reluLinear: return dk
-        }
+        spec.featureDimension(keyDim: dk, fullSecondOrder: o.fullSecondOrderState)
     }
 
     /// The FLOP count of the type's documentation, for one sequence.
@@ -179,10 +176,17 @@ public enum KernelBenchmark {
 
     /// `cblas_sgemm` GFLOP/s (on thread CPU time) over the given shapes
     /// `(m, n, k, transA)`, repeated for ~50 ms worth of work, best of `runs`.
+    /// `n` (at least 1) Float32 values set to `x`; the caller deallocates.
+    static func filled(_ n: Int, _ x: Float) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(n, 1))
+        p.initialize(repeating: x, count: Swift.max(n, 1))
+        return p
+    }
+
     public static func sgemmGflops(shapes: [(Int, Int, Int, Bool)], runs: Int = 3) -> Double {
         var best = 0.0
         let bufs = shapes.map { (m, n, k, _) in
-            (allocateFloats(m * k, fill: 0.5), allocateFloats(k * n, fill: 0.25), allocateFloats(m * n, fill: 0))
+            (filled(m * k, 0.5), filled(k * n, 0.25), filled(m * n, 0))
         }
         defer { for (a, b, c) in bufs { a.deallocate(); b.deallocate(); c.deallocate() } }
         var flopsPerRound = 0.0

@@ -78,7 +78,7 @@ final class GradientLossEvaluator {
 
     /// `r ← ℓ` for the current inputs (all operations at the working precision).
     func loss(into r: UnsafeMutablePointer<__mpfr_struct>) {
-        let relu = spec.score == .reluLinear, isSum = spec.normalization == .sum
+        let relu = spec.score.traits.reluOnInputs, isSum = spec.normalization == .sum
         for e in 0..<(n * dk) {
             mc_set(qt[e], q[e], MPFR_RNDN); mc_set(kt[e], k[e], MPFR_RNDN)
             if relu {
@@ -87,7 +87,7 @@ final class GradientLossEvaluator {
             }
         }
         let x = t[0], wgt = t[1], den = t[2], tmp = t[3], cq = t[4], o = t[5]
-        if spec.score == .squared { mc_sqr(cq, scale[0], MPFR_RNDN) } else { mc_set(cq, scale[0], MPFR_RNDN) }
+        spec.score.featureConstant(cq, scale: scale[0])
         mc_set_zero(r, 1)
         for i in 0..<n {
             num.zero(); mc_set_zero(den, 1)
@@ -103,7 +103,7 @@ final class GradientLossEvaluator {
                         mc_exp(wgt, wide[0], MPFR_RNDN)
                     } else { mc_exp(wgt, x, MPFR_RNDN) }
                 case .squared, .linear, .reluLinear:
-                    if spec.score == .squared { mc_sqr(wgt, x, MPFR_RNDN) } else { mc_set(wgt, x, MPFR_RNDN) }
+                    spec.score.applyPolynomial(wgt, x)
                     if let L {
                         mc_sub(wide[0], L[i], L[j], MPFR_RNDN)
                         mc_exp(tmp, wide[0], MPFR_RNDN)

@@ -51,7 +51,7 @@ final class ReferenceSequence: @unchecked Sendable {
         let (pairwise, extraBits) = Self.decayRange(p, sequence: seq)
         pairwiseDecay = pairwise
         decayPrecision = precision + 64 + extraBits
-        let relu = p.spec.score == .reluLinear
+        let relu = p.spec.score.traits.reluOnInputs
         let qs = p.q[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
         let ks = p.k[seq * n * dk ..< (seq + 1) * n * dk].map { relu ? Swift.max($0, 0) : $0 }
         qAbs = qs.map { Swift.abs($0) }
@@ -118,7 +118,7 @@ final class ReferenceSequence: @unchecked Sendable {
         qRows = Array(repeating: nil, count: length)
         kRows = Array(repeating: nil, count: length)
         vRows = Array(repeating: nil, count: length)
-        if spec.score == .reluLinear {
+        if spec.score.traits.reluOnInputs {
             for i in 0..<(length * keyDim) {
                 if mc_sgn(q[i]) < 0 { mc_set_zero(q[i], 1) }
                 if mc_sgn(k[i]) < 0 { mc_set_zero(k[i], 1) }
@@ -187,7 +187,7 @@ final class ReferenceSequence: @unchecked Sendable {
     @inline(__always)
     func score(_ r: UnsafeMutablePointer<__mpfr_struct>, x: UnsafeMutablePointer<__mpfr_struct>) {
         mc_mul(r, x, scale[0], MPFR_RNDN)
-        if spec.score == .squared { mc_sqr(r, r, MPFR_RNDN) }
+        spec.score.applyPolynomial(r, r)
     }
 
     /// `φ(x)` of row `row` of q or k as MPFR numbers into `out` (`F` entries).
@@ -221,7 +221,7 @@ final class ReferenceSequence: @unchecked Sendable {
 
     /// The query-side constant `c` of the recurrent form: `s` or `s²`.
     func queryConstant(_ r: UnsafeMutablePointer<__mpfr_struct>) {
-        if spec.score == .squared { mc_sqr(r, scale[0], MPFR_RNDN) } else { mc_set(r, scale[0], MPFR_RNDN) }
+        spec.score.featureConstant(r, scale: scale[0])
     }
 }
 

@@ -58,20 +58,35 @@ public struct ExactCoreProblem: @unchecked Sendable {
         return p
     }
 
-    func relu(_ x: Rational) -> Rational { spec.score == .reluLinear && x.signum < 0 ? Rational(0) : x }
+    var traits: ScoreTraits { spec.score.traits }
 
-    func keyFeatures(_ x: ArraySlice<Rational>) -> [Rational] { features(x, crossWeight: Rational(1)) }
-    func queryFeatures(_ x: ArraySlice<Rational>) -> [Rational] { features(x, crossWeight: Rational(2)) }
+    func relu(_ x: Rational) -> Rational { traits.reluOnInputs && x.signum < 0 ? Rational(0) : x }
+
+    func keyFeatures(_ x: ArraySlice<Rational>) -> [Rational] {
+        features(x, crossWeight: Rational(traits.exactSplitCrossWeights!.key))
+    }
+    func queryFeatures(_ x: ArraySlice<Rational>) -> [Rational] {
+        features(x, crossWeight: Rational(traits.exactSplitCrossWeights!.query))
+    }
 
     func features(_ x: ArraySlice<Rational>, crossWeight: Rational) -> [Rational] {
         let xs = x.map(relu)
-        guard spec.score == .squared else { return xs }
-        var out: [Rational] = []
-        for i in 0..<xs.count {
-            out.append(xs[i] * xs[i])
-            for j in (i + 1)..<Swift.max(xs.count, i + 1) where j < xs.count { out.append(crossWeight * xs[i] * xs[j]) }
+        switch traits.featureMap! {
+        case .identity, .relu:
+            return xs
+        case .packedSecondOrder:
+            var out: [Rational] = []
+            for i in 0..<xs.count {
+                out.append(xs[i] * xs[i])
+                for j in (i + 1)..<Swift.max(xs.count, i + 1) where j < xs.count { out.append(crossWeight * xs[i] * xs[j]) }
+            }
+            return out
         }
-        return out
+    }
+
+    /// `xᵖ`, the polynomial score `f` (docs/MATH.md §1).
+    func power(_ x: Rational) -> Rational {
+        (1..<traits.power!).reduce(x) { r, _ in r * x }
     }
 
     func row(_ m: [Rational], _ i: Int, _ d: Int) -> ArraySlice<Rational> { m[i * d ..< (i + 1) * d] }
@@ -82,7 +97,7 @@ public struct ExactCoreProblem: @unchecked Sendable {
         return (lo...hi).reduce(Rational(1)) { $0 * a[$1] }
     }
 
-    var queryConstant: Rational { spec.score == .squared ? scale * scale : scale }
+    var queryConstant: Rational { power(scale) }
 }
 
 /// The three forms over the rationals. Equal outputs and final states prove
@@ -109,7 +124,7 @@ public enum ExactForms {
             for j in 0...i {
                 let x = zip(p.row(p.q, i, dk), p.row(p.k, j, dk)).reduce(Rational(0)) { $0 + p.relu($1.0) * p.relu($1.1) }
                 let sx = p.scale * x
-                let w = (p.spec.score == .squared ? sx * sx : sx) * p.decay(from: j + 1, through: i)
+                let w = p.power(sx) * p.decay(from: j + 1, through: i)
                 den = den + w
                 for c in 0..<dv { num[c] = num[c] + w * p.v[j * dv + c] }
             }
@@ -180,7 +195,7 @@ public enum ExactForms {
                 for j in c0...i {
                     let x = zip(p.row(p.q, i, dk), p.row(p.k, j, dk)).reduce(Rational(0)) { $0 + p.relu($1.0) * p.relu($1.1) }
                     let sx = p.scale * x
-                    let w = (p.spec.score == .squared ? sx * sx : sx) * p.decay(from: j + 1, through: i)
+                    let w = p.power(sx) * p.decay(from: j + 1, through: i)
                     den = den + w
                     for c in 0..<dv { num[c] = num[c] + w * p.v[j * dv + c] }
                 }

@@ -164,15 +164,10 @@ extension Reference {
                         mc_set(fg[ij], w[ij], MPFR_RNDN)
                     } else {
                         if L != nil { mc_exp(gam, diff[0], MPFR_RNDN) } else { mc_set_ui(gam, 1, MPFR_RNDN) }
-                        if c.spec.score == .squared {
-                            mc_sqr(tmp, x, MPFR_RNDN)             // f = x²
-                            mc_mul(w[ij], tmp, gam, MPFR_RNDN)
-                            mc_mul_2si(tmp, x, 1, MPFR_RNDN)      // f' = 2x
-                            mc_mul(fg[ij], tmp, gam, MPFR_RNDN)
-                        } else {
-                            mc_mul(w[ij], x, gam, MPFR_RNDN)      // f = x
-                            mc_set(fg[ij], gam, MPFR_RNDN)        // f' = 1
-                        }
+                        c.spec.score.applyPolynomial(tmp, x)             // f(x)
+                        mc_mul(w[ij], tmp, gam, MPFR_RNDN)
+                        c.spec.score.applyPolynomialDerivative(tmp, x)   // f'(x)
+                        mc_mul(fg[ij], tmp, gam, MPFR_RNDN)
                     }
                     // G_ij = dO_i · v_j
                     mc_set_zero(gm[ij], 1)
@@ -297,7 +292,7 @@ extension Reference {
         }
 
         // relu-linear: ReLU'(x) = 0 for x ≤ 0; q̃ = max(q, 0) is zero exactly there.
-        if c.spec.score == .reluLinear {
+        if c.spec.score.traits.reluOnInputs {
             for e in 0..<(n * dk) {
                 if mc_sgn(c.qM[e]) <= 0 { mc_set_zero(dqB[e], 1) }
                 if mc_sgn(c.kM[e]) <= 0 { mc_set_zero(dkB[e], 1) }

@@ -1,6 +1,10 @@
 import CHalf
+import MambaPrecision
 
-/// Storage formats the optimized kernels round Float32 values to (docs/MATH.md §7).
+/// How the optimized kernels round Float32 values to a storage format
+/// (docs/MATH.md §7): a `NumberFormat` of MambaPrecision, and for TF32 whether
+/// the low bits are rounded to nearest or truncated. Which format each value
+/// of a precision mode is rounded to is `PrecisionMode.formats`.
 ///
 /// Every rounding is round-to-nearest, ties-to-even, applied to a Float32
 /// value. binary16 goes through the CHalf F16C path (hardware conversion,
@@ -8,25 +12,40 @@ import CHalf
 /// largest finite binary16 (65504) become ±Inf, NaN stays NaN. bfloat16 and
 /// TF32 keep the Float32 exponent range and round the significand to 8 and
 /// 11 bits; values that round past the largest finite value become ±Inf,
-/// NaN stays NaN, ±Inf stay ±Inf. `tf32Truncated` is the exception to
+/// NaN stays NaN, ±Inf stay ±Inf. TF32 truncation (`truncates`) is the exception to
 /// round-to-nearest: the 13 low significand bits are dropped (toward zero),
 /// which is what a tensor core does with Float32 registers handed to a TF32
 /// MMA without an explicit `cvt.rna.tf32.f32` — Triton's default `tl.dot` on
 /// fp32 data (triton-lang/triton#4574 measures its larger, biased error).
+/// binary64 leaves Float32 values unchanged (each is a binary64 value); the
+/// FP8 formats, which no mode uses, go through MambaPrecision's scalar
+/// rounding.
 @usableFromInline
-enum NumberFormat: Sendable {
-    case float32, float16, bfloat16, tf32, tf32Truncated
+struct Float32Rounding: Sendable, Equatable {
+    @usableFromInline let format: NumberFormat
+    /// TF32 by dropping the 13 low significand bits instead of rounding.
+    @usableFromInline let truncates: Bool
+
+    @inlinable
+    init(_ format: NumberFormat, truncating: Bool = false) {
+        self.format = format
+        self.truncates = truncating && format == .tf32
+    }
+
+    @usableFromInline static let float32 = Float32Rounding(.binary32)
+    @usableFromInline static let float16 = Float32Rounding(.binary16)
+    @usableFromInline static let bfloat16 = Float32Rounding(.bfloat16)
 
     /// Rounds `count` Float32 values in place.
     @inlinable
     func round(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
         guard count > 0 else { return }
-        switch self {
-        case .float32: return
-        case .float16: mc_round_float_through_half(p, count)
+        switch format {
+        case .binary32, .binary64: return
+        case .binary16: mc_round_float_through_half(p, count)
         case .bfloat16: roundToBFloat16(p, count)
-        case .tf32: roundToTF32(p, count)
-        case .tf32Truncated: truncateToTF32(p, count)
+        case .tf32: if truncates { truncateToTF32(p, count) } else { roundToTF32(p, count) }
+        case .e4m3, .e5m2: for i in 0..<count { p[i] = format.round(p[i]) }
         }
     }
 

@@ -1,4 +1,5 @@
 import COpenBLAS
+import MambaKernels
 import MambaVariants
 
 /// In-process timing of a backward kernel against its forward, on the same
@@ -66,7 +67,7 @@ public enum BackwardBenchmark {
         let core = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
         let g = GradientProblem.random(core: core, seed: seed)
         // Repeated runs reuse the chunk-state buffer (freed when the scope ends).
-        return try LargeBufferPool.shared.retaining {
+        return try CoreBackward.reusingBuffers {
             try measure(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
                         options: options, runs: runs, warmup: warmup, core: core, g: g)
         }

@@ -1,5 +1,3 @@
-import MambaVariants
-
 /// The result of running a core: `o` (`[B, H, N, dv]`) and, for cores with a
 /// finite state, the final state in FLA's convention (docs/MATH.md §3), both as the
 /// exact values the kernel produced (Float16/Float32 values held in Double).
@@ -27,19 +25,4 @@ public enum KernelForm: String, CaseIterable, Sendable, Codable {
     case recurrent
     /// Key blocks with online normalisation (flash style); sum-normalised cores.
     case tiled
-}
-
-/// Precision modes of the optimized kernels (docs/MATH.md §7).
-public enum PrecisionMode: String, CaseIterable, Sendable, Codable {
-    /// Float32 inputs, arithmetic and outputs.
-    case float32
-    /// Tensor-core style: inputs rounded to binary16, products and sums in
-    /// Float32, output rounded to binary16.
-    case float16Acc32 = "float16-acc32"
-    /// Every operation rounded to binary16.
-    case float16
-    /// Inputs rounded to bfloat16, Float32 arithmetic, output rounded to bfloat16.
-    case bfloat16Acc32 = "bfloat16-acc32"
-    /// Dot-product inputs rounded to TF32 (11 bits), Float32 accumulation and output.
-    case tf32
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import MambaKernels
+@testable import MambaOracle
 import MambaPrecision
 import MambaVariants
 
