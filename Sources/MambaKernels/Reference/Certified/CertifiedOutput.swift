@@ -44,6 +44,14 @@ public struct CertifiedOutput: Sendable {
     /// Rows recomputed at a higher precision (all passes after the first).
     public let rowsRaised: Int
 
+    /// The values a verdict judges against: each decided element's lower end
+    /// (within the enclosure's width of the exact value, below one Float64 ulp
+    /// and typically ≈ 2^−p relative), NaN where undecided (judged as
+    /// undefined, never guessed).
+    public var judgedValues: [BigFloat] {
+        (0..<o.count).map { o[$0].isNaN ? BigFloat.nan(precision: initialPrecision) : lower[$0] }
+    }
+
     /// True when every element is certified.
     public var isComplete: Bool { undecided.isEmpty }
 
