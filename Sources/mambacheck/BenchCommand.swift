@@ -30,6 +30,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads during the measurement.") var threads: Int = 1
     @Option(help: "MPFR precision for --form reference.") var precision: Int = 128
     @Option(help: "Write the result as JSON here.") var json: String?
+    @Flag(help: "With --form reference, also compute the final state (both oracles: p-bit and certified).")
+    var finalState = false
 
     /// The oracle's precision range applies to `--form reference` too (GMP aborts on absurd sizes).
     func validate() throws { try OracleArguments.validate(precision: precision, scale: nil) }
@@ -55,16 +57,20 @@ struct BenchCommand: ParsableCommand {
             var summary = ""
             for _ in 0..<max(1, min(runs, 3)) {
                 let t0 = Date()
-                _ = try Reference.quadratic(p, precision: precision)
+                _ = try Reference.quadratic(p, precision: precision, finalState: finalState)
                 samples.append(Date().timeIntervalSince(t0))
                 let t1 = Date()
                 let c = try Reference.certified(p, precision: precision)
+                let st = finalState ? try Reference.certifiedFinalState(p, precision: precision) : nil
                 certifiedSamples.append(Date().timeIntervalSince(t1))
-                summary = c.summary
+                var parts = [(name: "o", values: c)]
+                if let st { parts.append(("final_state", st.s)); if let z = st.z { parts.append(("final_state_z", z)) } }
+                summary = CertifiedOutput.summary(parts)
             }
             let median = samples.sorted()[samples.count / 2]
             let certifiedMedian = certifiedSamples.sorted()[certifiedSamples.count / 2]
-            print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
+            print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision)"
+                  + (finalState ? " with final state" : "") + ": median \(String(format: "%.3f", median)) s")
             print("certified oracle, same problem: median \(String(format: "%.3f", certifiedMedian)) s "
                   + "(\(String(format: "%.2f", certifiedMedian / median))× the \(precision)-bit oracle); \(summary)")
             result["precision"] = precision

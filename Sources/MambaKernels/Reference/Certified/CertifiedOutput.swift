@@ -44,12 +44,27 @@ public struct CertifiedOutput: Sendable {
     /// Rows recomputed at a higher precision (all passes after the first).
     public let rowsRaised: Int
 
-    /// The values a verdict judges against: each decided element's lower end
-    /// (within the enclosure's width of the exact value, below one Float64 ulp
-    /// and typically ≈ 2^−p relative), NaN where undecided (judged as
-    /// undefined, never guessed).
+    /// The values a verdict judges against (it needs accurate values, not
+    /// their rounding): each decided element's lower end (within the
+    /// enclosure's width of the exact value: below one Float64 ulp, typically
+    /// ≈ 2^−p relative); an undecided element's lower end too when its
+    /// enclosure is finite, of one sign and at most `2^−initialPrecision`
+    /// relative wide (an exact tie, or a value closer to a rounding boundary
+    /// than the cap resolves: as accurate as a decided element); NaN otherwise
+    /// (an unbounded enclosure, e.g. a zero denominator: judged as undefined,
+    /// never a pass).
     public var judgedValues: [BigFloat] {
-        (0..<o.count).map { o[$0].isNaN ? BigFloat.nan(precision: initialPrecision) : lower[$0] }
+        (0..<o.count).map { e in
+            if !o[e].isNaN { return lower[e] }
+            let lo = lower[e], hi = upper[e]
+            guard lo.isFinite, hi.isFinite, lo.signum != 0, lo.signum == hi.signum else {
+                return BigFloat.nan(precision: initialPrecision)
+            }
+            let prec = Swift.max(lo.precision, hi.precision) + 2
+            let width = BigFloat(hi, precision: prec) - BigFloat(lo, precision: prec)
+            let narrow = width.isZero || width.exponent <= BigFloat.abs(lo).exponent - initialPrecision
+            return narrow ? lo : BigFloat.nan(precision: initialPrecision)
+        }
     }
 
     /// True when every element is certified.
