@@ -39,23 +39,6 @@ public struct CertifiedGradients: Sendable {
     }
 }
 
-extension CertifiedOutput {
-    /// One statement for several certified tensors, e.g.
-    /// `oracle certified: all 4224 elements correctly rounded (Float64): o 4096, final_state 128`,
-    /// or `… 4200 of 4224 elements …; undecided: o 24`.
-    public static func summary(_ parts: [(name: String, values: CertifiedOutput)], what: String = "oracle") -> String {
-        let total = parts.reduce(0) { $0 + $1.values.o.count }
-        let open = parts.reduce(0) { $0 + $1.values.undecided.count }
-        let digits = parts.first?.values.decimalDigits
-        let target = "Float64" + (digits.map { " and \($0) significant digits" } ?? "")
-        let sizes = parts.map { "\($0.name) \($0.values.o.count)" }.joined(separator: ", ")
-        if open == 0 { return "\(what) certified: all \(total) elements correctly rounded (\(target)): \(sizes)" }
-        let undecided = parts.filter { !$0.values.undecided.isEmpty }.map { "\($0.name) \($0.values.undecided.count)" }
-        return "\(what) certified: \(total - open) of \(total) elements correctly rounded (\(target)); undecided: "
-            + undecided.joined(separator: ", ")
-    }
-}
-
 extension Reference {
     /// Certified gradients (docs/MATH.md §5) with Ziv's loop: one unit per
     /// (batch, head) sequence, since every gradient of a sequence depends on
