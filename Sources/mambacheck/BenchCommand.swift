@@ -60,8 +60,8 @@ struct BenchCommand: ParsableCommand {
                 _ = try Reference.quadratic(p, precision: precision, finalState: finalState)
                 samples.append(Date().timeIntervalSince(t0))
                 let t1 = Date()
-                let c = try Reference.certified(p, precision: precision)
-                let st = finalState ? try Reference.certifiedFinalState(p, precision: precision) : nil
+                let c = try Reference.certified(p, precision: precision, maxPrecision: max(4096, precision))
+                let st = finalState ? try Reference.certifiedFinalState(p, precision: precision, maxPrecision: max(4096, precision)) : nil
                 certifiedSamples.append(Date().timeIntervalSince(t1))
                 var parts = [(name: "o", values: c)]
                 if let st { parts.append(("final_state", st.s)); if let z = st.z { parts.append(("final_state_z", z)) } }
@@ -88,7 +88,7 @@ struct BenchCommand: ParsableCommand {
                 _ = try Reference.gradients(g, precision: precision)
                 samples.append(Date().timeIntervalSince(t0))
                 let t1 = Date()
-                let c = try Reference.certifiedGradients(g, precision: precision)
+                let c = try Reference.certifiedGradients(g, precision: precision, maxPrecision: max(4096, precision))
                 certifiedSamples.append(Date().timeIntervalSince(t1))
                 summary = c.gradients.summary
             }

@@ -152,7 +152,8 @@ struct CompareCommand: ParsableCommand {
         if let gradients, let gradientProblem {
             progress.set(stage: "oracle and baselines for the gradients")
             // Verdicts use certified gradients (Proofs/T7); the report says which elements are certified.
-            let (certified, zeroRows) = try Reference.certifiedGradients(gradientProblem, precision: precision)
+            let (certified, zeroRows) = try Reference.certifiedGradients(gradientProblem, precision: precision,
+                                                                         maxPrecision: Swift.max(4096, precision))
             gradientStatement = certified.summary
             do {
                 cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,

@@ -42,4 +42,20 @@ import Testing
                                    "--plant"], executable: "/usr/bin/python3")
         #expect(planted.status == 0 && planted.stdout.contains(" 1 mismatches"), "\(planted)")
     }
+
+    /// `compare --precision` above the Ziv loop's default cap (4096 bits) starts the
+    /// certified oracle there instead of stopping on `maxPrecision < precision`;
+    /// the correctly rounded oracle, stored as binary32, passes.
+    @Test func comparePrecisionAboveTheDefaultCap() throws {
+        let p = CoreProblem.random(spec: try #require(CoreSpec(name: "squared-decay-sum")), length: 4, keyDim: 2,
+                                   valueDim: 2, seed: 3)
+        let dir = try CLI.temporaryDirectory("certified-cap")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = dir.appendingPathComponent("inputs.npz"), cand = dir.appendingPathComponent("cand.npz")
+        try Dumps.writeInputs(p, layout: .bhnd, dtype: .float32, to: inputs)
+        try Dumps.writeCandidate(try Reference.quadratic(p).oDouble, problem: p, layout: .bhnd, dtype: .float32, to: cand)
+        let r = try CLI.run(["compare", "--variant", "squared-decay-sum", "--inputs", inputs.path, "--candidate", cand.path,
+                             "--precision", "8192"])
+        #expect(r.status == 0 && r.stdout.contains("oracle certified: all 8 elements"), "\(r)")
+    }
 }

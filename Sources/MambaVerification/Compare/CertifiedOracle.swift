@@ -17,10 +17,11 @@ public struct ComparisonOracle: @unchecked Sendable {
     /// - Parameter finalState: also certify the final state (and put it in `reference`).
     public init(problem: CoreProblem, precision: Int, finalState: Bool) throws {
         var ref = try Reference.quadratic(problem, precision: precision, finalState: finalState)
-        let c = try Reference.certified(problem, precision: precision)
+        let cap = Swift.max(4096, precision)  // the Ziv loop's cap never below the starting precision
+        let c = try Reference.certified(problem, precision: precision, maxPrecision: cap)
         ref.o = c.judgedValues
         var parts = [(name: "o", values: c)]
-        let st = finalState ? try Reference.certifiedFinalState(problem, precision: precision) : nil
+        let st = finalState ? try Reference.certifiedFinalState(problem, precision: precision, maxPrecision: cap) : nil
         if let st {
             ref.finalStateS = st.s.judgedValues
             parts.append(("final_state", st.s))
