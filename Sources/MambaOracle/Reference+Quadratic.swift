@@ -262,31 +262,42 @@ extension Reference {
     }
 
     /// `accumulateFixed`, returning the accumulator's grid exponent `lsb`
-    /// (`Int.min` when every term is zero): each of the `i + 1` terms is
-    /// truncated by less than `2^lsb`, so the exact sum lies within
-    /// `(i + 1)·2^lsb` of the accumulator, which `store` writes exactly into a
-    /// ≥ 320-bit `num` (Proofs/T7, step 4). nil where `accumulateFixed` fails.
+    /// (`Int.min` when every term is zero); see `accumulateFixedGrid(count:…)`.
     static func accumulateFixedGrid(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
                                     acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Int? {
-        let dv = c.dv
+        accumulateFixedGrid(count: i + 1, weight: { g[$0] }, rows: c.vRows, first: 0, width: c.dv, into: num,
+                            acc: acc, wide: wide)
+    }
+
+    /// `num_c ← Σ_{t<m} g_t·x_{first+t,c}` through the 256-bit fixed-point
+    /// accumulator (`g_t = weight(t)`, ≤ 128-bit MPFR numbers; `rows` exact
+    /// integer rows of `width` entries). Returns the grid exponent `lsb`
+    /// (`Int.min` when every term is zero): each of the `m` terms is truncated
+    /// by less than `2^lsb`, so the exact sum lies within `m·2^lsb` of the
+    /// accumulator, which `store` writes exactly into a ≥ 320-bit `num`
+    /// (Proofs/T7, step 4). nil, leaving `num` untouched, when a weight is NaN
+    /// or ±∞ (exponent arithmetic on those would overflow `Int`).
+    static func accumulateFixedGrid(count m: Int, weight g: (Int) -> UnsafeMutablePointer<__mpfr_struct>,
+                                    rows: [IntegerRow?], first: Int, width dv: Int, into num: MPFRBuffer,
+                                    acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Int? {
         var emax = Int.min
-        for j in 0...i where mc_number_p(g[j]) == 0 { return nil }
-        for j in 0...i where mc_zero_p(g[j]) == 0 {
-            let r = c.vRows[j]!
+        for t in 0..<m where mc_number_p(g(t)) == 0 { return nil }
+        for t in 0..<m where mc_zero_p(g(t)) == 0 {
+            let r = rows[first + t]!
             let top = r.topBits
             if top == 0 { continue }
-            emax = Swift.max(emax, mc_get_exp(g[j]) + r.exponent + top)
+            emax = Swift.max(emax, mc_get_exp(g(t)) + r.exponent + top)
         }
         acc.initialize(repeating: 0, count: dv * FixedPointAccumulator.limbs)
         if emax == Int.min {
             for col in 0..<dv { mc_set_zero(num[col], 1) }
             return Int.min
         }
-        let headroom = (64 - UInt64(i + 2).leadingZeroBitCount) + 1
+        let headroom = (64 - UInt64(m + 1).leadingZeroBitCount) + 1
         let lsb = emax - 255 + headroom
-        for j in 0...i {
-            guard let (gm, ge, gneg) = FixedPointAccumulator.decompose(g[j]) else { continue }
-            let r = c.vRows[j]!
+        for t in 0..<m {
+            guard let (gm, ge, gneg) = FixedPointAccumulator.decompose(g(t)) else { continue }
+            let r = rows[first + t]!
             let glo = UInt64(truncatingIfNeeded: gm), ghi = UInt64(truncatingIfNeeded: gm >> 64)
             let shift = lsb - (ge + r.exponent)
             r.mantissas.withUnsafeBufferPointer { ms in

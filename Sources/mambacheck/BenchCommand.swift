@@ -13,7 +13,8 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Reports seconds, GFLOP/s and, in the same run, cblas_sgemm GFLOP/s on a matching size (the roof). \
             --form reference times the MPFR oracle's quadratic form at --precision bits and, in the same run \
-            (runs alternating), the certified oracle starting at --precision bits (Proofs/T7), and prints the ratio.
+            (runs alternating), the certified oracle starting at --precision bits (Proofs/T7), and prints the ratio; \
+            --form reference-grad does the same for the gradient oracle and the certified gradients.
 
             Examples:
               mambacheck bench --variant 2mamba --form chunked --mode float32 --length 16384 --head-dim 64
@@ -21,7 +22,7 @@ struct BenchCommand: ParsableCommand {
             """)
 
     @Option(help: "Preset or core name.") var variant: String = "2mamba"
-    @Option(help: "quadratic, chunked, recurrent, tiled, or reference (MPFR oracle).") var form: String = "chunked"
+    @Option(help: "quadratic, chunked, recurrent, tiled, reference (MPFR oracle) or reference-grad (its gradients).") var form: String = "chunked"
     @Option(help: "float32, float16-acc32, float16, bfloat16-acc32, tf32.") var mode: String = "float32"
     @Option(help: "Sequence length N.") var length: Int = 16_384
     @Option(help: "Head width dk = dv.") var headDim: Int = 64
@@ -31,6 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads during the measurement.") var threads: Int = 1
     @Option(help: "MPFR precision for --form reference.") var precision: Int = 128
     @Option(help: "Write the result as JSON here.") var json: String?
+    @Flag(help: "With --form reference, also compute the final state (both oracles: p-bit and certified).")
+    var finalState = false
 
     /// The oracle's precision range applies to `--form reference` too (GMP aborts on absurd sizes).
     func validate() throws { try OracleArguments.validate(precision: precision, scale: nil) }
@@ -56,18 +59,46 @@ struct BenchCommand: ParsableCommand {
             var summary = ""
             for _ in 0..<max(1, min(runs, 3)) {
                 let t0 = Date()
-                _ = try Reference.quadratic(p, precision: precision)
+                _ = try Reference.quadratic(p, precision: precision, finalState: finalState)
                 samples.append(Date().timeIntervalSince(t0))
                 let t1 = Date()
-                let c = try Reference.certified(p, precision: precision)
+                let c = try Reference.certified(p, precision: precision, maxPrecision: max(4096, precision))
+                let st = finalState ? try Reference.certifiedFinalState(p, precision: precision, maxPrecision: max(4096, precision)) : nil
                 certifiedSamples.append(Date().timeIntervalSince(t1))
-                summary = c.summary
+                var parts = [(name: "o", values: c)]
+                if let st { parts.append(("final_state", st.s)); if let z = st.z { parts.append(("final_state_z", z)) } }
+                summary = CertifiedOutput.summary(parts)
             }
             let median = samples.sorted()[samples.count / 2]
             let certifiedMedian = certifiedSamples.sorted()[certifiedSamples.count / 2]
-            print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
+            print("MPFR oracle \(core.name) quadratic N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision)"
+                  + (finalState ? " with final state" : "") + ": median \(String(format: "%.3f", median)) s")
             print("certified oracle, same problem: median \(String(format: "%.3f", certifiedMedian)) s "
                   + "(\(String(format: "%.2f", certifiedMedian / median))× the \(precision)-bit oracle); \(summary)")
+            result["precision"] = precision
+            result["seconds"] = median
+            result["certifiedSeconds"] = certifiedMedian
+        } else if form == "reference-grad" {
+            // The analytic gradient oracle at --precision bits vs the certified gradients, runs alternating.
+            let p = CoreProblem.random(spec: core, heads: heads, length: length, keyDim: headDim, valueDim: headDim,
+                                       seed: 42)
+            let g = GradientProblem.random(core: p, seed: 42)
+            var samples: [Double] = [], certifiedSamples: [Double] = []
+            var summary = ""
+            for _ in 0..<max(1, min(runs, 3)) {
+                let t0 = Date()
+                _ = try Reference.gradients(g, precision: precision)
+                samples.append(Date().timeIntervalSince(t0))
+                let t1 = Date()
+                let c = try Reference.certifiedGradients(g, precision: precision, maxPrecision: max(4096, precision))
+                certifiedSamples.append(Date().timeIntervalSince(t1))
+                summary = c.gradients.summary
+            }
+            let median = samples.sorted()[samples.count / 2]
+            let certifiedMedian = certifiedSamples.sorted()[certifiedSamples.count / 2]
+            print("MPFR gradient oracle \(core.name) N=\(length) dk=dv=\(headDim) heads=\(heads) precision=\(precision): median \(String(format: "%.3f", median)) s")
+            print("certified gradients, same problem: median \(String(format: "%.3f", certifiedMedian)) s "
+                  + "(\(String(format: "%.2f", certifiedMedian / median))× the \(precision)-bit gradient oracle); \(summary)")
             result["precision"] = precision
             result["seconds"] = median
             result["certifiedSeconds"] = certifiedMedian

@@ -139,7 +139,7 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
-        var oracleStatement: String? = nil
+        var oracleStatement: String? = nil, gradientStatement: String? = nil
         let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
         defer { progress.finish() }
         if let o {
@@ -151,9 +151,14 @@ struct CompareCommand: ParsableCommand {
         }
         if let gradients, let gradientProblem {
             progress.set(stage: "oracle and baselines for the gradients")
+            // Verdicts use certified gradients (Proofs/T7); the report says which elements are certified.
+            let (certified, zeroRows) = try Reference.certifiedGradients(gradientProblem, precision: precision,
+                                                                         maxPrecision: Swift.max(4096, precision))
+            gradientStatement = certified.summary
             do {
                 cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,
-                                                        settings: settings)
+                                                        settings: settings,
+                                                        oracle: certified.referenceGradients(zeroDenominatorRows: zeroRows))
             } catch let e as GradientComparisonError {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
@@ -162,7 +167,9 @@ struct CompareCommand: ParsableCommand {
         var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
-        report.oracle = oracleStatement ?? (gradients != nil ? "scale \(problem.scaleSpec); gradients not certified" : nil)
+        report.oracle = [oracleStatement ?? (gradientStatement != nil ? "scale \(problem.scaleSpec)" : nil), gradientStatement]
+            .compactMap { $0 }.joined(separator: "; ")
+        if report.oracle?.isEmpty == true { report.oracle = nil }
         printDetails(report)
         try reports.write(report)
         if !report.passed {

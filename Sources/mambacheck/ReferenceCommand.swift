@@ -20,15 +20,14 @@ struct ReferenceCommand: ParsableCommand {
             directed rounding, the working precision is raised (Ziv's strategy, up to --max-precision bits) until \
             its Float64 rounding is decided, and o holds the correctly rounded value. Elements that cannot be \
             decided (an exact tie, a zero denominator) are NaN in o and listed by index, never guessed. \
-            --decimal then prints only certified digits (--digits significant digits). Not yet certified: outputs \
-            of a problem with an initial state, final states and gradients (computed at --precision bits, and \
-            said so).
+            --decimal then prints only certified digits (--digits significant digits). Final states and \
+            gradients are certified the same way.
 
             With --grad the file must also hold do (the upstream gradient dL/dO of L = Σ o·do, same shape and \
             layout as v), and the oracle's gradients (docs/MATH.md §5, MPFR) are written too, in the input layout: dq, dk, \
             dv and, for decayed cores, da (with respect to the per-step log-decay a) and da_cumsum (with respect to \
             the prefix sums); with an initial state also dinitial_state and dinitial_state_z. Rows whose \
-            normaliser is exactly zero make the gradients that depend on them NaN (reported).
+            normaliser is exactly zero make the gradients that depend on them undecided (NaN, reported).
 
             Examples:
               mambacheck reference --variant 2mamba --inputs dump.npz --output ref.npz
@@ -70,92 +69,81 @@ struct ReferenceCommand: ParsableCommand {
         problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
         if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
         let wantState = finalState || problem.initialState != nil
-        // Certified outputs where covered (no initial state yet); the p-bit oracle for the rest.
-        let certified = problem.initialState == nil
-            ? try Reference.certified(problem, precision: precision, maxPrecision: maxPrecision,
-                                      decimalDigits: decimal == nil ? nil : digits)
-            : nil
-        let ref = certified == nil || wantState ? try Reference.quadratic(problem, precision: precision, finalState: wantState) : nil
-        let shape = [problem.batch, problem.heads, problem.length, problem.valueDim]
-        let o = KernelDump.fromBHND(certified?.o ?? ref!.oDouble, canonicalShape: shape, layout: layout)
+        let decimalDigits = decimal == nil ? nil : digits
+        // Every tensor written is certified (Proofs/T7): correctly rounded, or NaN and listed as undecided.
+        let certified = try Reference.certified(problem, precision: precision, maxPrecision: maxPrecision,
+                                                decimalDigits: decimalDigits)
+        let b = problem.batch, h = problem.heads, n = problem.length, dv = problem.valueDim
+        let shape = [b, h, n, dv]
         let fileShape = layout == .bhnd ? shape : [shape[0], shape[2], shape[1], shape[3]]
-        var out: [String: Tensor<Double>] = ["o": Tensor(shape: fileShape, storage: o)]
-        if wantState, let ref, let s = ref.finalStateS, let f = problem.featureDim {
-            out["final_state"] = Tensor(shape: [problem.batch, problem.heads, f, problem.valueDim], storage: s.map(\.doubleValue))
-            if let z = ref.finalStateZ {
-                out["final_state_z"] = Tensor(shape: [problem.batch, problem.heads, f], storage: z.map(\.doubleValue))
-            }
+        var out: [String: Tensor<Double>] = [:]
+        // (file name, certified tensor, canonical shape) of everything written, for the listing and the summary.
+        var written: [(name: String, values: CertifiedOutput, shape: [Int])] = []
+        func put(_ name: String, _ c: CertifiedOutput, canonical: [Int], layoutAware: Bool) {
+            let data = layoutAware ? KernelDump.fromBHND(c.o, canonicalShape: canonical, layout: layout) : c.o
+            let fileShape = layoutAware && layout == .bnhd ? [canonical[0], canonical[2], canonical[1]] + canonical.dropFirst(3)
+                                                           : canonical
+            out[name] = Tensor(shape: fileShape, storage: data)
+            written.append((name, c, canonical))
         }
-        var gradientLines: [(String, [BigFloat], [Int])] = []
+        put("o", certified, canonical: shape, layoutAware: true)
+        if wantState, let f = problem.featureDim,
+           let st = try Reference.certifiedFinalState(problem, precision: precision, maxPrecision: maxPrecision,
+                                                      decimalDigits: decimalDigits) {
+            put("final_state", st.s, canonical: [b, h, f, dv], layoutAware: false)
+            if let z = st.z { put("final_state_z", z, canonical: [b, h, f], layoutAware: false) }
+        }
+        let forward = written.count
         if grad {
             let g = try KernelDump.gradientProblem(arrays, file: inputs, core: problem, layout: layout)
-            let ref = try Reference.gradients(g, precision: precision)
-            let b = problem.batch, h = problem.heads, n = problem.length
-            func put(_ name: String, _ values: [BigFloat], canonical: [Int], layoutAware: Bool) {
-                let x = values.map(\.doubleValue)
-                let data = layoutAware ? KernelDump.fromBHND(x, canonicalShape: canonical, layout: layout) : x
-                let shape = layoutAware && layout == .bnhd ? [canonical[0], canonical[2], canonical[1]] + canonical.dropFirst(3)
-                                                          : canonical
-                out[name] = Tensor(shape: shape, storage: data)
-                gradientLines.append((name, values, canonical))
-            }
-            put("dq", ref.dq, canonical: [b, h, n, problem.keyDim], layoutAware: true)
-            put("dk", ref.dk, canonical: [b, h, n, problem.keyDim], layoutAware: true)
-            put("dv", ref.dv, canonical: [b, h, n, problem.valueDim], layoutAware: true)
-            if let da = ref.da { put("da", da, canonical: [b, h, n], layoutAware: true) }
-            if let dL = ref.dL { put("da_cumsum", dL, canonical: [b, h, n], layoutAware: true) }
+            let (c, zeroRows) = try Reference.certifiedGradients(g, precision: precision, maxPrecision: maxPrecision,
+                                                                 decimalDigits: decimalDigits)
+            put("dq", c.dq, canonical: [b, h, n, problem.keyDim], layoutAware: true)
+            put("dk", c.dk, canonical: [b, h, n, problem.keyDim], layoutAware: true)
+            put("dv", c.dv, canonical: [b, h, n, dv], layoutAware: true)
+            if let da = c.da { put("da", da, canonical: [b, h, n], layoutAware: true) }
+            if let dL = c.dL { put("da_cumsum", dL, canonical: [b, h, n], layoutAware: true) }
             if let f = problem.featureDim {
-                if let s = ref.dInitialState { put("dinitial_state", s, canonical: [b, h, f, problem.valueDim], layoutAware: false) }
-                if let z = ref.dInitialStateZ { put("dinitial_state_z", z, canonical: [b, h, f], layoutAware: false) }
+                if let s = c.dInitialState { put("dinitial_state", s, canonical: [b, h, f, dv], layoutAware: false) }
+                if let z = c.dInitialStateZ { put("dinitial_state_z", z, canonical: [b, h, f], layoutAware: false) }
             }
-            if !ref.zeroDenominatorRows.isEmpty {
-                printError("warning: \(ref.zeroDenominatorRows.count) row(s) have a zero normaliser; gradients depending on them are NaN")
+            if !zeroRows.isEmpty {
+                printError("warning: \(zeroRows.count) row(s) have a zero normaliser; gradients depending on them are undecided (NaN)")
             }
         }
         try TensorFile.write(out, to: output, dtype: .float64)
+        let parts = written.map { (name: $0.name, values: $0.values) }
         if let decimal {
             var text = "# mambacheck reference: variant=\(variant) precision=\(precision) layout=bhnd scale=\(problem.scaleSpec)\n"
-            if let certified {
-                text += "# \(certified.summary); digits below are certified\n"
-                text += "# o[b,h,n,d] = value (\(digits) significant digits, correctly rounded)\n"
-                let reasons = Dictionary(certified.undecided.map { ($0.index, $0.reason) }, uniquingKeysWith: { a, _ in a })
-                for i in 0..<certified.o.count {
-                    let idx = DecimalListing.indexText(TensorShape.index(ofOffset: i, in: shape))
-                    if let v = certified.decimal?[i] { text += "o\(idx) = \(v)\n" } else {
-                        text += "o\(idx) = undecided: \(reasons[i].map(\.description) ?? "undecided")\n"
+            text += "# \(CertifiedOutput.summary(parts)); digits below are certified\n"
+            for (name, c, canonical) in written {
+                let axes = canonical.count == 3 ? "[b,h,n]" : (name.hasPrefix("final") || name.hasPrefix("dinitial") ? "[b,h,f,…]" : "[b,h,n,d]")
+                text += "# \(name)\(axes) = value (\(digits) significant digits, correctly rounded; canonical order)\n"
+                let reasons = Dictionary(c.undecided.map { ($0.index, $0.reason) }, uniquingKeysWith: { a, _ in a })
+                for i in 0..<c.o.count {
+                    let idx = DecimalListing.indexText(TensorShape.index(ofOffset: i, in: canonical))
+                    if let v = c.decimal?[i] { text += "\(name)\(idx) = \(v)\n" } else {
+                        text += "\(name)\(idx) = undecided: \(reasons[i].map(\.description) ?? "undecided")\n"
                     }
-                }
-            } else if let ref {
-                text += "# oracle not certified (an initial state is not covered yet): digits exact at \(precision) bits only\n"
-                text += "# o[b,h,n,d] = value (\(digits) significant digits)\n"
-                for (i, y) in ref.o.enumerated() {
-                    text += "o\(DecimalListing.indexText(TensorShape.index(ofOffset: i, in: shape))) = \(y.decimalString(significantDigits: digits))\n"
-                }
-            }
-            // Gradients are not certified yet: print only the digits a p-bit number determines.
-            let gradientDigits = Swift.min(digits, Int((Double(precision) * 0.30102999566398120).rounded(.up)) + 1)
-            for (name, values, canonical) in gradientLines {
-                text += "# \(name)\(canonical.count == 3 ? "[b,h,n]" : "[b,h,…]") (canonical order; not certified, \(precision)-bit oracle)\n"
-                for (i, y) in values.enumerated() {
-                    text += "\(name)\(DecimalListing.indexText(TensorShape.index(ofOffset: i, in: canonical))) = \(y.decimalString(significantDigits: gradientDigits))\n"
                 }
             }
             try AtomicFile.write(Data(text.utf8), to: decimal)
         }
         print("wrote \(output): o \(fileShape) at \(precision) bits" + (wantState ? " with final_state" : "")
-              + (grad ? " and gradients " + gradientLines.map(\.0).joined(separator: ", ") : ""))
+              + (grad ? " and gradients " + written.dropFirst(forward).map(\.name).joined(separator: ", ") : ""))
         print("scale: \(problem.scaleSpec)")
-        if let certified {
-            print(certified.summary + (certified.rowsRaised > 0
-                ? " (\(certified.rowsRaised) row(s) raised, up to \(certified.finalPrecision) bits)" : ""))
-            for u in certified.undecided.prefix(20) {
-                printError("undecided: o\(DecimalListing.indexText(TensorShape.index(ofOffset: u.index, in: shape))): \(u.reason) (NaN in \(output))")
+        let raised = written.map(\.values.rowsRaised).max() ?? 0, top = written.map(\.values.finalPrecision).max() ?? precision
+        print(CertifiedOutput.summary(parts) + (raised > 0 ? " (precision raised up to \(top) bits)" : ""))
+        var listed = 0
+        for (name, c, canonical) in written {
+            for u in c.undecided {
+                listed += 1
+                if listed <= 20 {
+                    printError("undecided: \(name)\(DecimalListing.indexText(TensorShape.index(ofOffset: u.index, in: canonical))): \(u.reason) (NaN in \(output))")
+                }
             }
-            if certified.undecided.count > 20 { printError("undecided: … \(certified.undecided.count - 20) more") }
-        } else {
-            print("oracle not certified: an initial state is not covered by the certified oracle yet (\(precision)-bit values)")
         }
-        if wantState || grad { print("final states and gradients: not certified yet (\(precision)-bit oracle)") }
+        if listed > 20 { printError("undecided: … \(listed - 20) more") }
     }
 }
 

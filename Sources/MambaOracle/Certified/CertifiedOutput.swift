@@ -44,15 +44,50 @@ public struct CertifiedOutput: Sendable {
     /// Rows recomputed at a higher precision (all passes after the first).
     public let rowsRaised: Int
 
+    /// The values a verdict judges against (it needs accurate values, not
+    /// their rounding): each decided element's lower end (within the
+    /// enclosure's width of the exact value: below one Float64 ulp, typically
+    /// ≈ 2^−p relative); an undecided element's lower end too when its
+    /// enclosure is finite, of one sign and at most `2^−initialPrecision`
+    /// relative wide (an exact tie, or a value closer to a rounding boundary
+    /// than the cap resolves: as accurate as a decided element); NaN otherwise
+    /// (an unbounded enclosure, e.g. a zero denominator: judged as undefined,
+    /// never a pass).
+    public var judgedValues: [BigFloat] {
+        (0..<o.count).map { e in
+            if !o[e].isNaN { return lower[e] }
+            let lo = lower[e], hi = upper[e]
+            guard lo.isFinite, hi.isFinite, lo.signum != 0, lo.signum == hi.signum else {
+                return BigFloat.nan(precision: initialPrecision)
+            }
+            let prec = Swift.max(lo.precision, hi.precision) + 2
+            let width = BigFloat(hi, precision: prec) - BigFloat(lo, precision: prec)
+            let narrow = width.isZero || width.exponent <= BigFloat.abs(lo).exponent - initialPrecision
+            return narrow ? lo : BigFloat.nan(precision: initialPrecision)
+        }
+    }
+
     /// True when every element is certified.
     public var isComplete: Bool { undecided.isEmpty }
 
-    /// The one-line statement reports carry, e.g.
-    /// `oracle certified: all 65536 elements correctly rounded (Float64)`.
-    public var summary: String {
-        let target = "Float64" + (decimalDigits.map { " and \($0) significant digits" } ?? "")
-        if isComplete { return "oracle certified: all \(o.count) elements correctly rounded (\(target))" }
-        return "oracle certified: \(o.count - undecided.count) of \(o.count) elements correctly rounded (\(target)); "
-            + "\(undecided.count) undecided"
+    /// The one-line statement for this tensor alone, as `summary(_:what:)` with the name `o`, e.g.
+    /// `oracle certified: all 65536 elements correctly rounded (Float64): o 65536`.
+    public var summary: String { Self.summary([(name: "o", values: self)]) }
+}
+
+extension CertifiedOutput {
+    /// One statement for several certified tensors, e.g.
+    /// `oracle certified: all 4224 elements correctly rounded (Float64): o 4096, final_state 128`,
+    /// or `… 4200 of 4224 elements …; undecided: o 24`.
+    public static func summary(_ parts: [(name: String, values: CertifiedOutput)], what: String = "oracle") -> String {
+        let total = parts.reduce(0) { $0 + $1.values.o.count }
+        let open = parts.reduce(0) { $0 + $1.values.undecided.count }
+        let digits = parts.first?.values.decimalDigits
+        let target = "Float64" + (digits.map { " and \($0) significant digits" } ?? "")
+        let sizes = parts.map { "\($0.name) \($0.values.o.count)" }.joined(separator: ", ")
+        if open == 0 { return "\(what) certified: all \(total) elements correctly rounded (\(target)): \(sizes)" }
+        let undecided = parts.filter { !$0.values.undecided.isEmpty }.map { "\($0.name) \($0.values.undecided.count)" }
+        return "\(what) certified: \(total - open) of \(total) elements correctly rounded (\(target)); undecided: "
+            + undecided.joined(separator: ", ")
     }
 }

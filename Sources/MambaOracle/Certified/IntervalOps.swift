@@ -1,4 +1,5 @@
 import CMPFR
+import MambaVariants
 
 /// Interval operations on MPFR endpoints with directed rounding.
 ///
@@ -49,6 +50,59 @@ enum Interval {
     @inline(__always)
     static func exp(_ rlo: MPFRPointer, _ rhi: MPFRPointer, _ alo: MPFRPointer, _ ahi: MPFRPointer) {
         mc_exp(rlo, alo, MPFR_RNDD); mc_exp(rhi, ahi, MPFR_RNDU)
+    }
+
+    /// `[alo + blo, ahi + bhi]`.
+    @inline(__always)
+    static func add(_ rlo: MPFRPointer, _ rhi: MPFRPointer, _ alo: MPFRPointer, _ ahi: MPFRPointer,
+                    _ blo: MPFRPointer, _ bhi: MPFRPointer) {
+        mc_add(rlo, alo, blo, MPFR_RNDD); mc_add(rhi, ahi, bhi, MPFR_RNDU)
+    }
+
+    /// `[r] += [a]·[b]`: the product enclosed by `mul` into `tmp`, then added by `add`
+    /// (`t` holds 3 scratch numbers; no aliasing with the operands).
+    @inline(__always)
+    static func addProduct(_ rlo: MPFRPointer, _ rhi: MPFRPointer, _ alo: MPFRPointer, _ ahi: MPFRPointer,
+                           _ blo: MPFRPointer, _ bhi: MPFRPointer, t: MPFRPointer) {
+        mul(t, t + 1, alo, ahi, blo, bhi, tmp: t + 2)
+        mc_add(rlo, rlo, t, MPFR_RNDD); mc_add(rhi, rhi, t + 1, MPFR_RNDU)
+    }
+
+    /// True when `[lo, hi]` lies strictly on one side of 0 (no NaN end): a divisor `div` can take.
+    @inline(__always)
+    static func excludesZero(_ lo: MPFRPointer, _ hi: MPFRPointer) -> Bool {
+        mc_nan_p(lo) == 0 && mc_nan_p(hi) == 0 && (mc_sgn(lo) > 0 || mc_sgn(hi) < 0)
+    }
+
+    /// `√2 ∈ [lo, hi]` at the precision of `lo`, `hi`.
+    static func sqrt2(_ lo: MPFRPointer, _ hi: MPFRPointer) {
+        mc_set_ui(lo, 2, MPFR_RNDN); mc_sqrt(lo, lo, MPFR_RNDD)
+        mc_set_ui(hi, 2, MPFR_RNDN); mc_sqrt(hi, hi, MPFR_RNDU)
+    }
+
+    /// Enclosures of the features `φ(x)` (docs/MATH.md §3.2, §4) of an exact row
+    /// `x[0..<d]` into `lo[0..<F]`, `hi[0..<F]`: the identity for first-order
+    /// scores (ReLU already applied), else the packed `φ₂(x)_(a,b) = c_ab x_a x_b`
+    /// with `c_aa = 1`, `c_ab = √2 ∈ [r2lo, r2hi]`; each product rounded outward.
+    /// `t` holds 3 scratch numbers.
+    static func features(_ score: Score, dim d: Int, x: MPFRPointer, lo: MPFRPointer, hi: MPFRPointer,
+                         sqrt2 r2lo: MPFRPointer, _ r2hi: MPFRPointer, t: MPFRPointer) {
+        switch score {
+        case .linear, .reluLinear:
+            for a in 0..<d { mc_set(lo + a, x + a, MPFR_RNDD); mc_set(hi + a, x + a, MPFR_RNDU) }
+        case .squared:
+            var idx = 0
+            for a in 0..<d {
+                mc_sqr(lo + idx, x + a, MPFR_RNDD); mc_sqr(hi + idx, x + a, MPFR_RNDU); idx += 1
+                for b in (a + 1)..<Swift.max(d, a + 1) where b < d {
+                    mc_mul(t, x + a, x + b, MPFR_RNDD); mc_mul(t + 1, x + a, x + b, MPFR_RNDU)
+                    mul(lo + idx, hi + idx, t, t + 1, r2lo, r2hi, tmp: t + 2)
+                    idx += 1
+                }
+            }
+        case .exponential:
+            preconditionFailure("no feature map")
+        }
     }
 
     /// `[alo − bhi, ahi − blo]`.

@@ -3,33 +3,34 @@ import MambaOracle
 import MambaPrecision
 import MambaVariants
 
-/// The oracle a comparison judges against, certified where the certified
-/// oracle covers the problem (Proofs/T7), with the statement reports carry.
+/// The oracle a comparison judges against, certified (Proofs/T7), with the statement reports carry.
 public struct ComparisonOracle: @unchecked Sendable {
-    /// The p-bit oracle's output with `o` replaced by certified values: each
-    /// element is the lower end of its enclosure, within the enclosure's width
-    /// (≈ 2^−p relative, far below any verdict threshold) of the exact value;
-    /// NaN where the rounding is undecided (judged as undefined, never guessed).
+    /// The p-bit oracle's output (its magnitudes feed the verdict's allowances)
+    /// with `o` and the final state replaced by certified values
+    /// (`CertifiedOutput.judgedValues`: within the enclosure's width, ≈ 2^−p
+    /// relative, of the exact value; NaN where undecided, judged as undefined).
     public let reference: ReferenceOutput
-    public let certified: CertifiedOutput?
-    /// E.g. `scale 1/sqrt(48) exact; oracle certified: all 4096 elements correctly rounded (Float64)`.
+    public let certified: CertifiedOutput
+    public let certifiedFinalState: CertifiedFinalState?
+    /// E.g. `scale 1/sqrt(48) exact; oracle certified: all 4224 elements correctly rounded (Float64): o 4096, final_state 128`.
     public let statement: String
 
-    /// - Parameter finalState: also compute the (uncertified, p-bit) final state.
+    /// - Parameter finalState: also certify the final state (and put it in `reference`).
     public init(problem: CoreProblem, precision: Int, finalState: Bool) throws {
         var ref = try Reference.quadratic(problem, precision: precision, finalState: finalState)
-        var text = "scale \(problem.scaleSpec)"
-        if problem.initialState == nil {
-            let c = try Reference.certified(problem, precision: precision)
-            ref.o = (0..<c.o.count).map { c.o[$0].isNaN ? BigFloat.nan(precision: precision) : c.lower[$0] }
-            certified = c
-            text += "; " + c.summary
-        } else {
-            certified = nil
-            text += "; oracle not certified (an initial state is not covered yet): \(precision)-bit values"
+        let cap = Swift.max(4096, precision)  // the Ziv loop's cap never below the starting precision
+        let c = try Reference.certified(problem, precision: precision, maxPrecision: cap)
+        ref.o = c.judgedValues
+        var parts = [(name: "o", values: c)]
+        let st = finalState ? try Reference.certifiedFinalState(problem, precision: precision, maxPrecision: cap) : nil
+        if let st {
+            ref.finalStateS = st.s.judgedValues
+            parts.append(("final_state", st.s))
+            if let z = st.z { ref.finalStateZ = z.judgedValues; parts.append(("final_state_z", z)) }
         }
-        if finalState { text += "; final state not certified (\(precision)-bit values)" }
         reference = ref
-        statement = text
+        certified = c
+        certifiedFinalState = st
+        statement = "scale \(problem.scaleSpec); " + CertifiedOutput.summary(parts)
     }
 }
