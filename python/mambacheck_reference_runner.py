@@ -24,7 +24,10 @@ Planted bugs (--bug), each a classic kernel mistake that one property of the sui
 
 Gradients: when the inputs hold `do` (campaigns made with --grads), the linear and squared scores
 without an initial state also return dq, dk, dv (and da for decayed cores), from the quadratic form's
-backward pass in Float32 (docs/MATH.md §5).
+backward pass evaluated in Float64 and rounded once to the inputs' dtype. (The same pass in Float32,
+FLA's delta form dw = (do·v - do·y)/D, exceeded the dk allowance by 1.03x on 13 of 1600 elements of
+the quick level's case c004, seed 1: a finding about that form's accuracy or the gradient verdict's
+calibration, recorded in BENCHMARKS.md, not something this test fixture should hide or model.)
 
 Packed inputs (`cu_seqlens` [S+1]; q, k, v, a [1, H, T, …]; initial_state [S, H, F, dv]) are run sequence
 by sequence, each from its own initial state; final_state is [S, H, F, dv] (an empty sequence hands its
@@ -146,18 +149,19 @@ def exponential_sequence(s, q, k, v, a, bug):
 
 
 def quadratic_backward(score, norm, s, q, k, v, a, g, bug):
-    """dq, dk, dv, da of one sequence from zero state, by the quadratic form (Float32).
+    """dq, dk, dv, da of one sequence from zero state, by the quadratic form (Float64).
 
     w_ij = f(x_ij) Γ_ij on j <= i, x = s q_i·k_j, Γ_ij = exp(L_i - L_j); y_i = Σ_j w_ij v_j (/ D_i = Σ_j w_ij).
     With dw_ij = ∂ℓ/∂w_ij: dv_j = Σ_i (w_ij/D_i) g_i; dx = dw f'(x) Γ; dq = s dx k, dk = s dxᵀ q;
     ∂ℓ/∂L_i = Σ_j dw_ij w_ij - Σ_j dw_ji w_ji, and da_t = Σ_{i >= t} ∂ℓ/∂L_i (L_i = Σ_{t <= i} a_t).
     """
+    q, k, v, a, g = (x.astype(np.float64) for x in (q, k, v, a, g))
     n = q.shape[0]
-    l = np.cumsum(a, dtype=np.float32)
+    l = np.cumsum(a)
     i, j = np.arange(n)[:, None], np.arange(n)[None, :]
-    gamma = np.exp(np.where(j <= i, l[:, None] - l[None, :], -np.inf)).astype(np.float32)
-    x = np.float32(s) * (q @ k.T)
-    f, fp = (x * x, np.float32(2) * x) if score == "squared" else (x, np.ones_like(x))
+    gamma = np.exp(np.where(j <= i, l[:, None] - l[None, :], -np.inf))
+    x = s * (q @ k.T)
+    f, fp = (x * x, 2 * x) if score == "squared" else (x, np.ones_like(x))
     w = f * gamma
     if norm == "sum":
         d = w.sum(axis=1)
@@ -168,11 +172,11 @@ def quadratic_backward(score, norm, s, q, k, v, a, g, bug):
         dw = g @ v.T
         dv = w.T @ g
     dx = dw * fp * gamma
-    dq = np.float32(s) * (dx @ k)
-    dk = np.float32(s) * (dx.T @ q)
+    dq = s * (dx @ k)
+    dk = s * (dx.T @ q)
     t = dw * w
-    dl = (t.sum(axis=1) - t.sum(axis=0)).astype(np.float32)
-    da = dl if bug == "grad-decay" else np.cumsum(dl[::-1], dtype=np.float32)[::-1]
+    dl = t.sum(axis=1) - t.sum(axis=0)
+    da = dl if bug == "grad-decay" else np.cumsum(dl[::-1])[::-1]
     return dq, dk, dv, da
 
 
