@@ -71,8 +71,10 @@ public enum SuiteJudge {
         let box = ResultBox(count: probes.count)
         let oracles = OracleCache()
         let jobs = Swift.max(1, Swift.min(options.jobs, probes.count))
-        DispatchQueue.concurrentPerform(iterations: jobs) { w in
-            for i in stride(from: w, to: probes.count, by: jobs) {
+        let order = schedule(probes, manifest: m)
+        DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+            while let k = box.next(below: order.count) {
+                let i = order[k]
                 if box.failed { return }
                 do {
                     let r = try judge(probes[i], manifest: m, directory: directory, options: options, oracles: oracles)
@@ -85,6 +87,36 @@ public enum SuiteJudge {
         }
         if let e = box.error { throw e }
         return box.results.map { $0! }
+    }
+
+    /// The order in which workers take probes: longest first, each worker
+    /// taking the next probe when it finishes one (a static split of the
+    /// manifest order left one core idle behind the N = 1000, dk = 128 case).
+    /// A probe's cost is the oracle work it is the first to need,
+    /// `B·H·N·(N·(dk + dv) + F·dv)` MPFR operations per case it judges (the
+    /// quadratic outputs and the final state); a probe whose oracle another
+    /// probe computes (the hand-off and second entry of a probe's base, a packed
+    /// batch's sequences) costs nothing and runs late, when the oracle is
+    /// cached. Ties keep the manifest order, so the order is a function of the manifest.
+    static func schedule(_ probes: [SuiteProbe], manifest m: SuiteManifest) -> [Int] {
+        let core = m.coreSpec
+        func work(_ c: CaseConfig) -> Double {
+            let n = Double(c.length), f = Double(core.featureDimension(keyDim: c.keyDim) ?? 0)
+            return Double(c.batch * c.heads) * n * (n * Double(c.keyDim + c.valueDim) + f * Double(c.valueDim))
+        }
+        func oracleCases(_ p: SuiteProbe) -> [CaseConfig] {
+            switch p.property {
+            case .accuracy, .stateHandoff, .chunkedVsRecurrent: return [m.entry(p.cases[0]).config]
+            case .packedVsSeparate: return p.cases.dropFirst().map { m.entry($0).config }
+            case .causality, .determinism: return []
+            }
+        }
+        let total = probes.map { oracleCases($0).map(work).reduce(0, +) }
+        var claimed = Set<String>(), cost = [Double](repeating: 0, count: probes.count)
+        for i in probes.indices.sorted(by: { (total[$0], $1) > (total[$1], $0) }) {
+            for c in oracleCases(probes[i]) where claimed.insert(c.spec).inserted { cost[i] += work(c) }
+        }
+        return probes.indices.sorted { (cost[$0], $1) > (cost[$1], $0) }
     }
 
     static func judge(_ probe: SuiteProbe, manifest m: SuiteManifest, directory: String,
@@ -246,7 +278,15 @@ final class ResultBox: @unchecked Sendable {
     private(set) var results: [ProbeResult?]
     private(set) var error: Error?
     private var done = 0
+    private var taken = 0
     init(count: Int) { results = Array(repeating: nil, count: count) }
+    /// The next position in a work order of `count` items (each handed out once), nil when all are taken.
+    func next(below count: Int) -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard taken < count else { return nil }
+        taken += 1
+        return taken - 1
+    }
     var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
     func set(_ i: Int, _ r: ProbeResult) -> Int {
         lock.lock(); defer { lock.unlock() }
