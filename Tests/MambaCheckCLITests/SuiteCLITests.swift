@@ -274,5 +274,12 @@ struct SuiteCLITests {
         let s = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", "x {inputs} {outputs}",
                              "--replay", "n=3"])
         #expect(s.status == 2 && s.stderr.contains("--replay"), "\(s)")
+        // A packed spec parses (suite judges it) but fuzz does not run packed cases.
+        let packed = "b=1,h=1,n=3,dk=16,dv=16,dist=paper,init=0,mag=1.0,seed=1,seqs=1+0+2"
+        #expect(CaseConfig(spec: packed)?.sequenceLengths == [1, 0, 2] && CaseConfig(spec: packed)?.spec == packed)
+        #expect(CaseConfig(spec: packed.replacingOccurrences(of: "seqs=1+0+2", with: "seqs=1+1")) == nil, "lengths must sum to n")
+        let p = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", "x {inputs} {outputs}",
+                             "--replay", packed])
+        #expect(p.status == 2 && p.stderr.contains("packed cases"), "\(p)")
     }
 }
