@@ -242,9 +242,9 @@ public enum SuiteJudge {
             var alone = probe.cases.dropFirst().makeIterator()
             var failures: [String] = [], identical = 0, nonEmpty = 0
             for sv in try packed(base) {
-                let where_ = "sequence \(sv.index) (tokens \(sv.tokens.lowerBound)..<\(sv.tokens.upperBound))"
+                let label = "sequence \(sv.index) (tokens \(sv.tokens.lowerBound)..<\(sv.tokens.upperBound))"
                 if sv.tokens.isEmpty {
-                    if let f = sv.emptyFailure { failures.append("\(where_): \(f)") }
+                    if let f = sv.emptyFailure { failures.append("\(label): \(f)") }
                     continue
                 }
                 nonEmpty += 1
@@ -254,7 +254,7 @@ public enum SuiteJudge {
                 if try ProbeChecks.identical(sv.outputs, out) == nil { identical += 1 }
                 if !sv.passed {
                     let own = try verdicts(c, out).allSatisfy(\.passed)
-                    failures.append("\(where_) packed: \(ProbeChecks.summary(sv.cases)); run alone (\(id)): "
+                    failures.append("\(label) packed: \(ProbeChecks.summary(sv.cases)); run alone (\(id)): "
                                     + (own ? "passes — the packing changes the answer (a state or a chunk crossing a "
                                            + "sequence boundary?)" : "fails too"))
                 }
