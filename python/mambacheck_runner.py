@@ -20,6 +20,13 @@ Array names (the same as `mambacheck compare`, layout bhnd = [B, H, N, d]):
   outputs  o [B,H,N,dv]; final_state [B,H,F,dv] and final_state_z [B,H,F] when the core keeps a state;
            optionally the gradients dq, dk, dv, da (or da_cumsum), dinitial_state, dinitial_state_z.
 
+Variable-length batches (FLA's packing): when the inputs hold `cu_seqlens` [S+1] (int32, offsets
+0 = cu_seqlens[0] <= … <= cu_seqlens[S] = T), q, k, v, a and do are [1, H, T, …], sequence s occupies tokens
+cu_seqlens[s] ..< cu_seqlens[s+1] (it may be empty), initial_state(_z) is [S, H, F, dv] ([S, H, F]), and your
+kernel must return final_state [S, H, F, dv] (and final_state_z [S, H, F]): one state per sequence, each
+sequence started from its own initial state, nothing crossing a boundary. Pass cu_seqlens to your kernel
+(e.g. FLA's `cu_seqlens=` argument, after transposing to [1, T, H, d]).
+
 F = dk for first-order scores and dk(dk+1)/2 for the squared score (packed upper triangle, sqrt(2)
 cross weights, docs/MATH.md §4). States hold unscaled key features (FLA convention, docs/MATH.md §0).
 Store outputs in the dtype your kernel produces: the judge reads the format from the dtype.

@@ -12,11 +12,16 @@ struct FuzzCommand: ParsableCommand {
         discussion: """
             --exec is a shell command with {inputs} and {outputs}, e.g. \
             'python3 python/mambacheck_runner.py {inputs} {outputs}' (the runner contract of `mambacheck suite`). \
+            With {entry} in it (e.g. '… --entry {entry} {inputs} {outputs}'), it is run with `chunked` and \
+            `recurrent` and the chunked-vs-recurrent property is checked too. \
             Each random case prints its spec; `--replay SPEC` reruns exactly that case. Properties: accuracy \
             (the verdict against the MPFR oracle), causality, determinism, state-handoff (Proofs/T12). A failing \
             property is shrunk (length, batch, heads, widths, magnitude, hazard, initial state) while it keeps \
             failing; the minimal case is written to OUT/<property>/ with its inputs, the candidate's outputs, the \
-            verdict and a README line that reruns it. Each property is reported once (its first failure, shrunk).
+            verdict and a README line that reruns it. Each property is reported once (its first failure, shrunk). \
+            --json, --junit and --markdown write the report of `suite judge` (a row per case and property, the \
+            minimal case of each failure first); they hold no timings, so a run bounded by --max-cases gives the \
+            same bytes every time.
             Exit codes: 0 nothing failed within the budget, 1 a property failed, 2 usage or input error \
             (including a runner that exits non-zero).
             """)
@@ -32,7 +37,10 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "Widest dk/dv drawn (16…128).") var maxWidth: Int = 64
     @Option(help: "Properties to check (repeatable): accuracy, causality, determinism, state-handoff (default: all).")
     var property: [String] = []
-    @Option(help: "Rerun one case by its printed spec (no shrinking, nothing written).") var replay: String?
+    @Option(help: "Rerun one case by its printed spec (no shrinking, no reproducer written).") var replay: String?
+    @Option(help: "Write the JSON report here.") var json: String?
+    @Option(help: "Write a JUnit XML report here.") var junit: String?
+    @Option(help: "Write a Markdown summary here.") var markdown: String?
     @OptionGroup var policy: PolicyOptions
 
     func validate() throws {
@@ -45,8 +53,14 @@ struct FuzzCommand: ParsableCommand {
         if let replay, CaseConfig(spec: replay) == nil {
             throw ValidationError("--replay \(replay): expected b=…,h=…,n=…,dk=…,dv=…,dist=…,init=0|1,mag=…,seed=… as printed by fuzz")
         }
-        for p in property where SuiteProperty(rawValue: p) == nil || p == SuiteProperty.chunkedVsRecurrent.rawValue {
-            throw ValidationError("--property \(p): expected accuracy, causality, determinism or state-handoff")
+        if let replay, CaseConfig(spec: replay)?.isPacked == true {
+            throw ValidationError("--replay \(replay): packed cases (seqs=…) are judged by `mambacheck suite judge`, not fuzz")
+        }
+        let entries = exec.contains("{entry}")
+        for p in property where SuiteProperty(rawValue: p) == nil || p == SuiteProperty.packedVsSeparate.rawValue
+            || (p == SuiteProperty.chunkedVsRecurrent.rawValue && !entries) {
+            throw ValidationError("--property \(p): expected accuracy, causality, determinism, state-handoff"
+                                  + (entries ? " or chunked-vs-recurrent" : " (or chunked-vs-recurrent, with {entry} in --exec)"))
         }
     }
 
@@ -55,8 +69,23 @@ struct FuzzCommand: ParsableCommand {
         guard let a = DeclaredArithmetic.named(arith), (try? a.mode()) != nil else {
             throw ValidationError("--arith \(arith): expected one of " + DeclaredArithmetic.profiles.map(\.name).joined(separator: ", "))
         }
-        let properties: [SuiteProperty] = property.isEmpty ? [.accuracy, .causality, .determinism, .stateHandoff]
+        try OutputPaths.check(reportOutputs(json: json, junit: junit, markdown: markdown))
+        let properties: [SuiteProperty] = property.isEmpty
+            ? [.accuracy, .causality, .determinism, .stateHandoff] + (exec.contains("{entry}") ? [.chunkedVsRecurrent] : [])
             : property.compactMap(SuiteProperty.init(rawValue:))
+        var rows: [ProbeResult] = []
+        func row(_ p: SuiteProperty, _ label: String, _ c: CaseConfig, _ o: FuzzRunner.Outcome) -> ProbeResult {
+            ProbeResult(probe: "\(p.rawValue)-\(label)", property: p, cases: [], status: o.status, summary: o.summary,
+                        config: c.spec, size: c.size, reproduce: rerun(p, c))
+        }
+        func writeReport() throws {
+            var na: [SuiteProperty: String] = [:]
+            if !exec.contains("{entry}") { na[.chunkedVsRecurrent] = "--exec has no {entry}: one entry point" }
+            na[.packedVsSeparate] = "fuzz draws unpacked cases (suite generate writes cu_seqlens cases)"
+            let report = SuiteReport(tool: MambaCheckVersion.string, variant: variant, core: core.name, arith: a.name,
+                                     level: "fuzz", seed: seed, results: rows, notApplicable: na)
+            try report.write(json: json, junit: junit, markdown: markdown)
+        }
         let storage = SuitePlan.storage(for: a)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mambacheck-fuzz-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -69,8 +98,10 @@ struct FuzzCommand: ParsableCommand {
             for p in properties {
                 let o = try runner.check(p, c, explain: true)
                 print("\(p.rawValue): \(o.status.rawValue) — \(o.summary)")
+                rows.append(row(p, "replay", c, o))
                 failed = failed || o.status == .fail
             }
+            try writeReport()
             if failed { throw VerificationFailed(description: "case \(replay) fails") }
             print("PASS")
             return
@@ -90,11 +121,13 @@ struct FuzzCommand: ParsableCommand {
             for p in properties where !found.contains(where: { $0.0 == p }) {
                 let o = try runner.check(p, c)
                 line += " \(p.rawValue) \(o.status == .fail ? "FAIL" : o.status.rawValue)"
+                rows.append(row(p, "case\(i)", c, o))
                 if o.status == .fail {
                     print(line)
                     line = "  "
                     let (small, outcome, path) = try shrink(p, c, o, &runner, deadline: left)
                     found.append((p, small, outcome, path))
+                    rows.append(row(p, "minimal", small, outcome))
                     try writeReproducer(p, small, outcome, path, runner: &runner)
                 }
             }
@@ -108,6 +141,7 @@ struct FuzzCommand: ParsableCommand {
             print("  \(o.summary.prefix(400))")
             print("  reproducer: \(out)/\(p.rawValue)/   rerun: \(rerun(p, c))")
         }
+        try writeReport()
         if !found.isEmpty {
             throw VerificationFailed(description: "fuzz found \(found.count) failing propert\(found.count == 1 ? "y" : "ies"): "
                                      + found.map { "\($0.0.rawValue) [\($0.1.spec)]" }.joined(separator: ", "))

@@ -25,11 +25,16 @@ struct FuzzRunner {
         var files: [(String, String)]
     }
 
-    /// The command with `{inputs}` and `{outputs}` replaced by single-quoted paths.
-    static func command(_ exec: String, inputs: String, outputs: String) -> String {
+    /// The command with `{inputs}` and `{outputs}` replaced by single-quoted
+    /// paths and `{entry}` (optional) by the entry point, `chunked` or `recurrent`.
+    static func command(_ exec: String, inputs: String, outputs: String, entry: String = "chunked") -> String {
         exec.replacingOccurrences(of: "{inputs}", with: shellQuote(inputs))
             .replacingOccurrences(of: "{outputs}", with: shellQuote(outputs))
+            .replacingOccurrences(of: "{entry}", with: entry)
     }
+
+    /// Whether the command names the entry point, so a second (recurrent) entry can be run.
+    var hasEntries: Bool { exec.contains("{entry}") }
 
     /// A new run folder.
     mutating func folder(_ label: String) throws -> String {
@@ -42,12 +47,20 @@ struct FuzzRunner {
     /// Writes `p`'s inputs (plus `extra`), runs the command, reads the outputs.
     mutating func run(_ p: CoreProblem, label: String, extra: [String: TensorData] = [:]) throws
         -> (inputs: String, outputs: String, arrays: [String: TensorData]) {
+        let r = try run(p, label: label, extra: extra, entry: "chunked", optional: false)
+        return (r.inputs, r.outputs, r.arrays!)
+    }
+
+    /// `run` for any entry; with `optional`, a command that exits 0 without
+    /// writing outputs (an entry the runner does not provide) gives nil arrays.
+    mutating func run(_ p: CoreProblem, label: String, extra: [String: TensorData] = [:], entry: String,
+                      optional: Bool) throws -> (inputs: String, outputs: String, arrays: [String: TensorData]?) {
         let d = try folder(label)
         let inputs = d + "/inputs.npz", outputs = d + "/outputs.npz"
         try SuitePlan.writeInputs(p, upstream: nil, storage: storage, to: inputs, extra: extra)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", FuzzRunner.command(exec, inputs: inputs, outputs: outputs)]
+        process.arguments = ["-c", FuzzRunner.command(exec, inputs: inputs, outputs: outputs, entry: entry)]
         let errPath = d + "/stderr.txt"
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
@@ -63,6 +76,7 @@ struct FuzzRunner {
                                + String(log.suffix(2000)))
         }
         guard FileManager.default.fileExists(atPath: outputs) else {
+            if optional { return (inputs, outputs, nil) }
             throw InputProblem(description: "--exec wrote no outputs file \(outputs) (its command line must write {outputs})")
         }
         return (inputs, outputs, try TensorFile.read(outputs))
@@ -76,17 +90,25 @@ struct FuzzRunner {
         return t
     }
 
+    /// One entry's outputs on `p` judged by the verdict (accuracy; the second
+    /// entry for chunked-vs-recurrent). nil when a non-main entry wrote no outputs.
+    mutating func verdictOutcome(_ p: CoreProblem, entry: String, explain: Bool) throws -> Outcome? {
+        let main = entry == "chunked"
+        let r = try run(p, label: main ? "accuracy" : entry, entry: entry, optional: !main)
+        guard let arrays = r.arrays else { return nil }
+        let cases = try ProbeChecks.verdicts(problem: p, inputs: try TensorFile.read(r.inputs), inputsFile: r.inputs,
+                                             outputs: arrays, outputsFile: r.outputs, arith: arith, policy: policy,
+                                             precision: precision, explain: explain, name: "\(variant)/fuzz")
+        return Outcome(status: cases.allSatisfy(\.passed) ? .pass : .fail, summary: ProbeChecks.summary(cases),
+                       files: [("inputs.npz", r.inputs), (main ? "candidate.npz" : "candidate-\(entry).npz", r.outputs)])
+    }
+
     mutating func check(_ property: SuiteProperty, _ c: CaseConfig, explain: Bool = false) throws -> Outcome {
         let p = c.problem(spec: core, storage: storage)
         let name = "\(variant)/fuzz"
         switch property {
         case .accuracy:
-            let r = try run(p, label: "accuracy")
-            let cases = try ProbeChecks.verdicts(problem: p, inputs: try TensorFile.read(r.inputs), inputsFile: r.inputs,
-                                                 outputs: r.arrays, outputsFile: r.outputs, arith: arith, policy: policy,
-                                                 precision: precision, explain: explain, name: name)
-            return Outcome(status: cases.allSatisfy(\.passed) ? .pass : .fail, summary: ProbeChecks.summary(cases),
-                           files: [("inputs.npz", r.inputs), ("candidate.npz", r.outputs)])
+            return try verdictOutcome(p, entry: "chunked", explain: explain)!
         case .causality:
             guard c.length >= 2 else { return Outcome(status: .notApplicable, summary: "N = 1", files: []) }
             let t = FuzzRunner.causalToken(c.length)
@@ -133,7 +155,17 @@ struct FuzzRunner {
                                    ("candidate-first.npz", first.outputs), ("inputs-rest.npz", rest.inputs),
                                    ("candidate-rest.npz", rest.outputs)])
         case .chunkedVsRecurrent:
-            return Outcome(status: .notApplicable, summary: "fuzz runs one entry point (use suite for two)", files: [])
+            guard hasEntries else {
+                return Outcome(status: .notApplicable, summary: "--exec has no {entry}: one entry point", files: [])
+            }
+            guard var o = try verdictOutcome(p, entry: "recurrent", explain: explain) else {
+                return Outcome(status: .notApplicable, summary: "the runner provides no recurrent entry (no outputs written)",
+                               files: [])
+            }
+            o.summary = "recurrent entry: " + o.summary
+            return o
+        case .packedVsSeparate:
+            return Outcome(status: .notApplicable, summary: "fuzz draws unpacked cases (use suite for cu_seqlens)", files: [])
         }
     }
 }

@@ -16,7 +16,9 @@ struct SuiteCommand: ParsableCommand {
 
             Properties (docs/MATH.md §3.5, §8; Proofs/T12): accuracy (verdict against the MPFR oracle), causality \
             (bit-identical prefix), state-handoff (N tokens vs N₁ then N₂ from the kernel's own final state), \
-            determinism (same inputs, same bits), chunked-vs-recurrent (a second entry point, when the runner has one).
+            determinism (same inputs, same bits), chunked-vs-recurrent (a second entry point, when the runner has one), \
+            packed-vs-separate (a variable-length batch, cu_seqlens: each packed sequence within the verdict for that \
+            sequence alone, compared with the kernel's run of it alone).
             Exit codes: 0 pass, 1 a probe failed, 2 usage or input error.
             """,
         subcommands: [SuiteGenerateCommand.self, SuiteJudgeCommand.self])
@@ -29,8 +31,9 @@ struct SuiteGenerateCommand: ParsableCommand {
         discussion: """
             Shape ladder: N from 1 up (quick ≤ 100, standard ≤ 1000, deep ≤ 4097), mostly not multiples of \
             16/32/64; dk, dv from 16 to 128; 1–2 heads and batch elements on short sequences; the paper's and FLA's \
-            distributions and every hazard generator that applies to the core; with and without initial states. \
-            Probes relate cases: causality, state hand-off, determinism, chunked vs recurrent. The folder is \
+            distributions and every hazard generator that applies to the core; with and without initial states; \
+            variable-length batches (cu_seqlens, with an empty sequence) next to their sequences run one by one. \
+            Probes relate cases: causality, state hand-off, determinism, chunked vs recurrent, packed vs separate. The folder is \
             self-contained: generate here, run on a GPU machine, judge here.
             """)
 
@@ -135,6 +138,7 @@ struct SuiteJudgeCommand: ParsableCommand {
             na[.chunkedVsRecurrent] = "the campaign has no chunked-vs-recurrent probe"
             na[.causality] = "the campaign has no causality probe"
             na[.determinism] = "the campaign has no determinism probe"
+            na[.packedVsSeparate] = "the campaign has no packed (cu_seqlens) case"
         }
         let report = SuiteReport(tool: MambaCheckVersion.string, variant: m.variant, core: m.core, arith: m.arith,
                                  level: m.level, seed: m.seed, results: results, notApplicable: na)

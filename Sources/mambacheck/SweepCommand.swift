@@ -25,6 +25,11 @@ struct SweepCommand: ParsableCommand {
                   --lengths 64,256,1024,4096 --precisions 8,16,24,53 --json sweep.json
               mambacheck sweep --variant 2mamba --shard 2/3 --json part2.json
               mambacheck merge sweep.json part1.json part2.json part3.json --plots sweep-2mamba
+              mambacheck sweep --variant 2mamba --curve 'my kernel=my-errors.csv'
+
+            --curve NAME=FILE draws your own kernel's errors next to ours in the vs-length plots: FILE is a CSV \
+            of N,normwise[,max_ulp32] lines (an optional header; # comments), e.g. measured with \
+            `mambacheck compare --json` at each length.
             """)
 
     @Option(help: "Preset or core name (see `mambacheck variants`).") var variant: String
@@ -37,6 +42,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Directory for the SVG plots and tables.txt (default sweep-<variant>).") var out: String?
     @Option(help: "Run only shard k of n (k/n, 1-based).") var shard: Shard?
     @Option(help: "Write the sweep as JSON here.") var json: String?
+    @Option(help: "Your kernel's curve, NAME=FILE (CSV of N,normwise[,max_ulp32]); repeatable.") var curve: [String] = []
 
     func validate() throws {
         guard !lengths.values.isEmpty, lengths.values.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else {
@@ -51,6 +57,10 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try OutputPaths.check([("--json", json)])
+        let curves: [SweepCurve]
+        do { curves = try curve.map(SweepCurve.read(argument:)) } catch let e as SweepCurveError {
+            throw InputProblem(description: "--curve \(e)")
+        }
         let (core, _) = try resolveCore(variant)
         var settings = SweepSettings(variant: variant, core: core)
         settings.lengths = lengths.values
@@ -69,7 +79,7 @@ struct SweepCommand: ParsableCommand {
                                  points: points)
         print(report.tables(), terminator: "")
         let directory = out ?? "sweep-\(variant)"
-        let written = try report.writePlots(to: directory)
+        let written = try report.writePlots(to: directory, curves: curves)
         print("wrote " + written.joined(separator: ", "))
         if let json {
             try AtomicFileWriter.write(report.jsonData(), to: json)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MambaTensors
 import MambaVerification
 
 /// `mambacheck suite` and `mambacheck fuzz` end to end, with the numpy
@@ -103,6 +104,85 @@ struct SuiteCLITests {
         #expect(!rows.isEmpty && rows.allSatisfy { $0.status == "not-applicable" }, "\(rows)")
     }
 
+    /// `suite generate --grads`: the inputs carry `do`, the runner returns
+    /// dq, dk, dv, da, and the judge checks them against the gradient oracle —
+    /// the correct backward passes, one that forgets da's reverse cumulative
+    /// sum fails on da alone.
+    @Test func gradientCampaignIsJudgedEndToEnd() throws {
+        let dir = try CLI.temporaryDirectory("suite-grads")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let campaign = dir.appendingPathComponent("campaign")
+        let g = try CLI.run(["suite", "generate", "--variant", "2mamba", "--arith", "float32", "--level", "quick",
+                             "--seed", "1", "--grads", "--out", campaign.path])
+        #expect(g.status == 0, "\(g)")
+        let manifest = try SuiteManifest.read(directory: campaign.path)
+        #expect(manifest.grads)
+        // The runner returns gradients where it starts from zero state: judge those cases' accuracy probes.
+        let probes = manifest.probes.filter {
+            $0.property == .accuracy && !manifest.entry($0.cases[0]).config.initialState
+        }
+        #expect(probes.count >= 4)
+        func judge(_ bug: String?) throws -> (CLI.Result, [[String: Any]]) {
+            try Self.runCampaign(campaign, bug: bug)
+            let json = dir.appendingPathComponent("\(bug ?? "correct").json")
+            let r = try CLI.run(["suite", "judge", campaign.path, "--json", json.path] + probes.flatMap { ["--probe", $0.id] })
+            let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
+            return (r, doc["results"] as! [[String: Any]])
+        }
+        let (ok, rows) = try judge(nil)
+        #expect(ok.status == 0, "\(ok)")
+        #expect(rows.count == probes.count)
+        for row in rows {
+            let summary = row["summary"] as! String
+            #expect(row["status"] as? String == "pass" && summary.contains("dq, dk, dv, da within the verdict"), "\(row)")
+        }
+        let (bad, badRows) = try judge("grad-decay")
+        #expect(bad.status == 1, "\(bad)")
+        let failed = badRows.filter { $0["status"] as? String == "fail" }
+        #expect(!failed.isEmpty, "\(badRows)")
+        for row in failed {
+            let summary = row["summary"] as! String
+            #expect(summary.hasPrefix("da: ") && !summary.contains("dq: ") && !summary.contains("o: "), "\(row)")
+        }
+    }
+
+    /// A kernel that does not reset its state at a `cu_seqlens` boundary:
+    /// every sequence run alone passes, the packed run fails packed-vs-separate,
+    /// and the failure says the packing changed the answer. The empty sequence
+    /// (which must hand its own initial state through) fails too.
+    @Test func packedBatchLeakIsFoundByPackedVsSeparate() throws {
+        let dir = try CLI.temporaryDirectory("suite-varlen")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let campaign = dir.appendingPathComponent("campaign")
+        #expect(try CLI.run(["suite", "generate", "--variant", "2mamba", "--arith", "float32", "--level", "quick",
+                             "--seed", "1", "--out", campaign.path]).status == 0)
+        let manifest = try SuiteManifest.read(directory: campaign.path)
+        let packed = try #require(manifest.probes.first { $0.property == .packedVsSeparate })
+        let lengths = try #require(manifest.entry(packed.cases[0]).config.sequenceLengths)
+        #expect(lengths.contains(0) && packed.cases.count == 1 + lengths.filter { $0 > 0 }.count)
+        // The packed inputs hold exactly the numbers of the sequences run alone.
+        let inputs = try TensorFile.read(campaign.appendingPathComponent(manifest.entry(packed.cases[0]).inputs).path)
+        let offsets = try #require(try PackedBatch.offsets(inputs, file: "packed"))
+        #expect(offsets == lengths.reduce(into: [0]) { $0.append($0.last! + $1) })
+        let parts = try PackedBatch.split(inputs, offsets: offsets, file: "packed").filter { $0["q"]!.shape[2] > 0 }
+        for (part, id) in zip(parts, packed.cases.dropFirst()) {
+            let alone = try TensorFile.read(campaign.appendingPathComponent(manifest.entry(id).inputs).path)
+            #expect(part == alone, "\(id)")
+        }
+        try Self.runCampaign(campaign, bug: "varlen-leak")
+        let alone = manifest.probes.filter { $0.property == .accuracy && packed.cases.dropFirst().contains($0.cases[0]) }
+        let json = dir.appendingPathComponent("r.json")
+        let r = try CLI.run(["suite", "judge", campaign.path, "--json", json.path, "--probe", packed.id]
+                            + alone.flatMap { ["--probe", $0.id] })
+        #expect(r.status == 1, "\(r)")
+        let rows = try Self.results(json)
+        #expect(rows.filter { $0.property == "accuracy" }.count == alone.count)
+        #expect(rows.filter { $0.property == "accuracy" }.allSatisfy { $0.status == "pass" }, "\(rows)")
+        #expect(rows.contains { $0.property == "packed-vs-separate" && $0.status == "fail" }, "\(rows)")
+        #expect(r.stdout.contains("the packing changes the answer"), "\(r)")
+        #expect(r.stdout.contains("empty sequence: final_state"), "\(r)")
+    }
+
     /// Each planted bug: fuzz finds it, shrinks it and writes a reproducer
     /// under the property it breaks.
     @Test(arguments: [
@@ -140,15 +220,52 @@ struct SuiteCLITests {
         #expect(replay.status == 1, "\(replay)")
     }
 
+    /// The correct runner with both entry points (`{entry}`): every property
+    /// passes, chunked-vs-recurrent included, and the JSON report says so.
     @Test func fuzzPassesTheCorrectRunner() throws {
         let dir = try CLI.temporaryDirectory("fuzz-correct")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let r = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32",
-                             "--exec", Self.exec(core: "squared-decay-sum", bug: nil), "--seed", "5", "--max-cases", "2",
-                             "--budget", "120", "--max-length", "150", "--max-width", "32",
-                             "--out", dir.appendingPathComponent("repro").path])
+        let exec = "\(Self.python) \(Self.runner) --core squared-decay-sum --entry {entry} {inputs} {outputs}"
+        let json = dir.appendingPathComponent("r.json")
+        let r = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", exec, "--seed", "5",
+                             "--max-cases", "2", "--budget", "120", "--max-length", "150", "--max-width", "32",
+                             "--out", dir.appendingPathComponent("repro").path, "--json", json.path])
         #expect(r.status == 0, "\(r)")
-        #expect(r.stdout.contains("case 0 [") && r.stdout.contains("PASS"))
+        #expect(r.stdout.contains("case 0 [") && r.stdout.contains("chunked-vs-recurrent pass") && r.stdout.contains("PASS"))
+        let rows = try Self.results(json)
+        for p in ["accuracy", "causality", "determinism", "state-handoff", "chunked-vs-recurrent"] {
+            #expect(rows.filter { $0.property == p }.count == 2, "\(p): \(rows)")
+        }
+        #expect(rows.filter { $0.status == "fail" }.isEmpty, "\(rows)")
+        #expect(rows.contains { $0.property == "packed-vs-separate" && $0.status == "not-applicable" })
+    }
+
+    /// `fuzz --json/--junit/--markdown` write the report `suite judge` writes,
+    /// the shrunk case first, and the same bytes on a rerun.
+    @Test func fuzzWritesReportsLikeSuiteJudge() throws {
+        let dir = try CLI.temporaryDirectory("fuzz-reports")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var bytes: [[Data]] = []
+        for run in 0..<2 {
+            let files = ["r.json", "r.xml", "r.md"].map { dir.appendingPathComponent("\(run)-\($0)") }
+            let r = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32",
+                                 "--exec", Self.exec(core: "squared-decay-sum", bug: "noncausal"), "--property", "causality",
+                                 "--seed", "5", "--max-cases", "1", "--budget", "120", "--max-length", "150",
+                                 "--max-width", "32", "--out", dir.appendingPathComponent("repro\(run)").path,
+                                 "--json", files[0].path, "--junit", files[1].path, "--markdown", files[2].path])
+            #expect(r.status == 1, "\(r)")
+            bytes.append(try files.map { try Data(contentsOf: $0) })
+        }
+        #expect(bytes[0] == bytes[1])
+        let rows = try Self.results(dir.appendingPathComponent("0-r.json"))
+        #expect(rows.first.map { $0.probe == "causality-minimal" && $0.status == "fail" } == true, "\(rows)")
+        let junit = String(decoding: bytes[0][1], as: UTF8.self), md = String(decoding: bytes[0][2], as: UTF8.self)
+        #expect(junit.contains("<failure") && junit.contains("causality-minimal"))
+        #expect(md.contains("**Smallest failing case:** causality causality-minimal"))
+        // An unwritable report path is refused before any kernel runs (exit 2).
+        let bad = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", Self.exec(core: "squared-decay-sum", bug: nil),
+                               "--json", dir.appendingPathComponent("missing/r.json").path])
+        #expect(bad.status == 2 && bad.stderr.contains("does not exist"), "\(bad)")
     }
 
     @Test func fuzzRejectsBadArguments() throws {
@@ -157,5 +274,12 @@ struct SuiteCLITests {
         let s = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", "x {inputs} {outputs}",
                              "--replay", "n=3"])
         #expect(s.status == 2 && s.stderr.contains("--replay"), "\(s)")
+        // A packed spec parses (suite judges it) but fuzz does not run packed cases.
+        let packed = "b=1,h=1,n=3,dk=16,dv=16,dist=paper,init=0,mag=1.0,seed=1,seqs=1+0+2"
+        #expect(CaseConfig(spec: packed)?.sequenceLengths == [1, 0, 2] && CaseConfig(spec: packed)?.spec == packed)
+        #expect(CaseConfig(spec: packed.replacingOccurrences(of: "seqs=1+0+2", with: "seqs=1+1")) == nil, "lengths must sum to n")
+        let p = try CLI.run(["fuzz", "--variant", "2mamba", "--arith", "float32", "--exec", "x {inputs} {outputs}",
+                             "--replay", packed])
+        #expect(p.status == 2 && p.stderr.contains("packed cases"), "\(p)")
     }
 }

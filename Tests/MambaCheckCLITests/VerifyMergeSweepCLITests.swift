@@ -115,6 +115,19 @@ struct VerifyMergeSweepCLITests {
         }
         let lengthPlot = try String(contentsOf: out.appendingPathComponent("error-vs-length.svg"), encoding: .utf8)
         #expect(lengthPlot.contains("tiled / float16"), "legend entry per form/mode")
+        // 20 series (4 forms × 5 modes), 20 distinct looks: each legend entry's line (colour, dash) and marker.
+        let legend = lengthPlot.components(separatedBy: "\n").enumerated().filter { $0.element.hasPrefix("<line x1=\"660.0\"") }
+        let lines = lengthPlot.components(separatedBy: "\n")
+        let looks = legend.map { i, line in
+            line.replacingOccurrences(of: #"y[12]="[0-9.]+""#, with: "", options: .regularExpression)
+                + lines[i + 1].replacingOccurrences(of: #"[xy]="[0-9.]+"|c[xy]="[0-9.]+"|points="[^"]*"|d="[^"]*""#,
+                                                    with: "", options: .regularExpression)
+        }
+        #expect(legend.count == 20 && Set(looks).count == 20, "\(looks)")
+        // The unit-roundoff reference line is drawn after (over) every data line.
+        let precisionPlot = try String(contentsOf: out.appendingPathComponent("error-vs-precision.svg"), encoding: .utf8)
+        let polylines = precisionPlot.components(separatedBy: "\n").filter { $0.hasPrefix("<polyline") }
+        #expect(polylines.last?.contains("<title>unit roundoff") == true && polylines.count == 3, "\(polylines)")
         #expect(lengthPlot.contains(">48</text>"), "x tick at a swept length")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("tables.txt").path))
 
@@ -136,6 +149,30 @@ struct VerifyMergeSweepCLITests {
             $0.series == $1.series && $0.length == $1.length && $0.normwiseRelativeError == $1.normwiseRelativeError
         })
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("mp/error-vs-precision.svg").path))
+    }
+
+    /// `--curve NAME=FILE`: a user's kernel drawn next to ours; a malformed file
+    /// is an input error naming the file, the line and what was expected.
+    @Test func sweepPlotsAUsersCurve() throws {
+        let dir = try CLI.temporaryDirectory("sweep-curve")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let csv = dir.appendingPathComponent("mine.csv")
+        try "N,normwise,max_ulp32\n# measured with compare --json\n24,3e-7,12\n48,4.5e-7,20\n".write(to: csv, atomically: true, encoding: .utf8)
+        let args = ["sweep", "--variant", "2mamba", "--lengths", "24,48", "--precisions", "24", "--head-dim", "8",
+                    "--chunk-size", "16"]
+        let out = dir.appendingPathComponent("plots")
+        let r = try CLI.run(args + ["--out", out.path, "--curve", "my kernel=\(csv.path)"])
+        #expect(r.status == 0, "\(r)")
+        for name in ["error-vs-length.svg", "ulp-vs-length.svg"] {
+            let svg = try String(contentsOf: out.appendingPathComponent(name), encoding: .utf8)
+            #expect(svg.contains("<title>yours: my kernel</title>") && svg.contains(">yours: my kernel</text>"), "\(name)")
+        }
+        let bad = dir.appendingPathComponent("bad.csv")
+        try "24,3e-7\n48,nan\n".write(to: bad, atomically: true, encoding: .utf8)
+        let b = try CLI.run(args + ["--out", out.path, "--curve", "x=\(bad.path)"])
+        #expect(b.status == 2 && b.stderr.contains("\(bad.path):2: normwise must be a finite number ≥ 0, found 'nan'"), "\(b)")
+        let missing = try CLI.run(args + ["--out", out.path, "--curve", "no-equals-sign"])
+        #expect(missing.status == 2 && missing.stderr.contains("expected NAME=FILE"), "\(missing)")
     }
 
     @Test func sweepRejectsBadLists() throws {

@@ -17,6 +17,18 @@ public struct ProbeResult: Codable, Sendable, Equatable {
     public var size: Int
     /// A command that reproduces this result.
     public var reproduce: String
+
+    public init(probe: String, property: SuiteProperty, cases: [String], status: ProbeStatus, summary: String,
+                config: String, size: Int, reproduce: String) {
+        self.probe = probe
+        self.property = property
+        self.cases = cases
+        self.status = status
+        self.summary = summary
+        self.config = config
+        self.size = size
+        self.reproduce = reproduce
+    }
 }
 
 /// Judges a campaign folder: every probe of the manifest, in parallel.
@@ -57,12 +69,15 @@ public enum SuiteJudge {
             }
         }
         let box = ResultBox(count: probes.count)
+        let oracles = OracleCache()
         let jobs = Swift.max(1, Swift.min(options.jobs, probes.count))
-        DispatchQueue.concurrentPerform(iterations: jobs) { w in
-            for i in stride(from: w, to: probes.count, by: jobs) {
+        let order = schedule(probes, manifest: m)
+        DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+            while let k = box.next(below: order.count) {
+                let i = order[k]
                 if box.failed { return }
                 do {
-                    let r = try judge(probes[i], manifest: m, directory: directory, options: options)
+                    let r = try judge(probes[i], manifest: m, directory: directory, options: options, oracles: oracles)
                     let done = box.set(i, r)
                     progress?(done, probes.count, probes[i].id)
                 } catch {
@@ -74,8 +89,38 @@ public enum SuiteJudge {
         return box.results.map { $0! }
     }
 
+    /// The order in which workers take probes: longest first, each worker
+    /// taking the next probe when it finishes one (a static split of the
+    /// manifest order left one core idle behind the N = 1000, dk = 128 case).
+    /// A probe's cost is the oracle work it is the first to need,
+    /// `B·H·N·(N·(dk + dv) + F·dv)` MPFR operations per case it judges (the
+    /// quadratic outputs and the final state); a probe whose oracle another
+    /// probe computes (the hand-off and second entry of a probe's base, a packed
+    /// batch's sequences) costs nothing and runs late, when the oracle is
+    /// cached. Ties keep the manifest order, so the order is a function of the manifest.
+    static func schedule(_ probes: [SuiteProbe], manifest m: SuiteManifest) -> [Int] {
+        let core = m.coreSpec
+        func work(_ c: CaseConfig) -> Double {
+            let n = Double(c.length), f = Double(core.featureDimension(keyDim: c.keyDim) ?? 0)
+            return Double(c.batch * c.heads) * n * (n * Double(c.keyDim + c.valueDim) + f * Double(c.valueDim))
+        }
+        func oracleCases(_ p: SuiteProbe) -> [CaseConfig] {
+            switch p.property {
+            case .accuracy, .stateHandoff, .chunkedVsRecurrent: return [m.entry(p.cases[0]).config]
+            case .packedVsSeparate: return p.cases.dropFirst().map { m.entry($0).config }
+            case .causality, .determinism: return []
+            }
+        }
+        let total = probes.map { oracleCases($0).map(work).reduce(0, +) }
+        var claimed = Set<String>(), cost = [Double](repeating: 0, count: probes.count)
+        for i in probes.indices.sorted(by: { (total[$0], $1) > (total[$1], $0) }) {
+            for c in oracleCases(probes[i]) where claimed.insert(c.spec).inserted { cost[i] += work(c) }
+        }
+        return probes.indices.sorted { (cost[$0], $1) > (cost[$1], $0) }
+    }
+
     static func judge(_ probe: SuiteProbe, manifest m: SuiteManifest, directory: String,
-                      options o: Options) throws -> ProbeResult {
+                      options o: Options, oracles: OracleCache) throws -> ProbeResult {
         let base = m.entry(probe.cases[0])
         var r = ProbeResult(probe: probe.id, property: probe.property, cases: probe.cases, status: .pass, summary: "",
                             config: base.config.spec, size: base.config.size,
@@ -106,7 +151,15 @@ public enum SuiteJudge {
             let (inputs, p) = try problem(c)
             return try ProbeChecks.verdicts(problem: p, inputs: inputs, inputsFile: path(c, c.inputs), outputs: out,
                                             outputsFile: path(c, c.outputs), arith: arith, policy: o.policy,
-                                            precision: o.precision, explain: true, name: "\(m.variant)/\(c.id)")
+                                            precision: o.precision, explain: true, name: "\(m.variant)/\(c.id)",
+                                            oracles: oracles)
+        }
+        func packed(_ c: SuiteCaseEntry) throws -> [ProbeChecks.SequenceVerdict] {
+            let file = path(c, c.inputs)
+            return try ProbeChecks.packedVerdicts(inputs: try TensorFile.read(file), inputsFile: file,
+                                                  outputs: try required(c), outputsFile: path(c, c.outputs), spec: core,
+                                                  scale: m.scale, arith: arith, policy: o.policy, precision: o.precision,
+                                                  explain: true, name: "\(m.variant)/\(c.id)", oracles: oracles)
         }
         func required(_ c: SuiteCaseEntry) throws -> [String: TensorData] {
             guard let out = try outputs(c) else {
@@ -115,6 +168,11 @@ public enum SuiteJudge {
             return out
         }
         switch probe.property {
+        case .accuracy where base.config.isPacked:
+            let seqs = try packed(base)
+            r.status = seqs.allSatisfy(\.passed) ? .pass : .fail
+            r.summary = seqs.map { "sequence \($0.index): " + ($0.emptyFailure ?? (
+                $0.tokens.isEmpty ? "empty, state passed through" : ProbeChecks.summary($0.cases))) }.joined(separator: "; ")
         case .accuracy:
             let cases = try verdicts(base, try required(base))
             r.status = cases.allSatisfy(\.passed) ? .pass : .fail
@@ -163,7 +221,7 @@ public enum SuiteJudge {
                                                 rest: restOut, restFile: path(rest, rest.outputs),
                                                 split: probe.token ?? 0, arith: arith, policy: o.policy,
                                                 precision: o.precision, explain: true,
-                                                name: "\(m.variant)/\(probe.id)")
+                                                name: "\(m.variant)/\(probe.id)", oracles: oracles)
             r.status = cases.allSatisfy(\.passed) ? .pass : .fail
             r.summary = "tokens 0…\((probe.token ?? 0) - 1) then the rest from the kernel's final state: "
                 + ProbeChecks.summary(cases)
@@ -177,6 +235,38 @@ public enum SuiteJudge {
             let cases = try verdicts(other, out)
             r.status = cases.allSatisfy(\.passed) ? .pass : .fail
             r.summary = "recurrent entry: " + ProbeChecks.summary(cases)
+        case .packedVsSeparate:
+            // Each sequence of the packed run is judged against the oracle of that
+            // sequence alone (shared with the run alone's accuracy probe); the
+            // run alone says whether a failure is the packing's (Proofs/T12 §4).
+            var alone = probe.cases.dropFirst().makeIterator()
+            var failures: [String] = [], identical = 0, nonEmpty = 0
+            for sv in try packed(base) {
+                let label = "sequence \(sv.index) (tokens \(sv.tokens.lowerBound)..<\(sv.tokens.upperBound))"
+                if sv.tokens.isEmpty {
+                    if let f = sv.emptyFailure { failures.append("\(label): \(f)") }
+                    continue
+                }
+                nonEmpty += 1
+                guard let id = alone.next() else { break }
+                let c = m.entry(id)
+                let out = try required(c)
+                if try ProbeChecks.identical(sv.outputs, out) == nil { identical += 1 }
+                if !sv.passed {
+                    let own = try verdicts(c, out).allSatisfy(\.passed)
+                    failures.append("\(label) packed: \(ProbeChecks.summary(sv.cases)); run alone (\(id)): "
+                                    + (own ? "passes — the packing changes the answer (a state or a chunk crossing a "
+                                           + "sequence boundary?)" : "fails too"))
+                }
+            }
+            let count = (base.config.sequenceLengths ?? []).count
+            if failures.isEmpty {
+                r.summary = "\(count) sequences (\(count - nonEmpty) empty): each within the verdict when packed, "
+                    + "empty ones hand their state through; \(identical) of \(nonEmpty) bit-identical to the runs one by one"
+            } else {
+                r.status = .fail
+                r.summary = failures.joined(separator: "; ")
+            }
         }
         return r
     }
@@ -188,7 +278,15 @@ final class ResultBox: @unchecked Sendable {
     private(set) var results: [ProbeResult?]
     private(set) var error: Error?
     private var done = 0
+    private var taken = 0
     init(count: Int) { results = Array(repeating: nil, count: count) }
+    /// The next position in a work order of `count` items (each handed out once), nil when all are taken.
+    func next(below count: Int) -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard taken < count else { return nil }
+        taken += 1
+        return taken - 1
+    }
     var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
     func set(_ i: Int, _ r: ProbeResult) -> Int {
         lock.lock(); defer { lock.unlock() }

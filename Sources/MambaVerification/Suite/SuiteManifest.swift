@@ -14,6 +14,10 @@ public enum SuiteProperty: String, Codable, CaseIterable, Sendable, Comparable {
     case determinism
     /// A second (recurrent) entry point passes the verdict on the same inputs (§3.2).
     case chunkedVsRecurrent = "chunked-vs-recurrent"
+    /// A variable-length batch (`cu_seqlens`, §0): every sequence of the packed
+    /// run passes the verdict for that sequence alone, and is compared with the
+    /// kernel's run of it alone (Proofs/T12 §4).
+    case packedVsSeparate = "packed-vs-separate"
 
     public static func < (a: SuiteProperty, b: SuiteProperty) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -51,7 +55,8 @@ public struct SuiteProbe: Codable, Hashable, Sendable {
     public var id: String
     public var property: SuiteProperty
     /// accuracy `[x]`; causality `[base, perturbed]`; state-handoff
-    /// `[whole, first, rest]`; determinism `[x, again]`; chunked-vs-recurrent `[chunked, recurrent]`.
+    /// `[whole, first, rest]`; determinism `[x, again]`; chunked-vs-recurrent `[chunked, recurrent]`;
+    /// packed-vs-separate `[packed, alone₀, alone₁, …]`, one per non-empty sequence in order.
     public var cases: [String]
     /// causality: the last token that must be unchanged; state-handoff: N₁.
     public var token: Int?
@@ -119,10 +124,34 @@ public struct SuiteManifest: Codable, Sendable {
         }
         let arity: [SuiteProperty: Int] = [.accuracy: 1, .causality: 2, .stateHandoff: 3, .determinism: 2,
                                            .chunkedVsRecurrent: 2]
+        for c in m.cases where c.config.isPacked && (c.tokens != nil || c.perturbAfter != nil || c.initialStateFrom != nil) {
+            throw SuiteError.input("\(path): case \(c.id): a packed case (config.sequenceLengths) takes no tokens, "
+                                   + "perturb_after or initial_state_from")
+        }
+        for c in m.cases {
+            guard let lengths = c.config.sequenceLengths else { continue }
+            guard c.config.batch == 1, lengths.allSatisfy({ $0 >= 0 && $0 <= 1 << 24 }), lengths.count <= 1 << 12,
+                  lengths.reduce(0, +) == c.config.length else {
+                throw SuiteError.input("\(path): case \(c.id): field config.sequenceLengths: expected batch 1 and "
+                                       + "lengths ≥ 0 summing to length \(c.config.length), found batch "
+                                       + "\(c.config.batch), \(lengths)")
+            }
+        }
         for p in m.probes {
-            guard p.cases.count == arity[p.property], p.cases.allSatisfy(ids.contains) else {
-                throw SuiteError.input("\(path): probe \(p.id): expected \(arity[p.property]!) known case ids for "
+            var expected = arity[p.property] ?? 1
+            if p.property == .packedVsSeparate, let first = p.cases.first, ids.contains(first) {
+                guard let lengths = m.entry(first).config.sequenceLengths else {
+                    throw SuiteError.input("\(path): probe \(p.id): case \(first) is not packed (no config.sequenceLengths)")
+                }
+                expected = 1 + lengths.filter { $0 > 0 }.count
+            }
+            guard p.cases.count == expected, p.cases.allSatisfy(ids.contains) else {
+                throw SuiteError.input("\(path): probe \(p.id): expected \(expected) known case ids for "
                                        + "\(p.property.rawValue), found \(p.cases)")
+            }
+            if p.property != .packedVsSeparate, p.property != .accuracy, m.entry(p.cases[0]).config.isPacked {
+                throw SuiteError.input("\(path): probe \(p.id): \(p.property.rawValue) takes unpacked cases; "
+                                       + "\(p.cases[0]) is packed")
             }
         }
         return m

@@ -29,6 +29,18 @@ public enum SuiteLevel: String, CaseIterable, Codable, Sendable {
         case .deep: return [37, 100, 129, 257, 1000]
         }
     }
+    /// Variable-length batches (`cu_seqlens`): the lengths of each packed
+    /// case's sequences. Each holds an empty sequence (a kernel must hand its
+    /// initial state through untouched), a length-1 or short one next to a
+    /// long one, and lengths off the 16/32/64 grid, so that a state leaking
+    /// across a boundary or a chunk straddling two sequences shows.
+    public var packedLengths: [[Int]] {
+        switch self {
+        case .quick: return [[5, 0, 37, 16]]
+        case .standard: return [[5, 0, 37, 16], [100, 1, 65, 129]]
+        case .deep: return SuiteLevel.standard.packedLengths + [[1000, 17, 0, 257]]
+        }
+    }
 }
 
 /// Builds a campaign: the shape ladder, the distributions and hazards, the
@@ -117,6 +129,20 @@ public enum SuitePlan {
             }
             probe(.chunkedVsRecurrent, [x, add(base, entry: "recurrent")])
         }
+        // Packed batches: the packed case, then each non-empty sequence run alone (an accuracy case of its own).
+        for (j, lengths) in level.packedLengths.enumerated() {
+            let (dk, dv) = level.widths[(j + 1) % level.widths.count]
+            let packed = CaseConfig(batch: 1, heads: 2, length: lengths.reduce(0, +), keyDim: dk, valueDim: dv,
+                                    distribution: distributions[j % distributions.count],
+                                    initialState: stateful && j % 2 == 0, seed: g.next(), sequenceLengths: lengths)
+            var ids = [add(packed)]
+            for (i, n) in lengths.enumerated() where n > 0 {
+                let alone = add(packed.sequence(i))
+                probe(.accuracy, [alone])
+                ids.append(alone)
+            }
+            probe(.packedVsSeparate, ids)
+        }
         return SuiteManifest(schema: SuiteManifest.currentSchema, tool: tool, variant: variant, core: core.name,
                              arith: arith.name, storage: storage, level: level.rawValue, seed: seed, grads: grads,
                              scale: scale, layout: "bhnd", cases: cases, probes: probes)
@@ -144,6 +170,31 @@ public enum SuitePlan {
     /// `extra` arrays are written as they are (a handed-over state keeps the kernel's own dtype and bits).
     public static func writeInputs(_ p: CoreProblem, upstream dO: [Double]?, storage: InputStorage, to path: String,
                                    extra: [String: TensorData] = [:]) throws {
+        var data = inputArrays(p, upstream: dO, storage: storage)
+        data.merge(extra) { _, new in new }
+        try TensorFile.write(data, to: path)
+    }
+
+    /// The arrays of a packed case's inputs file: each sequence's
+    /// (`config.sequence(i)`'s problem and upstream gradient, exactly as the
+    /// case running it alone holds them; an empty sequence contributes its
+    /// initial state only), packed with `cu_seqlens` (`PackedBatch.pack`).
+    public static func packedInputs(_ c: CaseConfig, manifest m: SuiteManifest) -> [String: TensorData] {
+        let parts = (c.sequenceLengths ?? []).enumerated().map { i, n -> [String: TensorData] in
+            let alone = c.sequence(i)
+            let p = alone.problem(spec: m.coreSpec, storage: m.storage, scale: m.scale)
+            let arrays = inputArrays(p, upstream: m.grads ? upstream(p, seed: alone.seed, storage: m.storage) : nil,
+                                     storage: m.storage)
+            guard n == 0 else { return arrays }
+            var cut = arrays
+            for (name, a) in arrays where !PackedBatch.stateNames.contains(name) { cut[name] = a.sliced(axis: 2, 0..<0) }
+            return cut
+        }
+        return PackedBatch.pack(parts)
+    }
+
+    /// `p`'s inputs as arrays (bhnd, the storage dtype): q, k, v, a, initial_state(_z), and `do`.
+    static func inputArrays(_ p: CoreProblem, upstream dO: [Double]?, storage: InputStorage) -> [String: TensorData] {
         let (b, h, n) = (p.batch, p.heads, p.length)
         var arrays: [String: Tensor<Double>] = [
             "q": Tensor(shape: [b, h, n, p.keyDim], storage: p.q),
@@ -156,9 +207,7 @@ public enum SuitePlan {
             if let z = s0.z { arrays["initial_state_z"] = Tensor(shape: [b, h, f], storage: z) }
         }
         if let dO { arrays["do"] = Tensor(shape: [b, h, n, p.valueDim], storage: dO) }
-        var data = arrays.mapValues { TensorData(rounding: $0, to: storage.dtype) }
-        data.merge(extra) { _, new in new }
-        try TensorFile.write(data, to: path)
+        return arrays.mapValues { TensorData(rounding: $0, to: storage.dtype) }
     }
 
     /// Writes the manifest and every inputs file under `directory` (which must exist).
@@ -167,6 +216,10 @@ public enum SuitePlan {
         try fm.createDirectory(atPath: directory + "/inputs", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: directory + "/outputs", withIntermediateDirectories: true)
         for c in m.cases {
+            if c.config.isPacked {
+                try TensorFile.write(packedInputs(c.config, manifest: m), to: directory + "/" + c.inputs)
+                continue
+            }
             let p = problem(c, manifest: m)
             try writeInputs(p, upstream: m.grads ? upstream(p, seed: c.config.seed, storage: m.storage) : nil,
                             storage: m.storage, to: directory + "/" + c.inputs)
