@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MambaKernels
+import MambaOracle
 import MambaPrecision
 import MambaTensors
 import MambaVariants

@@ -1,5 +1,5 @@
 import Foundation
-import MambaKernels
+import MambaOracle
 import MambaTensors
 import MambaVariants
 import Testing

@@ -1,5 +1,5 @@
 import Testing
-@testable import MambaKernels
+@testable import MambaOracle
 import MambaPrecision
 import MambaVariants
 

@@ -1,5 +1,5 @@
 import Foundation
-import MambaKernels
+import MambaOracle
 import MambaVariants
 
 /// The MPFR oracle's results shared by every probe of a campaign that needs
