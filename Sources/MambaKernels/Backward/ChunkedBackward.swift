@@ -100,7 +100,7 @@ enum ChunkedBackward {
         for c in 0..<Swift.max(chunks - 1, 0) {
             let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
             let cur = states.pointer + c * f * ldv, next = cur + f * ldv
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
             next.update(from: cur, count: f * ldv)
             Features.columns(ctx, x: seq.k + c0 * dk, rows: cc, dk: dk, out: phi, rowScale: nil)
             let vals = scaledValues(values + c0 * ldv, cc)
@@ -118,7 +118,7 @@ enum ChunkedBackward {
         var zeroRows: [Int] = []
         for c in stride(from: chunks - 1, through: 0, by: -1) {
             let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a) }
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, dO = input.dO + c0 * dv
             let dqc = result.dq + c0 * dk, dkc = result.dk + c0 * dk, dvc = result.dv + c0 * dv
             let rowc: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + c0 : nil
@@ -284,13 +284,13 @@ enum ChunkedBackward {
             var q0 = 0
             while q0 < n {
                 let cq = Swift.min(chunk, n - q0)
-                if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a) }
+                if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, scan: ctx.options.prefixScan) }
                 var between: Float = 0
                 var k0 = q0
                 while k0 >= 0 {
                     let kc = Swift.min(chunk, n - k0)
                     let diagonal = k0 == q0
-                    if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a) }
+                    if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a, scan: ctx.options.prefixScan) }
                     let total: Float = decay && !diagonal ? ellk[kc - 1] : 0
                     if decay {
                         for i in 0..<cq { li[i] = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total) }

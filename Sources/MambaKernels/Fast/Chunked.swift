@@ -91,7 +91,7 @@ enum ChunkedForm {
                     hasState = false
                     sigma = 0
                 }
-                seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: reset)
+                seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: reset, scan: ctx.options.prefixScan)
             }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, out = acc + c0 * ldv
             // Query-side factors c·exp(ℓ_i) of the inter-chunk term.
@@ -242,7 +242,7 @@ enum ChunkedForm {
         var q0 = 0
         while q0 < n {
             let cq = Swift.min(chunk, n - q0)
-            if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a) }
+            if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, scan: ctx.options.prefixScan) }
             var m = [Float](repeating: -.infinity, count: cq)
             let out = acc + q0 * ldv
             var between: Float = 0  // Σ of chunk totals strictly between key and query chunk
@@ -250,7 +250,7 @@ enum ChunkedForm {
             while k0 >= 0 {
                 let kc = Swift.min(chunk, n - k0)
                 let diagonal = k0 == q0
-                if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a) }
+                if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a, scan: ctx.options.prefixScan) }
                 a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
                        b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
                 let total: Float = decay && !diagonal ? ellk[kc - 1] : 0

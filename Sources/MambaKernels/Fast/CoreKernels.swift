@@ -46,10 +46,19 @@ public struct KernelOptions: Sendable, Hashable {
     /// explicit conversion (Triton's default `tl.dot` on fp32); the error is
     /// twice as large per operand and biased toward zero (docs/MATH.md §7.2).
     public var tf32Truncation: Bool
+    /// Chunked form with per-step decays: how the chunk-local prefix sums
+    /// `ℓ_i` are formed in the working format (default sequentially). GPU
+    /// chunk kernels form them with a parallel scan (Triton's `tl.cumsum` in
+    /// FLA's and Mamba-2 SSD's kernels), and FLA rescales them by `log₂e`
+    /// for `exp2`; each order rounds `ℓ_i` and `ℓ_j` differently, and the
+    /// exponent `ℓ_i − ℓ_j` of neighbouring tokens deep in a chunk errs by
+    /// `≈ u(|ℓ_i| + |ℓ_j|)` in every one of them (docs/MATH.md §7.2).
+    public var prefixScan: PrefixScan
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
-                stateStorage: StateStorage = .float32, tf32Truncation: Bool = false) {
+                stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
+                prefixScan: PrefixScan = .sequential) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -58,7 +67,20 @@ public struct KernelOptions: Sendable, Hashable {
         self.roundOutput = roundOutput
         self.stateStorage = stateStorage
         self.tf32Truncation = tf32Truncation
+        self.prefixScan = prefixScan
     }
+}
+
+/// The order in which a chunk's local prefix sums are formed (`KernelOptions.prefixScan`).
+public enum PrefixScan: String, Sendable, Hashable, CaseIterable {
+    /// `ℓ_i = fl(ℓ_{i−1} + a_i)`, one rounding per token.
+    case sequential
+    /// Kogge–Stone: `log₂C` passes, each adding the value `2^k` places back.
+    case koggeStone
+    /// Brent–Kung (work-efficient up- and down-sweep), then each `ℓ_i`
+    /// rescaled to base 2 and back (`fl(fl(ℓ_i·log₂e)·ln 2)`), as FLA
+    /// forms `exp2` exponents.
+    case brentKungBase2
 }
 
 /// Storage format of a carried state (`KernelOptions.stateStorage`).

@@ -201,10 +201,35 @@ extension SequenceData {
     /// `skipFirst` leaves out `a_start` (`ℓ_i = a_{start+1} + … + a_i`, or
     /// `L_i − L_start`): for a chunk that starts with a reset step, whose
     /// decay only multiplies a state that is exactly 0 anyway.
+    /// `scan` is the order of the per-step sums (`KernelOptions.prefixScan`).
     func localPrefix(start: Int, count: Int, into out: UnsafeMutablePointer<Float>, _ a: Arithmetic,
-                     skipFirst: Bool = false) {
+                     skipFirst: Bool = false, scan: PrefixScan = .sequential) {
         guard let d = decay else { return }
         switch d {
+        case .perStep(let x) where scan != .sequential:
+            for i in 0..<count { out[i] = (skipFirst && i == 0) ? 0 : x[start + i] }
+            if scan == .koggeStone {
+                // Each pass adds the value `d` places back; descending order reads
+                // the previous pass's values, as the parallel lanes do.
+                var d = 1
+                while d < count {
+                    for i in stride(from: count - 1, through: d, by: -1) { out[i] = a.op(out[i] + out[i - d]) }
+                    d *= 2
+                }
+            } else {
+                var d = 1
+                while d < count {  // up-sweep: partial sums of blocks of 2d
+                    for i in stride(from: 2 * d - 1, to: count, by: 2 * d) { out[i] = a.op(out[i] + out[i - d]) }
+                    d *= 2
+                }
+                d /= 2
+                while d >= 1 {  // down-sweep: fill in the remaining prefixes
+                    for i in stride(from: 3 * d - 1, to: count, by: 2 * d) { out[i] = a.op(out[i] + out[i - d]) }
+                    d /= 2
+                }
+                let log2e: Float = 1.44269504, ln2: Float = 0.693147181
+                for i in 0..<count { out[i] = a.op(a.op(out[i] * log2e) * ln2) }
+            }
         case .perStep(let x):
             var acc: Float = 0
             for i in 0..<count { acc = (skipFirst && i == 0) ? 0 : a.op(acc + x[start + i]); out[i] = acc }

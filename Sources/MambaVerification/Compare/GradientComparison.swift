@@ -219,6 +219,17 @@ public enum GradientComparison {
             t.tf32Truncation = true
             if let g = try? CoreBackward.run(problem, form: .chunked, mode: .tf32, options: t) { out.append(g) }
         }
+        // Chunk-local prefix sums formed in other orders, as in
+        // `KernelComparison.baselineOutputs` (Mamba-2 SSD's backward, IEEE fp32).
+        if case .perStep = problem.core.decay {
+            for scan in [PrefixScan.koggeStone, .brentKungBase2] {
+                var t = settings.kernelOptions
+                t.prefixScan = scan
+                if let g = try? CoreBackward.run(problem, form: .chunked, mode: settings.effectiveMode, options: t) {
+                    out.append(g)
+                }
+            }
+        }
         // Biased GPU exponentials compounding over per-step decays, as in
         // `KernelComparison.baselineOutputs` (Float32 only: elsewhere operand rounding dominates).
         if settings.effectiveMode == .float32, let biased = KernelComparison.exponentialBiasProblem(problem.core),

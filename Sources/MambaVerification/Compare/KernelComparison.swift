@@ -296,6 +296,23 @@ public enum KernelComparison {
         if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
             if let r = try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options) { out.append(r) }
         }
+        // Per-step decays summed chunk-locally by a parallel scan (Triton's
+        // `tl.cumsum`, in FLA's and Mamba-2 SSD's chunk kernels) and rescaled
+        // for `exp2` (FLA): every order rounds `ℓ_i` and `ℓ_j` differently, so
+        // exponents of neighbouring tokens deep in a chunk err by
+        // `≈ u(|ℓ_i| + |ℓ_j|)`, and which rows it hits is down to the rounding
+        // pattern. Two more orders widen the row test's yardstick (the largest
+        // baseline error of each row) where it would otherwise rest on one
+        // pattern. Measured on Mamba-2 SSD, IEEE fp32, strong decays (|ℓ| up to
+        // 57 in a 64-token chunk): rows up to 6.7x the sequential chunked
+        // baseline's (Proofs/T9, "Orders of the prefix sums").
+        if case .perStep = problem.decay {
+            for scan in [PrefixScan.koggeStone, .brentKungBase2] {
+                var t = options
+                t.prefixScan = scan
+                if let r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: t) { out.append(r) }
+            }
+        }
         // TF32 operands formed by truncation, as tensor cores do with Float32
         // registers (Triton's default `tl.dot`): twice the per-operand error
         // of rounding to nearest, and biased. A kernel that rounds (cvt.rna)
