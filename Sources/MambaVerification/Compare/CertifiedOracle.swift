@@ -17,10 +17,10 @@ public struct ComparisonOracle: @unchecked Sendable {
 
     /// - Parameter finalState: also certify the final state (and put it in `reference`).
     public init(problem: CoreProblem, precision: Int, finalState: Bool) throws {
-        var ref = try Reference.quadratic(problem, precision: precision, finalState: finalState)
         let cap = Swift.max(4096, precision)  // the Ziv loop's cap never below the starting precision
         let c = try Reference.certified(problem, precision: precision, maxPrecision: cap)
-        ref.o = c.judgedValues
+        // The p-bit pass only for what the certified one does not give: magnitudes, normalisers.
+        var ref = try Reference.quadraticMagnitudes(problem, precision: precision, outputs: c, finalState: finalState)
         var parts = [(name: "o", values: c)]
         let st = finalState ? try Reference.certifiedFinalState(problem, precision: precision, maxPrecision: cap) : nil
         if let st {
