@@ -7,8 +7,11 @@ import MambaVariants
 public struct ComparisonOracle: @unchecked Sendable {
     /// The p-bit oracle's output (its magnitudes feed the verdict's allowances)
     /// with `o` and the final state replaced by certified values
-    /// (`CertifiedOutput.judgedValues`: within the enclosure's width, ≈ 2^−p
-    /// relative, of the exact value; NaN where undecided, judged as undefined).
+    /// (`CertifiedOutput.judgedValues`: within the enclosure's width of the exact
+    /// value, ≈ 2^−p relative, or ≈ 2^−75 for elements the double-double first
+    /// attempt decided (Proofs/T7, step 6), always below one Float64 ulp; NaN where
+    /// undecided, judged as undefined). The magnitudes come from
+    /// `Reference.quadraticMagnitudes` (no second numerator pass).
     public let reference: ReferenceOutput
     public let certified: CertifiedOutput
     public let certifiedFinalState: CertifiedFinalState?
