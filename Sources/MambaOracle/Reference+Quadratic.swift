@@ -54,6 +54,42 @@ extension Reference {
                                magnitude: mag, accumulationMagnitude: accMag, decayMagnitude: decMag)
     }
 
+    /// The p-bit oracle's magnitudes (`magnitude`, `accumulationMagnitude`,
+    /// `decayMagnitude`), normalisers and, when asked, final state, with `o`
+    /// taken from a certified result (`CertifiedOutput.judgedValues`) instead
+    /// of being computed again: the numerator sums `Σ_j w_ij v_jc`, the bulk
+    /// of `quadratic`'s work, are skipped for every row whose outputs are all
+    /// certified, and `|y|` in the sum-normalised magnitudes is the certified
+    /// (correctly rounded) value. Rows with an undecided element are evaluated
+    /// in full, exactly as by `quadratic`. The weights, normalisers and every
+    /// magnitude are formed by the same operations as in `quadratic`; the only
+    /// difference is that `|y|` is the correctly rounded value instead of the
+    /// p-bit value rounded to Double (the two differ only where the p-bit
+    /// value's own error, ≈ 2^−p relative, crosses a Float64 rounding boundary).
+    public static func quadraticMagnitudes(_ p: CoreProblem, precision: Int = BigFloat.defaultPrecision,
+                                           outputs cert: CertifiedOutput, finalState: Bool = false) throws -> ReferenceOutput {
+        if let m = p.validationError() { throw ReferenceError.invalidProblem(m) }
+        let n = p.length, dv = p.valueDim
+        precondition(cert.o.count == p.sequences * n * dv, "certified outputs of another problem")
+        var den: [BigFloat]? = p.spec.normalization == .sum ? [] : nil
+        var mag = [Double](), accMag = [Double](), decMag = [Double]()
+        var fs: [BigFloat]? = nil, fz: [BigFloat]? = nil
+        for seq in 0..<p.sequences {
+            let ctx = ReferenceSequence(problem: p, sequence: seq, precision: precision)
+            let rows = quadraticRows(ctx, outputs: Array(cert.o[seq * n * dv ..< (seq + 1) * n * dv]))
+            mag += rows.magnitude
+            accMag += rows.accumulationMagnitude
+            decMag += rows.decayMagnitude
+            if den != nil { den! += rows.den.values() }
+            if finalState, let st = quadraticFinalState(ctx) {
+                fs = (fs ?? []) + st.s.values()
+                if let z = st.z { fz = (fz ?? []) + z.values() }
+            }
+        }
+        return ReferenceOutput(precision: precision, o: cert.judgedValues, denominators: den, finalStateS: fs,
+                               finalStateZ: fz, magnitude: mag, accumulationMagnitude: accMag, decayMagnitude: decMag)
+    }
+
     struct RowResults: @unchecked Sendable {
         let o: MPFRBuffer, den: MPFRBuffer
         let magnitude: [Double]
@@ -61,7 +97,11 @@ extension Reference {
         let decayMagnitude: [Double]
     }
 
-    static func quadraticRows(_ c: ReferenceSequence) -> RowResults {
+    /// - Parameter outputs: certified outputs of this sequence (`n·dv`, NaN where
+    ///   undecided), or nil. Given, a row whose outputs are all decided skips
+    ///   the numerator (its `o` is left 0) and the magnitudes take `|y|` from
+    ///   them (`quadraticMagnitudes`).
+    static func quadraticRows(_ c: ReferenceSequence, outputs: [Double]? = nil) -> RowResults {
         let n = c.n, dv = c.dv, p = c.precision
         let out = MPFRBuffer(count: n * dv, precision: p)
         let den = MPFRBuffer(count: n, precision: p)
@@ -112,6 +152,8 @@ extension Reference {
             let pd = MPFRBuffer(count: pairwise ? 3 : 0, precision: c.decayPrecision)
             var i = w
             while i < n {
+                // Certified outputs replace the numerator: only the magnitudes are formed.
+                let skip = outputs.map { o in (0..<dv).allSatisfy { !o[i * dv + $0].isNaN } } ?? false
                 num.zero()
                 mc_set_zero(den[i], 1)
                 for j in 0...i {
@@ -155,7 +197,9 @@ extension Reference {
                     if c.spec.normalization == .sum { mc_add(den[i], den[i], g, MPFR_RNDN) }
                 }
                 if pairwise, let L = c.prefix { mc_exp(pd[2], L[i], MPFR_RNDN) }  // exp(L_i), state term
-                if fixedPoint, accumulateFixed(c, row: i, g: gRow, into: num, acc: acc, wide: wide) {
+                if skip {
+                    // magnitudes only
+                } else if fixedPoint, accumulateFixed(c, row: i, g: gRow, into: num, acc: acc, wide: wide) {
                     // done: exact fixed-point sums
                 } else {
                     for j in 0...i {
@@ -213,7 +257,7 @@ extension Reference {
                         // Pairwise decay applies exp(L_i) to the state term here (no factor below).
                         if pairwise { mc_mul(tmp, tmp, pd[2], MPFR_RNDN) }
                         for col in 0..<dv {
-                            mc_fma(num[col], tmp, s0[a * dv + col], num[col], MPFR_RNDN)
+                            if !skip { mc_fma(num[col], tmp, s0[a * dv + col], num[col], MPFR_RNDN) }
                             mg[i * dv + col] += Swift.abs(mpfr_get_d(tmp, MPFR_RNDN) * mpfr_get_d(s0[a * dv + col], MPFR_RNDN))
                                 * (eL.map { mpfr_get_d($0[i], MPFR_RNDN) } ?? 1)
                         }
@@ -230,14 +274,17 @@ extension Reference {
                     if let eL { mc_mul(tmp, den[i], eL[i], MPFR_RNDN) } else { mc_set(tmp, den[i], MPFR_RNDN) }
                     let d = mpfr_get_d(tmp, MPFR_RNDN)
                     for col in 0..<dv {
-                        mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
-                        let y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
+                        let y: Double
+                        if skip, let outputs { y = Swift.abs(outputs[i * dv + col]) } else {
+                            mc_div(out[i * dv + col], num[col], den[i], MPFR_RNDN)
+                            y = Swift.abs(mpfr_get_d(out[i * dv + col], MPFR_RNDN))
+                        }
                         mg[i * dv + col] = (mg[i * dv + col] + y * wtSum) / d
                         ma[i * dv + col] = (ma[i * dv + col] + y * wxSum) / d
                         md[i * dv + col] = (md[i * dv + col] + y * wdSum) / d
                     }
                     if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
-                } else {
+                } else if !skip {
                     for col in 0..<dv {
                         if let eL { mc_mul(out[i * dv + col], num[col], eL[i], MPFR_RNDN) } else {
                             mc_set(out[i * dv + col], num[col], MPFR_RNDN)

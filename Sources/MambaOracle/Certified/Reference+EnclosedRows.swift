@@ -13,6 +13,9 @@ enum EnclosureFault: Sendable {
     /// `encloseWeightedSums` forgets the radius: the enclosure is its centre
     /// `Σ_t lo_t x_t` alone, as if the weights' widths had been dropped.
     case radiusDropped
+    /// The fast double-double pass (`fastEnclosedRows`) drops its error
+    /// bounds: each sum's enclosure is its computed value alone.
+    case fastBoundDropped
 }
 
 /// Enclosures `[lo, hi]` of output rows of one sequence, and each row's

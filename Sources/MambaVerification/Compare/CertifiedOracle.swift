@@ -7,8 +7,11 @@ import MambaVariants
 public struct ComparisonOracle: @unchecked Sendable {
     /// The p-bit oracle's output (its magnitudes feed the verdict's allowances)
     /// with `o` and the final state replaced by certified values
-    /// (`CertifiedOutput.judgedValues`: within the enclosure's width, ≈ 2^−p
-    /// relative, of the exact value; NaN where undecided, judged as undefined).
+    /// (`CertifiedOutput.judgedValues`: within the enclosure's width of the exact
+    /// value, ≈ 2^−p relative, or ≈ 2^−75 for elements the double-double first
+    /// attempt decided (Proofs/T7, step 6), always below one Float64 ulp; NaN where
+    /// undecided, judged as undefined). The magnitudes come from
+    /// `Reference.quadraticMagnitudes` (no second numerator pass).
     public let reference: ReferenceOutput
     public let certified: CertifiedOutput
     public let certifiedFinalState: CertifiedFinalState?
@@ -17,10 +20,10 @@ public struct ComparisonOracle: @unchecked Sendable {
 
     /// - Parameter finalState: also certify the final state (and put it in `reference`).
     public init(problem: CoreProblem, precision: Int, finalState: Bool) throws {
-        var ref = try Reference.quadratic(problem, precision: precision, finalState: finalState)
         let cap = Swift.max(4096, precision)  // the Ziv loop's cap never below the starting precision
         let c = try Reference.certified(problem, precision: precision, maxPrecision: cap)
-        ref.o = c.judgedValues
+        // The p-bit pass only for what the certified one does not give: magnitudes, normalisers.
+        var ref = try Reference.quadraticMagnitudes(problem, precision: precision, outputs: c, finalState: finalState)
         var parts = [(name: "o", values: c)]
         let st = finalState ? try Reference.certifiedFinalState(problem, precision: precision, maxPrecision: cap) : nil
         if let st {

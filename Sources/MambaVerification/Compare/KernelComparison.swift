@@ -419,29 +419,53 @@ public enum KernelComparison {
         let c = p.spec.score.traits.featureConstant(p.scale)
         let sum = p.spec.normalization == .sum
         let phiScore = p.spec.score
-        for seq in 0..<p.sequences {
-            var s = p.initialState.map { Array($0.s[seq * f * dv ..< (seq + 1) * f * dv]) } ?? [Double](repeating: 0, count: f * dv)
-            var z = p.initialState?.z.map { Array($0[seq * f ..< (seq + 1) * f]) } ?? [Double](repeating: 0, count: f)
-            let steps: [Double]? = p.prefixSums(sequence: seq).map { l in (0..<n).map { $0 == 0 ? l[0] : l[$0] - l[$0 - 1] } }
-            for t in 0..<n {
-                let alpha = steps.map { exp($0[t]) } ?? 1
-                let fk = FeatureMap.apply(phiScore, Array(p.k[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
-                let fq = FeatureMap.apply(phiScore, Array(p.q[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
-                for a in 0..<f {
-                    z[a] = alpha * z[a] + fk[a]
-                    for col in 0..<dv { s[a * dv + col] = alpha * s[a * dv + col] + fk[a] * p.v[(seq * n + t) * dv + col] }
-                }
-                var zAbs = 0.0, den = 0.0
-                if sum { for a in 0..<f { zAbs += abs(fq[a] * z[a]); den += fq[a] * z[a] } }
-                for col in 0..<dv {
-                    var m = 0.0
-                    for a in 0..<f { m += abs(fq[a] * s[a * dv + col]) }
-                    let idx = (seq * n + t) * dv + col
-                    if sum {
-                        let yv = y[idx].isFinite ? abs(y[idx]) : 0
-                        out[idx] = den > 0 ? (m + yv * zAbs) / den : 0
-                    } else {
-                        out[idx] = c * m
+        // Columns are independent (only z is shared, and cheap): split them over the cores.
+        // Every element is formed by the same operations in the same order as a serial sweep.
+        let cores = Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let workers = Swift.max(1, Swift.min(dv, cores))
+        let per = (dv + workers - 1) / workers
+        out.withUnsafeMutableBufferPointer { ob in
+            let outPtr = StateMagnitudeOutput(pointer: ob.baseAddress!)
+            for seq in 0..<p.sequences {
+                let steps: [Double]? = p.prefixSums(sequence: seq).map { l in (0..<n).map { $0 == 0 ? l[0] : l[$0] - l[$0 - 1] } }
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let c0 = w * per, c1 = Swift.min(dv, c0 + per), width = c1 - c0
+                    guard width > 0 else { return }
+                    let s = UnsafeMutablePointer<Double>.allocate(capacity: f * width)
+                    defer { s.deallocate() }
+                    if let st = p.initialState {
+                        for a in 0..<f { for col in 0..<width { s[a * width + col] = st.s[seq * f * dv + a * dv + c0 + col] } }
+                    } else { s.initialize(repeating: 0, count: f * width) }
+                    var z = p.initialState?.z.map { Array($0[seq * f ..< (seq + 1) * f]) } ?? [Double](repeating: 0, count: f)
+                    var m = [Double](repeating: 0, count: width), v = [Double](repeating: 0, count: width)
+                    for t in 0..<n {
+                        let alpha = steps.map { exp($0[t]) } ?? 1
+                        let fk = FeatureMap.apply(phiScore, Array(p.k[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
+                        let fq = FeatureMap.apply(phiScore, Array(p.q[(seq * n + t) * dk ..< (seq * n + t + 1) * dk]))
+                        for col in 0..<width { v[col] = p.v[(seq * n + t) * dv + c0 + col]; m[col] = 0 }
+                        v.withUnsafeBufferPointer { vb in
+                            m.withUnsafeMutableBufferPointer { mb in
+                                for a in 0..<f {
+                                    z[a] = alpha * z[a] + fk[a]
+                                    let row = s + a * width, ka = fk[a], qa = fq[a]
+                                    for col in 0..<width {
+                                        row[col] = alpha * row[col] + ka * vb[col]
+                                        mb[col] += abs(qa * row[col])
+                                    }
+                                }
+                            }
+                        }
+                        var zAbs = 0.0, den = 0.0
+                        if sum { for a in 0..<f { zAbs += abs(fq[a] * z[a]); den += fq[a] * z[a] } }
+                        for col in 0..<width {
+                            let idx = (seq * n + t) * dv + c0 + col
+                            if sum {
+                                let yv = y[idx].isFinite ? abs(y[idx]) : 0
+                                outPtr.pointer[idx] = den > 0 ? (m[col] + yv * zAbs) / den : 0
+                            } else {
+                                outPtr.pointer[idx] = c * m[col]
+                            }
+                        }
                     }
                 }
             }
@@ -470,3 +494,8 @@ public enum KernelComparison {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The output of `stateMagnitude`, written by column blocks on several threads (disjoint elements).
+private struct StateMagnitudeOutput: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Double>
+}
