@@ -269,19 +269,9 @@ enum ChunkedBackward {
         let pairs = ChunkPairs(seq, ctx, chunk: chunk)
         // Forward sweep (the forward's own): online maximum m_i, shifted accumulator [num | den] (sum).
         pairs.forwardSweep(values: values, acc: acc, m: m, accumulate: false)
-        var o: UnsafeMutablePointer<Float>? = nil
-        var scale: UnsafeMutablePointer<Float>? = nil
-        if ctx.isSum {
-            let r = BackwardForward.outputs(ctx, acc: acc, rows: n, dv: dv)
-            o = r.o
-            if !r.zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(r.zeroRows, of: n)) }
-        } else {
-            // w_ij = exp(λ_ij − m_i)·exp(m_i): the row factor goes to the upstream gradient.
-            scale = allocateFloats(Swift.max(n, 1))
-            for i in 0..<n { scale![i] = a.op(exp(m[i])) }
-        }
-        defer { o?.deallocate(); scale?.deallocate() }
-        let dOt = Upstream.augmented(ctx, dO: input.dO, rows: n, dv: dv, o: o, acc: acc, rowScale: scale)
+        // 2. The augmented upstream gradient.
+        let (dOt, zeroRows) = BackwardForward.upstream(ctx, dO: input.dO, acc: acc, m: m, rows: n, dv: dv)
+        if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows, of: n)) }
         defer { dOt.deallocate() }
         // Backward sweep: recompute p = exp(λ − m_i) from the saved maxima.
         pairs.visit { q0, cq, k0, kc, diagonal, liv, ljv in

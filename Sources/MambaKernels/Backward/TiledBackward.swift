@@ -71,18 +71,9 @@ enum TiledBackward {
         if !lost.isEmpty {
             result.notes.append("forward sweep with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6); their gradients are not finite; the stable maximum avoids it")
         }
-        var o: UnsafeMutablePointer<Float>? = nil
-        var rowFactor: UnsafeMutablePointer<Float>? = nil
-        if ctx.isSum {
-            let r = BackwardForward.outputs(ctx, acc: acc, rows: n, dv: dv)
-            o = r.o
-            if !r.zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(r.zeroRows, of: n)) }
-        } else if ctx.isExponential {
-            rowFactor = allocateFloats(Swift.max(n, 1))
-            for i in 0..<n { rowFactor![i] = a.op(exp(m[i])) }
-        }
-        defer { o?.deallocate(); rowFactor?.deallocate() }
-        let dOt = Upstream.augmented(ctx, dO: input.dO, rows: n, dv: dv, o: o, acc: acc, rowScale: rowFactor)
+        // 2. The augmented upstream gradient.
+        let (dOt, zeroRows) = BackwardForward.upstream(ctx, dO: input.dO, acc: acc, m: m, rows: n, dv: dv)
+        if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows, of: n)) }
         defer { dOt.deallocate() }
 
         // 3. Backward sweep: key tiles outer, query tiles inner.
