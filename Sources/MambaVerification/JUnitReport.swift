@@ -90,11 +90,11 @@ extension ReportCase {
         ]
         if let note = verdict.note { lines.append("explanation: \(note)") }
         for w in verdict.worstElements {
-            lines.append("  worst by |err|/allowance \(NumberText.index(w.index)): |err| \(n(w.absoluteError, 3)),"
+            lines.append("  worst by |err|/allowance \(TensorShape.indexText(w.index)): |err| \(n(w.absoluteError, 3)),"
                          + " allowed \(n(w.allowance, 3)), ratio \(n(w.ratio, 3))")
         }
         for w in m.worst {
-            lines.append("  worst \(NumberText.index(w.index)): candidate \(n(w.candidate, 6)), oracle \(n(w.oracle, 6)),"
+            lines.append("  worst \(TensorShape.indexText(w.index)): candidate \(n(w.candidate, 6)), oracle \(n(w.oracle, 6)),"
                          + " abs err \(n(w.absoluteError, 3)), \(n(w.ulpError, 3)) ulp"
                          + (w.condition.map { ", condition \(n($0, 3))" } ?? ""))
         }

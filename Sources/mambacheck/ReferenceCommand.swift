@@ -121,7 +121,7 @@ struct ReferenceCommand: ParsableCommand {
                 text += "# \(name)\(axes) = value (\(digits) significant digits, correctly rounded; canonical order)\n"
                 let reasons = Dictionary(c.undecided.map { ($0.index, $0.reason) }, uniquingKeysWith: { a, _ in a })
                 for i in 0..<c.o.count {
-                    let idx = DecimalListing.indexText(TensorShape.index(ofOffset: i, in: canonical))
+                    let idx = TensorShape.indexText(TensorShape.index(ofOffset: i, in: canonical), compact: true)
                     if let v = c.decimal?[i] { text += "\(name)\(idx) = \(v)\n" } else {
                         text += "\(name)\(idx) = undecided: \(reasons[i].map(\.description) ?? "undecided")\n"
                     }
@@ -139,7 +139,7 @@ struct ReferenceCommand: ParsableCommand {
             for u in c.undecided {
                 listed += 1
                 if listed <= 20 {
-                    printError("undecided: \(name)\(DecimalListing.indexText(TensorShape.index(ofOffset: u.index, in: canonical))): \(u.reason) (NaN in \(output))")
+                    printError("undecided: \(name)\(TensorShape.indexText(TensorShape.index(ofOffset: u.index, in: canonical), compact: true)): \(u.reason) (NaN in \(output))")
                 }
             }
         }
