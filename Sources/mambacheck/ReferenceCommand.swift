@@ -62,12 +62,8 @@ struct ReferenceCommand: ParsableCommand {
     func run() throws {
         // Never write over the inputs, and fail on an unwritable output before the oracle runs.
         try OutputPaths.check([("--output", output), ("--decimal", decimal)], inputs: [("--inputs", inputs)])
-        let (core, _) = try resolveDumpCore(variant)
-        let arrays = try TensorFile.read(inputs)
-        if let hint = KernelDump.layoutHint(arrays, layout: layout) { printError("hint: \(hint)") }
-        var problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: nil)
-        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
-        if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
+        let (_, arrays, problem) = try readDumpProblem(variant: variant, inputs: inputs, layout: layout,
+                                                       scaleOptions: scaleOptions)
         let wantState = finalState || problem.initialState != nil
         let decimalDigits = decimal == nil ? nil : digits
         // Every tensor written is certified (Proofs/T7): correctly rounded, or NaN and listed as undecided.
