@@ -1,4 +1,3 @@
-import COpenBLAS
 import MambaKernels
 import MambaVariants
 
@@ -61,15 +60,14 @@ public enum BackwardBenchmark {
                            form: KernelForm = .chunked, mode: PrecisionMode = .float32, length: Int = 16_384,
                            keyDim: Int = 64, valueDim: Int = 64, options: KernelOptions = .init(),
                            runs: Int = 5, warmup: Int = 1, threads: Int? = 1, seed: UInt64 = 42) throws -> Result {
-        let previous = openblas_get_num_threads()
-        if let threads { openblas_set_num_threads(Int32(threads)) }
-        defer { openblas_set_num_threads(previous) }
         let core = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
         let g = GradientProblem.random(core: core, seed: seed)
         // Repeated runs reuse the chunk-state buffer (freed when the scope ends).
-        return try CoreBackward.reusingBuffers {
-            try measure(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
-                        options: options, runs: runs, warmup: warmup, core: core, g: g)
+        return try KernelBenchmark.withBLASThreads(threads) {
+            try CoreBackward.reusingBuffers {
+                try measure(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
+                            options: options, runs: runs, warmup: warmup, core: core, g: g)
+            }
         }
     }
 
@@ -81,22 +79,18 @@ public enum BackwardBenchmark {
             _ = try CoreBackward.run(g, form: form, mode: mode, options: options)
         }
         var fw: [Double] = [], bw: [Double] = [], fc: [Double] = [], bc: [Double] = []
-        let clock = ContinuousClock()
         for _ in 0..<Swift.max(runs, 1) {
-            var c0 = KernelBenchmark.threadCPUTime()
-            fw.append(clock.measure { _ = try? CoreKernels.run(core, form: form, mode: mode, options: options) }.seconds)
-            fc.append(KernelBenchmark.threadCPUTime() - c0)
-            c0 = KernelBenchmark.threadCPUTime()
-            bw.append(clock.measure { _ = try? CoreBackward.run(g, form: form, mode: mode, options: options) }.seconds)
-            bc.append(KernelBenchmark.threadCPUTime() - c0)
+            let f = KernelBenchmark.timed { _ = try? CoreKernels.run(core, form: form, mode: mode, options: options) }
+            fw.append(f.wall); fc.append(f.cpu)
+            let b = KernelBenchmark.timed { _ = try? CoreBackward.run(g, form: form, mode: mode, options: options) }
+            bw.append(b.wall); bc.append(b.cpu)
         }
         return Result(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
                       options: options, forwardSeconds: KernelBenchmark.median(fw),
                       backwardSeconds: KernelBenchmark.median(bw), forwardSamples: fw, backwardSamples: bw,
                       forwardCPUSeconds: KernelBenchmark.median(fc), backwardCPUSeconds: KernelBenchmark.median(bc),
                       bestForwardCPUSeconds: fc.min()!, bestBackwardCPUSeconds: bc.min()!,
-                      blasThreads: Int(openblas_get_num_threads()),
-                      blasCore: openblas_get_corename().map { String(cString: $0) } ?? "unknown")
+                      blasThreads: KernelBenchmark.blasThreads, blasCore: KernelBenchmark.blasCore)
     }
 }
 

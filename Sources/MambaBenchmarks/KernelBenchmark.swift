@@ -90,18 +90,21 @@ public enum KernelBenchmark {
                            form: KernelForm = .chunked, mode: PrecisionMode = .float32, length: Int = 16_384,
                            keyDim: Int = 64, valueDim: Int = 64, options: KernelOptions = .init(),
                            runs: Int = 5, warmup: Int = 1, threads: Int? = 1, seed: UInt64 = 42) throws -> Result {
-        let previous = openblas_get_num_threads()
-        if let threads { openblas_set_num_threads(Int32(threads)) }
-        defer { openblas_set_num_threads(previous) }
+        try withBLASThreads(threads) {
+            try measure(spec: spec, form: form, mode: mode, length: length, keyDim: keyDim, valueDim: valueDim,
+                        options: options, runs: runs, warmup: warmup, seed: seed)
+        }
+    }
+
+    private static func measure(spec: CoreSpec, form: KernelForm, mode: PrecisionMode, length: Int, keyDim: Int,
+                                valueDim: Int, options: KernelOptions, runs: Int, warmup: Int, seed: UInt64) throws -> Result {
         let p = CoreProblem.random(spec: spec, length: length, keyDim: keyDim, valueDim: valueDim, seed: seed)
         for _ in 0..<warmup { _ = try CoreKernels.run(p, form: form, mode: mode, options: options) }
         var samples: [Double] = [], cpu: [Double] = []
-        let clock = ContinuousClock()
         for _ in 0..<Swift.max(runs, 1) {
-            let c0 = threadCPUTime()
-            let t = clock.measure { _ = try? CoreKernels.run(p, form: form, mode: mode, options: options) }
-            cpu.append(threadCPUTime() - c0)
-            samples.append(t.seconds)
+            let t = timed { _ = try? CoreKernels.run(p, form: form, mode: mode, options: options) }
+            cpu.append(t.cpu)
+            samples.append(t.wall)
         }
         let flops = flopCount(spec: spec, form: form, length: length, keyDim: keyDim, valueDim: valueDim,
                               options: options)
@@ -122,8 +125,7 @@ public enum KernelBenchmark {
                       stateElements: !spec.score.hasFeatureMap ? nil
                         : CoreKernels.stateElements(spec: spec, keyDim: keyDim, valueDim: valueDim,
                                                     fullSecondOrder: options.fullSecondOrderState),
-                      blasThreads: Int(openblas_get_num_threads()),
-                      blasCore: openblas_get_corename().map { String(cString: $0) } ?? "unknown")
+                      blasThreads: blasThreads, blasCore: blasCore)
     }
 
     static func featureDimension(_ spec: CoreSpec, _ dk: Int, _ o: KernelOptions) -> Int? {
@@ -207,6 +209,29 @@ public enum KernelBenchmark {
             best = Swift.max(best, flopsPerRound * Double(reps) / t / 1e9)
         }
         return best
+    }
+
+    /// Runs `body` with `threads` OpenBLAS threads (nil: the current
+    /// setting), restoring the previous setting afterwards.
+    static func withBLASThreads<T>(_ threads: Int?, _ body: () throws -> T) rethrows -> T {
+        let previous = openblas_get_num_threads()
+        if let threads { openblas_set_num_threads(Int32(threads)) }
+        defer { openblas_set_num_threads(previous) }
+        return try body()
+    }
+
+    /// The OpenBLAS threads in effect.
+    static var blasThreads: Int { Int(openblas_get_num_threads()) }
+
+    /// OpenBLAS's kernel family (`openblas_get_corename()`).
+    static var blasCore: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// One timed call of `body`: wall seconds (`ContinuousClock`) and the
+    /// calling thread's CPU seconds.
+    static func timed(_ body: () -> Void) -> (wall: Double, cpu: Double) {
+        let c0 = threadCPUTime()
+        let wall = ContinuousClock().measure(body).seconds
+        return (wall, threadCPUTime() - c0)
     }
 
     /// CPU time consumed by the calling thread, seconds.

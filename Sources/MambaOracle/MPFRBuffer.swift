@@ -41,5 +41,13 @@ final class MPFRBuffer: @unchecked Sendable {
         for x in xs { mc_set_d(base + i, x, MPFR_RNDN); i += 1 }
     }
 
+    /// Float64 values held exactly (53 bits), e.g. a sequence's slice of the
+    /// initial state.
+    static func exactly(_ xs: ArraySlice<Double>) -> MPFRBuffer {
+        let b = MPFRBuffer(count: xs.count, precision: 53)
+        b.setAll(xs)
+        return b
+    }
+
     func zero() { for i in 0..<count { mc_set_zero(base + i, 1) } }
 }

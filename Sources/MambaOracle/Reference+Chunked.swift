@@ -13,14 +13,23 @@ extension Reference {
     {
         if let m = p.validationError() { throw ReferenceError.invalidProblem(m) }
         precondition(chunkSize >= 1)
+        return stateForm(p, precision: precision, exponentialBlock: chunkSize) { chunkedSequence($0, chunkSize: chunkSize) }
+    }
+
+    /// The driver of the state forms (chunked, recurrent): per sequence,
+    /// `sequence` gives the output and the final state `(o, S, z)`; the
+    /// exponential score, which has no finite state, streams over key blocks
+    /// of `exponentialBlock` with an online maximum instead.
+    static func stateForm(_ p: CoreProblem, precision: Int, exponentialBlock: Int,
+                          _ sequence: (ReferenceSequence) -> (MPFRBuffer, MPFRBuffer, MPFRBuffer)) -> ReferenceOutput {
         var o: [BigFloat] = [], fs: [BigFloat] = [], fz: [BigFloat] = []
         for seq in 0..<p.sequences {
             let c = ReferenceSequence(problem: p, sequence: seq, precision: precision)
             if p.spec.score == .exponential {
-                o += streamingExponential(c, blockSize: chunkSize).values()
+                o += streamingExponential(c, blockSize: exponentialBlock).values()
                 continue
             }
-            let (out, st, zt) = chunkedSequence(c, chunkSize: chunkSize)
+            let (out, st, zt) = sequence(c)
             o += out.values()
             fs += st.values()
             if p.spec.normalization == .sum { fz += zt.values() }

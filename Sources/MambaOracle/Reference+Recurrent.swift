@@ -11,25 +11,8 @@ extension Reference {
     /// Returns the final state for scores with a feature map.
     public static func recurrent(_ p: CoreProblem, precision: Int = BigFloat.defaultPrecision) throws -> ReferenceOutput {
         if let m = p.validationError() { throw ReferenceError.invalidProblem(m) }
-        var o: [BigFloat] = [], fs: [BigFloat] = [], fz: [BigFloat] = []
-        for seq in 0..<p.sequences {
-            let c = ReferenceSequence(problem: p, sequence: seq, precision: precision)
-            if p.spec.score == .exponential {
-                o += streamingExponential(c, blockSize: 1).values()
-                continue
-            }
-            let (out, st, zt) = recurrentSequence(c)
-            o += out.values()
-            fs += st.values()
-            if p.spec.normalization == .sum { fz += zt.values() }
-        }
-        let hasState = p.spec.score != .exponential
-        return ReferenceOutput(precision: precision, o: o, denominators: nil,
-                               finalStateS: hasState ? fs : nil,
-                               finalStateZ: hasState && p.spec.normalization == .sum ? fz : nil,
-                               magnitude: [], accumulationMagnitude: [], decayMagnitude: [])
+        return stateForm(p, precision: precision, exponentialBlock: 1) { recurrentSequence($0) }
     }
-
 
     /// One sequence of the recurrent form: outputs, final S and z.
     static func recurrentSequence(_ c: ReferenceSequence) -> (MPFRBuffer, MPFRBuffer, MPFRBuffer) {

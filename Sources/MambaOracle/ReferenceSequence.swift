@@ -94,14 +94,8 @@ final class ReferenceSequence: @unchecked Sendable {
             prefix = nil; steps = nil
         }
         if let st = p.initialState, let f = p.featureDim {
-            let s = MPFRBuffer(count: f * dv, precision: 53)
-            s.setAll(st.s[seq * f * dv ..< (seq + 1) * f * dv])
-            s0 = s
-            if let z = st.z {
-                let zb = MPFRBuffer(count: f, precision: 53)
-                zb.setAll(z[seq * f ..< (seq + 1) * f])
-                z0 = zb
-            } else { z0 = nil }
+            s0 = MPFRBuffer.exactly(st.s[seq * f * dv ..< (seq + 1) * f * dv])
+            z0 = st.z.map { MPFRBuffer.exactly($0[seq * f ..< (seq + 1) * f]) }
         } else { s0 = nil; z0 = nil }
     }
 

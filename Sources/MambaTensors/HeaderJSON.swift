@@ -216,19 +216,30 @@ extension HeaderJSON {
     /// `text` as a JSON string literal (quotes, backslashes and control
     /// characters escaped; everything else verbatim UTF-8).
     static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
+        "\"" + text.escapingScalars { scalar in
             switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case "\u{0}" ..< "\u{20}":
-                result += "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
-            default: result.unicodeScalars.append(scalar)
+            case "\"": "\\\""
+            case "\\": "\\\\"
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case "\u{0}" ..< "\u{20}": "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
+            default: nil
             }
+        } + "\""
+    }
+}
+
+extension String {
+    /// The text with every Unicode scalar for which `replacement` returns a
+    /// string replaced by that string, every other scalar kept verbatim: the
+    /// one escaping loop of the JSON writers (`HeaderJSON.quoted`) and of the
+    /// XML reports (MambaVerification's `XML`).
+    package func escapingScalars(_ replacement: (Unicode.Scalar) -> String?) -> String {
+        var out = ""
+        for scalar in unicodeScalars {
+            if let r = replacement(scalar) { out += r } else { out.unicodeScalars.append(scalar) }
         }
-        return result + "\""
+        return out
     }
 }

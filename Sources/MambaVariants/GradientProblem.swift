@@ -40,3 +40,38 @@ public struct GradientProblem: Sendable {
         return GradientProblem(core: core, dO: dO)
     }
 }
+
+/// The gradients of `ℓ = Σ O ⊙ dO` as every producer reports them — the
+/// kernels (`CoreGradients`), the oracle (`ReferenceGradients`) and the
+/// certified oracle (`CertifiedGradients`) — with one naming and order
+/// (`named`), so that comparisons pair the same tensors.
+public protocol GradientTensors {
+    associatedtype Tensor
+    /// `∂ℓ/∂q`, `[B, H, N, dk]`.
+    var dq: Tensor { get }
+    /// `∂ℓ/∂k`, `[B, H, N, dk]`.
+    var dk: Tensor { get }
+    /// `∂ℓ/∂v`, `[B, H, N, dv]`.
+    var dv: Tensor { get }
+    /// With respect to the prefix sums `L`, nil without decay.
+    var dL: Tensor? { get }
+    /// With respect to the per-step log-decays `a`, nil without decay.
+    var da: Tensor? { get }
+    /// `∂ℓ/∂S₀`, when an initial state was given.
+    var dInitialState: Tensor? { get }
+    /// `∂ℓ/∂z₀`, when an initial state was given to a sum-normalised core.
+    var dInitialStateZ: Tensor? { get }
+}
+
+extension GradientTensors {
+    /// The tensors present, by name (`dq`, `dk`, `dv`, `dL`, `da`,
+    /// `dInitialState`, `dInitialStateZ`), in that order.
+    public var named: [(name: String, values: Tensor)] {
+        var r: [(String, Tensor)] = [("dq", dq), ("dk", dk), ("dv", dv)]
+        if let dL { r.append(("dL", dL)) }
+        if let da { r.append(("da", da)) }
+        if let dInitialState { r.append(("dInitialState", dInitialState)) }
+        if let dInitialStateZ { r.append(("dInitialStateZ", dInitialStateZ)) }
+        return r
+    }
+}

@@ -1,3 +1,5 @@
+import MambaTensors
+
 /// JUnit XML for CI systems (GitHub Actions test reporters, GitLab's
 /// `artifacts:reports:junit`, Jenkins), in the common Ant/Surefire dialect:
 ///
@@ -90,11 +92,11 @@ extension ReportCase {
         ]
         if let note = verdict.note { lines.append("explanation: \(note)") }
         for w in verdict.worstElements {
-            lines.append("  worst by |err|/allowance \(NumberText.index(w.index)): |err| \(n(w.absoluteError, 3)),"
+            lines.append("  worst by |err|/allowance \(TensorShape.indexText(w.index)): |err| \(n(w.absoluteError, 3)),"
                          + " allowed \(n(w.allowance, 3)), ratio \(n(w.ratio, 3))")
         }
         for w in m.worst {
-            lines.append("  worst \(NumberText.index(w.index)): candidate \(n(w.candidate, 6)), oracle \(n(w.oracle, 6)),"
+            lines.append("  worst \(TensorShape.indexText(w.index)): candidate \(n(w.candidate, 6)), oracle \(n(w.oracle, 6)),"
                          + " abs err \(n(w.absoluteError, 3)), \(n(w.ulpError, 3)) ulp"
                          + (w.condition.map { ", condition \(n($0, 3))" } ?? ""))
         }
@@ -106,46 +108,41 @@ extension ReportCase {
 enum XML {
     /// `value` escaped and wrapped in double quotes, for an attribute.
     static func attribute(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
+        "\"" + value.escapingScalars { scalar in
             switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            case "\t": out += "&#9;"
-            case "\n": out += "&#10;"
-            case "\r": out += "&#13;"
-            default: out.unicodeScalars.append(allowed(scalar))
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            case "'": "&apos;"
+            case "\t": "&#9;"
+            case "\n": "&#10;"
+            case "\r": "&#13;"
+            default: disallowed(scalar)
             }
-        }
-        return out + "\""
+        } + "\""
     }
 
     /// `value` escaped for character data (line breaks kept; `\r` as a
     /// reference, since parsers normalise a literal one away).
     static func text(_ value: String) -> String {
-        var out = ""
-        for scalar in value.unicodeScalars {
+        value.escapingScalars { scalar in
             switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\r": out += "&#13;"
-            case "\t", "\n": out.unicodeScalars.append(scalar)
-            default: out.unicodeScalars.append(allowed(scalar))
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\r": "&#13;"
+            case "\t", "\n": nil
+            default: disallowed(scalar)
             }
         }
-        return out
     }
 
-    /// The scalar itself if XML 1.0 allows it (`#x9 | #xA | #xD | [#x20-#xD7FF] |
-    /// [#xE000-#xFFFD] | [#x10000-#x10FFFF]`; Swift scalars are never
-    /// surrogates), U+FFFD otherwise.
-    private static func allowed(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
+    /// nil (kept) if XML 1.0 allows the scalar (`#x9 | #xA | #xD |
+    /// [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`; Swift scalars
+    /// are never surrogates), U+FFFD otherwise.
+    private static func disallowed(_ scalar: Unicode.Scalar) -> String? {
         let v = scalar.value
-        if v < 0x20 || v == 0xFFFE || v == 0xFFFF { return "\u{FFFD}" }
-        return scalar
+        return v < 0x20 || v == 0xFFFE || v == 0xFFFF ? "\u{FFFD}" : nil
     }
 }

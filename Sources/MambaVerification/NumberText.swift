@@ -22,11 +22,6 @@ enum NumberText {
         return String(format: "%.\(digits)f", x)
     }
 
-    /// A multi-index as `[0, 3, 17, 2]`.
-    static func index(_ index: [Int]) -> String {
-        "[" + index.map(String.init).joined(separator: ", ") + "]"
-    }
-
     private static func special(_ x: Double) -> String? {
         if x.isNaN { return "nan" }
         if x.isInfinite { return x > 0 ? "inf" : "-inf" }

@@ -121,27 +121,10 @@ extension VerificationReport {
         return decoder
     }
 
-    /// What `jsonData()` writes: the report's fields plus its overall `passed`.
-    private struct Document: Encodable {
-        var report: VerificationReport
-        enum Keys: String, CodingKey { case schema, toolVersion, command, seed, timestamp, oracle, cases, passed }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(report.schema, forKey: .schema)
-            try c.encode(report.toolVersion, forKey: .toolVersion)
-            try c.encode(report.command, forKey: .command)
-            try c.encode(report.seed, forKey: .seed)
-            try c.encodeIfPresent(report.timestamp, forKey: .timestamp)
-            try c.encodeIfPresent(report.oracle, forKey: .oracle)
-            try c.encode(report.cases, forKey: .cases)
-            try c.encode(report.passed, forKey: .passed)
-        }
-    }
-
     /// The report as JSON, UTF-8, ending in a newline: numbers as JSON numbers,
     /// `null` for NaN and ±∞, a top-level `passed`. Same report → same bytes.
     public func jsonData() throws -> Data {
-        JSONNumbers.nonFiniteAsNull(try VerificationReport.jsonEncoder().encode(Document(report: self)))
+        JSONNumbers.nonFiniteAsNull(try VerificationReport.jsonEncoder().encode(ReportDocument(report: self, passed: passed)))
     }
 
     /// Reads a report written by `jsonData()`.
@@ -213,5 +196,23 @@ extension VerificationReport {
             cases: cases)
         merged.schema = first.schema
         return merged
+    }
+}
+
+/// A report as its JSON file holds it: the report's own (synthesised)
+/// `Codable` fields plus its overall `passed`, which readers use without
+/// re-deriving it; decoding ignores the extra key. The one document shape of
+/// `VerificationReport.jsonData()` and `SuiteReport.jsonData()`.
+struct ReportDocument<Report: Encodable>: Encodable {
+    var report: Report
+    var passed: Bool
+
+    private enum Keys: String, CodingKey { case passed }
+
+    func encode(to encoder: any Encoder) throws {
+        try report.encode(to: encoder)
+        // The report's keyed container, extended by one key.
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(passed, forKey: .passed)
     }
 }

@@ -34,6 +34,14 @@ public enum TensorShape {
         return index
     }
 
+    /// A multi-index as text, the one index formatter of reports and
+    /// listings: `[0, 3, 17, 2]` in reports and verdicts, `[0,3,17,2]` with
+    /// `compact` (the index format of every decimal listing: fixtures and
+    /// `reference --decimal`, `DecimalListing.line`).
+    public static func indexText(_ index: [Int], compact: Bool = false) -> String {
+        "[" + index.map(String.init).joined(separator: compact ? "," : ", ") + "]"
+    }
+
     /// Checks that `array` has exactly the shape's element count.
     static func check(_ count: Int, _ what: String, shape: [Int], expected: Int) throws {
         guard count == expected else {

@@ -169,13 +169,13 @@ extension Verdict {
         var parts: [String] = []
         if undefinedCount > 0 {
             parts.append("UNDEFINED: the oracle is undefined (NaN, e.g. a zero denominator) at \(undefinedCount) element(s)"
-                + (undefinedIndices.first.map { ", first at \(NumberText.index($0))" } ?? "")
+                + (undefinedIndices.first.map { ", first at \(TensorShape.indexText($0))" } ?? "")
                 + "; such elements cannot be judged, so this is not a pass")
         }
         if failingCount > 0, let worst {
             var line = "\(failingCount) of \(judgedCount) elements exceed their allowance"
             if nonFiniteCount > 0 { line += " (\(nonFiniteCount) NaN/Inf)" }
-            line += "; worst at \(NumberText.index(worst.index)): "
+            line += "; worst at \(TensorShape.indexText(worst.index)): "
             switch worst.failure {
             case .nonFinite:
                 line += "candidate \(n(worst.candidate, 3)) where the oracle is \(n(worst.oracle, 6))"
@@ -191,7 +191,7 @@ extension Verdict {
         }
         if rows.applicable && !rows.passed {
             parts.append("\(rows.failingRows) of \(rows.rowCount) rows exceed their row allowance"
-                + (rows.worstRow.map { " (worst at \(NumberText.index($0)), \(n(rows.worstShare, 3))x)" } ?? ""))
+                + (rows.worstRow.map { " (worst at \(TensorShape.indexText($0)), \(n(rows.worstShare, 3))x)" } ?? ""))
         }
         let normText = "‖err‖₂ \(n(normwise.candidateError, 3)) vs allowed \(n(normwise.allowance, 3))"
             + " (\(n(policy.normFactor, 3)) x baseline \(n(normwise.baselineError, 3)) + rounding \(n(normwise.slack, 3)))"
@@ -199,7 +199,7 @@ extension Verdict {
         if passed {
             var line = "pass: \(judgedCount) of \(elementCount) elements within allowance"
             if let worst, worst.ratio > 0 {
-                line += " (closest \(n(worst.ratio, 2)) of it at \(NumberText.index(worst.index)))"
+                line += " (closest \(n(worst.ratio, 2)) of it at \(TensorShape.indexText(worst.index)))"
             }
             if rows.applicable { line += "; rows \(n(rows.worstShare, 2)) of allowance" }
             line += normwise.applicable ? "; " + normText : "; no baseline: row and norm tests not applicable"

@@ -74,12 +74,8 @@ struct CompareCommand: ParsableCommand {
         // Never write over an input, and fail on an unwritable report path before computing.
         try OutputPaths.check(reports.outputs,
                               inputs: [("--inputs", inputs), ("--candidate", candidate)])
-        let (core, _) = try resolveDumpCore(variant)
-        let inArrays = try TensorFile.read(inputs)
-        if let hint = KernelDump.layoutHint(inArrays, layout: layout) { printError("hint: \(hint)") }
-        var problem = try KernelDump.coreProblem(inArrays, file: inputs, spec: core, layout: layout, scale: nil)
-        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
-        if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
+        let (core, inArrays, problem) = try readDumpProblem(variant: variant, inputs: inputs, layout: layout,
+                                                            scaleOptions: scaleOptions)
         var outArrays = try TensorFile.read(candidate)
         // A single-array .npy candidate is the output o, whatever the file is called.
         if TensorFileFormat(pathExtensionOf: candidate) == .npy, outArrays.count == 1, outArrays["o"] == nil,

@@ -22,6 +22,7 @@ struct FuzzCommand: ParsableCommand {
             --json, --junit and --markdown write the report of `suite judge` (a row per case and property, the \
             minimal case of each failure first); they hold no timings, so a run bounded by --max-cases gives the \
             same bytes every time.
+
             Exit codes: 0 nothing failed within the budget, 1 a property failed, 2 usage or input error \
             (including a runner that exits non-zero).
             """)

@@ -62,12 +62,8 @@ struct ReferenceCommand: ParsableCommand {
     func run() throws {
         // Never write over the inputs, and fail on an unwritable output before the oracle runs.
         try OutputPaths.check([("--output", output), ("--decimal", decimal)], inputs: [("--inputs", inputs)])
-        let (core, _) = try resolveDumpCore(variant)
-        let arrays = try TensorFile.read(inputs)
-        if let hint = KernelDump.layoutHint(arrays, layout: layout) { printError("hint: \(hint)") }
-        var problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: nil)
-        problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
-        if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
+        let (_, arrays, problem) = try readDumpProblem(variant: variant, inputs: inputs, layout: layout,
+                                                       scaleOptions: scaleOptions)
         let wantState = finalState || problem.initialState != nil
         let decimalDigits = decimal == nil ? nil : digits
         // Every tensor written is certified (Proofs/T7): correctly rounded, or NaN and listed as undecided.
@@ -121,7 +117,7 @@ struct ReferenceCommand: ParsableCommand {
                 text += "# \(name)\(axes) = value (\(digits) significant digits, correctly rounded; canonical order)\n"
                 let reasons = Dictionary(c.undecided.map { ($0.index, $0.reason) }, uniquingKeysWith: { a, _ in a })
                 for i in 0..<c.o.count {
-                    let idx = DecimalListing.indexText(TensorShape.index(ofOffset: i, in: canonical))
+                    let idx = TensorShape.indexText(TensorShape.index(ofOffset: i, in: canonical), compact: true)
                     if let v = c.decimal?[i] { text += "\(name)\(idx) = \(v)\n" } else {
                         text += "\(name)\(idx) = undecided: \(reasons[i].map(\.description) ?? "undecided")\n"
                     }
@@ -139,7 +135,7 @@ struct ReferenceCommand: ParsableCommand {
             for u in c.undecided {
                 listed += 1
                 if listed <= 20 {
-                    printError("undecided: \(name)\(DecimalListing.indexText(TensorShape.index(ofOffset: u.index, in: canonical))): \(u.reason) (NaN in \(output))")
+                    printError("undecided: \(name)\(TensorShape.indexText(TensorShape.index(ofOffset: u.index, in: canonical), compact: true)): \(u.reason) (NaN in \(output))")
                 }
             }
         }

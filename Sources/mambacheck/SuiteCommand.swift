@@ -10,15 +10,17 @@ struct SuiteCommand: ParsableCommand {
         commandName: "suite",
         abstract: "Property-test your own kernel: generate a campaign, run it with your runner, judge it.",
         discussion: """
-            1. mambacheck suite generate --variant 2mamba --arith float32 --out campaign
-            2. python3 python/mambacheck_runner.py --campaign campaign      (edit run_kernel() first; any machine)
-            3. mambacheck suite judge campaign --junit suite.xml
+            Workflow:
+              1. mambacheck suite generate --variant 2mamba --arith float32 --out campaign
+              2. python3 python/mambacheck_runner.py --campaign campaign      (edit run_kernel() first; any machine)
+              3. mambacheck suite judge campaign --junit suite.xml
 
             Properties (docs/MATH.md §3.5, §8; Proofs/T12): accuracy (verdict against the MPFR oracle), causality \
             (bit-identical prefix), state-handoff (N tokens vs N₁ then N₂ from the kernel's own final state), \
             determinism (same inputs, same bits), chunked-vs-recurrent (a second entry point, when the runner has one), \
             packed-vs-separate (a variable-length batch, cu_seqlens: each packed sequence within the verdict for that \
             sequence alone, compared with the kernel's run of it alone).
+
             Exit codes: 0 pass, 1 a probe failed, 2 usage or input error.
             """,
         subcommands: [SuiteGenerateCommand.self, SuiteJudgeCommand.self])
@@ -90,6 +92,7 @@ struct SuiteJudgeCommand: ParsableCommand {
             checks of causality and determinism, in parallel over probes. Prints one table per property and the \
             smallest failing case first, with a command that reproduces it. A property the campaign or the runner \
             cannot exercise is reported not applicable (JUnit <skipped/>), never as a pass.
+
             Exit codes: 0 pass, 1 a probe failed, 2 usage or input error (missing outputs, wrong shapes, …).
             """)
 

@@ -1,4 +1,6 @@
+import MambaTensors
 import MambaVariants
+import MambaVerification
 
 /// Resolves `--variant`: a preset name (its core is used at kernel level) or a core name.
 ///
@@ -28,6 +30,21 @@ func resolveDumpCore(_ name: String) throws -> (CoreSpec, VariantSpec?) {
         }
     }
     return (core, preset)
+}
+
+/// The core problem of a kernel-level dump (`compare`, `reference`): the
+/// core of `variant` (`resolveDumpCore`), the arrays of `inputs` (a layout
+/// hint on stderr when the axes look swapped), the oracle scale of
+/// `scaleOptions`; validated (an input error names the file).
+func readDumpProblem(variant: String, inputs: String, layout: TensorLayout,
+                     scaleOptions: ScaleOptions) throws -> (core: CoreSpec, arrays: [String: TensorData], problem: CoreProblem) {
+    let (core, _) = try resolveDumpCore(variant)
+    let arrays = try TensorFile.read(inputs)
+    if let hint = KernelDump.layoutHint(arrays, layout: layout) { printError("hint: \(hint)") }
+    var problem = try KernelDump.coreProblem(arrays, file: inputs, spec: core, layout: layout, scale: nil)
+    problem.scaleSpec = scaleOptions.oracleScale(keyDim: problem.keyDim)
+    if let m = problem.validationError() { throw InputProblem(description: "\(inputs): \(m)") }
+    return (core, arrays, problem)
 }
 
 /// The parts of a preset's block outside its core (docs/MATH.md §2), in block order.

@@ -9,7 +9,8 @@ import Testing
 @Suite("help texts")
 struct HelpTextCLITests {
     static let commands: [[String]] = [[], ["verify"], ["compare"], ["calibrate"], ["reference"], ["variants"], ["bench"],
-                                       ["fixtures"], ["fixtures", "generate"], ["fixtures", "check"], ["sweep"], ["merge"]]
+                                       ["fixtures"], ["fixtures", "generate"], ["fixtures", "check"], ["sweep"], ["merge"],
+                                       ["suite"], ["suite", "generate"], ["suite", "judge"], ["fuzz"]]
 
     @Test(arguments: commands)
     func paragraphsAreNotHardWrapped(_ command: [String]) throws {

@@ -374,6 +374,29 @@ enum BackwardForward {
         return (o, zero)
     }
 
+    /// Step 2 of every backward form, from the forward quantities of `rows`
+    /// rows: the accumulator `acc` (`rows × ldv`, in the units of the row
+    /// statistics) and the row maxima `m`. Sum normalisation: the output
+    /// `o = num/den` (`outputs`) and `dÕ = [dO | −δ]/den`; the exponential
+    /// un-normalised score: `dÕ = dO·e^{m_i}`; otherwise `dÕ = dO`
+    /// (`Upstream.augmented`). Also the rows with a zero normaliser.
+    static func upstream(_ ctx: CoreContext, dO: UnsafePointer<Float>, acc: UnsafePointer<Float>,
+                         m: UnsafePointer<Float>, rows: Int, dv: Int) -> (dOt: UnsafeMutablePointer<Float>, zeroRows: [Int]) {
+        if ctx.isSum {
+            let r = outputs(ctx, acc: acc, rows: rows, dv: dv)
+            defer { r.o.deallocate() }
+            return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: r.o, acc: acc, rowScale: nil), r.zeroRows)
+        }
+        guard ctx.isExponential else {
+            return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: nil, acc: nil, rowScale: nil), [])
+        }
+        // w_ij = exp(λ_ij − m_i)·exp(m_i): the row factor goes to the upstream gradient.
+        let factor = allocateFloats(Swift.max(rows, 1))
+        defer { factor.deallocate() }
+        for i in 0..<rows { factor[i] = ctx.arith.op(exp(m[i])) }
+        return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: nil, acc: nil, rowScale: factor), [])
+    }
+
     /// The diagnostic for zero normalisers (row indices of the sequence).
     static func zeroNote(_ rows: [Int], of n: Int) -> String {
         "zero normaliser in rows \(Finish.describe(rows, of: n)): their gradients are NaN/Inf (no epsilon)"

@@ -76,21 +76,12 @@ enum ChunkedBackward {
             foldScale.deallocate(); foldShared.deallocate(); row.deallocate(); col.deallocate()
         }
 
-        // Per-chunk helpers (the forward's arithmetic).
-        func queryScale(_ cc: Int) {
-            for i in 0..<cc { sc[i] = decay ? a.op(ctx.featureScale * flushed(a.op(exp(ell[i])))) : ctx.featureScale }
-        }
+        // Per-chunk helpers (the forward's arithmetic, `ChunkedForm`).
         /// `vd_j = e^{ℓ_last − ℓ_j}·ṽ_j` (the decay-scaled values of the carry,
         /// factors left in `tmp`); returns the values pointer used.
         func scaledValues(_ vc: UnsafePointer<Float>, _ cc: Int) -> UnsafePointer<Float> {
             guard decay else { return vc }
-            let last = ell[cc - 1]
-            for j in 0..<cc {
-                let gj = flushed(a.op(exp(a.op(last - ell[j]))))
-                tmp[j] = gj
-                for c in 0..<ldv { vd[j * ldv + c] = vc[j * ldv + c] * gj }
-            }
-            a.op(vd, cc * ldv)
+            ChunkedForm.decayedValues(ctx, vc, rows: cc, ldv: ldv, ell: ell, into: vd, factors: tmp)
             return UnsafePointer(vd)
         }
 
@@ -133,7 +124,7 @@ enum ChunkedBackward {
             // The queries' features against the state before the chunk, and
             // H = S·dOᵀ (F × cc): the cotangent of Φ̃ is (H − z δᵀ)/D (sum) or H.
             if stateBefore {
-                queryScale(cc)
+                ChunkedForm.queryScales(ctx, ell: decay ? UnsafePointer(ell) : nil, rows: cc, into: sc)
                 Features.columns(ctx, x: qc, rows: cc, dk: dk, out: phi, rowScale: sc)
                 a.operand.round(phi, f * cc)
                 a.gemm(transA: false, transB: true, m: f, n: cc, k: dv, a: state, lda: ldv, b: dO, ldb: dv,
@@ -269,77 +260,21 @@ enum ChunkedBackward {
         let acc = allocateFloats(n * ldv, fill: 0), m = allocateFloats(Swift.max(n, 1), fill: -.infinity)
         let x = allocateFloats(chunk * chunk), p = allocateFloats(chunk * chunk), d = allocateFloats(chunk * chunk)
         let g = allocateFloats(chunk * chunk)
-        let ellq = allocateFloats(chunk), ellk = allocateFloats(chunk), tmp = allocateFloats(chunk), li = allocateFloats(chunk)
         let row = allocateFloats(Swift.max(n, 1), fill: 0), col = allocateFloats(Swift.max(n, 1), fill: 0)
         defer {
             values.deallocate(); acc.deallocate(); m.deallocate(); x.deallocate(); p.deallocate(); d.deallocate()
-            g.deallocate(); ellq.deallocate(); ellk.deallocate(); tmp.deallocate(); li.deallocate()
-            row.deallocate(); col.deallocate()
+            g.deallocate(); row.deallocate(); col.deallocate()
         }
-        /// Visits (query chunk, key chunk) pairs from the diagonal backwards with
-        /// the forward's decay assembly: `li` (rows) and `lj` (columns) are the
-        /// log decays of the pair block.
-        func sweep(_ body: (_ q0: Int, _ cq: Int, _ k0: Int, _ kc: Int, _ diagonal: Bool,
-                            _ li: UnsafePointer<Float>?, _ lj: UnsafePointer<Float>?) -> Void) {
-            var q0 = 0
-            while q0 < n {
-                let cq = Swift.min(chunk, n - q0)
-                if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, scan: ctx.options.prefixScan) }
-                var between: Float = 0
-                var k0 = q0
-                while k0 >= 0 {
-                    let kc = Swift.min(chunk, n - k0)
-                    let diagonal = k0 == q0
-                    if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a, scan: ctx.options.prefixScan) }
-                    let total: Float = decay && !diagonal ? ellk[kc - 1] : 0
-                    if decay {
-                        for i in 0..<cq { li[i] = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total) }
-                    }
-                    body(q0, cq, k0, kc, diagonal, decay ? UnsafePointer(li) : nil,
-                         decay ? UnsafePointer(diagonal ? ellq : ellk) : nil)
-                    if !diagonal { between = a.op(between + total) }
-                    k0 -= chunk
-                }
-                q0 += cq
-            }
-        }
-        // Forward sweep: online maximum m_i, shifted accumulator [num | den] (sum).
-        sweep { q0, cq, k0, kc, diagonal, liv, ljv in
-            a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
-                   b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
-            let out = acc + q0 * ldv
-            for i in 0..<cq {
-                let r = x + i * kc, cnt = diagonal ? i + 1 : kc
-                let rowMax = Rows.logits(ctx, r, cnt, li: liv?[i] ?? 0, lj: ljv, tmp: tmp)
-                let mOld = m[q0 + i], mNew = Swift.max(mOld, rowMax)
-                if ctx.isSum && mNew != mOld && mOld != -.infinity {
-                    Rows.scale(ctx, out + i * ldv, ldv, by: a.op(exp(a.op(mOld - mNew))))
-                }
-                m[q0 + i] = mNew
-                if ctx.isSum { Rows.expShifted(ctx, r, cnt, m: mNew) }
-                (r + cnt).update(repeating: 0, count: kc - cnt)
-            }
-            if ctx.isSum {
-                a.gemm(transA: false, transB: false, m: cq, n: ldv, k: kc, a: x, lda: kc, b: values + k0 * ldv,
-                       ldb: ldv, beta: 1, c: out, ldc: ldv)
-            }
-        }
-        var o: UnsafeMutablePointer<Float>? = nil
-        var scale: UnsafeMutablePointer<Float>? = nil
-        if ctx.isSum {
-            let r = BackwardForward.outputs(ctx, acc: acc, rows: n, dv: dv)
-            o = r.o
-            if !r.zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(r.zeroRows, of: n)) }
-        } else {
-            // w_ij = exp(λ_ij − m_i)·exp(m_i): the row factor goes to the upstream gradient.
-            scale = allocateFloats(Swift.max(n, 1))
-            for i in 0..<n { scale![i] = a.op(exp(m[i])) }
-        }
-        defer { o?.deallocate(); scale?.deallocate() }
-        let dOt = Upstream.augmented(ctx, dO: input.dO, rows: n, dv: dv, o: o, acc: acc, rowScale: scale)
+        // The forward's pairs and decay assembly (`ChunkPairs`).
+        let pairs = ChunkPairs(seq, ctx, chunk: chunk)
+        // Forward sweep (the forward's own): online maximum m_i, shifted accumulator [num | den] (sum).
+        pairs.forwardSweep(values: values, acc: acc, m: m, accumulate: false)
+        // 2. The augmented upstream gradient.
+        let (dOt, zeroRows) = BackwardForward.upstream(ctx, dO: input.dO, acc: acc, m: m, rows: n, dv: dv)
+        if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows, of: n)) }
         defer { dOt.deallocate() }
         // Backward sweep: recompute p = exp(λ − m_i) from the saved maxima.
-        sweep { q0, cq, k0, kc, diagonal, liv, ljv in
+        pairs.visit { q0, cq, k0, kc, diagonal, liv, ljv in
             a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
                    b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
             PairWeights.compute(ctx, x: x, rows: cq, cols: kc, diagonalOffset: diagonal ? 0 : nil, li: liv, lj: ljv,

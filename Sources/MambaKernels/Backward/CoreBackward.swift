@@ -3,7 +3,7 @@ import MambaVariants
 /// Gradients of `ℓ = Σ O ⊙ dO` produced by an optimized backward kernel, as
 /// the exact values it returned (Float32, binary16 or bfloat16 numbers held
 /// in `Double`). Layouts follow the inputs, like `ReferenceGradients`.
-public struct CoreGradients: Sendable {
+public struct CoreGradients: Sendable, GradientTensors {
     /// `∂ℓ/∂q`, `[B, H, N, dk]` (for relu-linear with respect to the raw q,
     /// ReLU'(x) = 0 for x ≤ 0, as PyTorch and the oracle).
     public var dq: [Double]
@@ -34,17 +34,6 @@ public struct CoreGradients: Sendable {
         self.dInitialState = dInitialState
         self.dInitialStateZ = dInitialStateZ
         self.diagnostics = diagnostics
-    }
-
-    /// The gradients present, by the names `ReferenceGradients.named` uses
-    /// (`dq`, `dk`, `dv`, `dL`, `da`, `dInitialState`, `dInitialStateZ`).
-    public var named: [(name: String, values: [Double])] {
-        var r: [(String, [Double])] = [("dq", dq), ("dk", dk), ("dv", dv)]
-        if let dL { r.append(("dL", dL)) }
-        if let da { r.append(("da", da)) }
-        if let dInitialState { r.append(("dInitialState", dInitialState)) }
-        if let dInitialStateZ { r.append(("dInitialStateZ", dInitialStateZ)) }
-        return r
     }
 }
 

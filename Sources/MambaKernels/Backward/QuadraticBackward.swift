@@ -82,7 +82,6 @@ enum QuadraticBackward {
                 Features.columns(ctx, x: qb, rows: rows, dk: dk, out: phi!, rowScale: sc)
             }
             // Upstream gradient of the block.
-            let dOt: UnsafeMutablePointer<Float>
             if ctx.isSum {
                 a.gemm(transA: false, transB: false, m: rows, n: ldv, k: i1, a: p, lda: i1, b: values, ldb: ldv,
                        beta: 0, c: out, ldc: ldv)
@@ -90,16 +89,9 @@ enum QuadraticBackward {
                     a.gemm(transA: true, transB: false, m: rows, n: ldv, k: f!, a: phi!, lda: rows, b: s0, ldb: ldv,
                            beta: 1, c: out, ldc: ldv)
                 }
-                let r = BackwardForward.outputs(ctx, acc: out, rows: rows, dv: dv)
-                defer { r.o.deallocate() }
-                zeroRows += r.zeroRows.map { $0 + i0 }
-                dOt = Upstream.augmented(ctx, dO: input.dO + i0 * dv, rows: rows, dv: dv, o: r.o, acc: out, rowScale: nil)
-            } else if ctx.isExponential {
-                for r in 0..<rows { sc[r] = a.op(exp(m[r])) }
-                dOt = Upstream.augmented(ctx, dO: input.dO + i0 * dv, rows: rows, dv: dv, o: nil, acc: nil, rowScale: sc)
-            } else {
-                dOt = Upstream.augmented(ctx, dO: input.dO + i0 * dv, rows: rows, dv: dv, o: nil, acc: nil, rowScale: nil)
             }
+            let (dOt, zero) = BackwardForward.upstream(ctx, dO: input.dO + i0 * dv, acc: out, m: m, rows: rows, dv: dv)
+            zeroRows += zero.map { $0 + i0 }
             defer { dOt.deallocate() }
             let rowb: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + i0 : nil
             PairBackward.accumulate(ctx, p: p, d: d, rows: rows, cols: i1, dOt: dOt, values: values, q: qb, k: seq.k,

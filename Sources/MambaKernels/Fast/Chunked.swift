@@ -95,9 +95,7 @@ enum ChunkedForm {
             }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, out = acc + c0 * ldv
             // Query-side factors c·exp(ℓ_i) of the inter-chunk term.
-            if hasState {
-                for i in 0..<cc { sc[i] = decay ? a.op(ctx.featureScale * flushed(a.op(exp(ell[i])))) : ctx.featureScale }
-            }
+            if hasState { queryScales(ctx, ell: decay ? UnsafePointer(ell) : nil, rows: cc, into: sc) }
             // Row guard (binary16 storage, sum normalisation): the state copy
             // multiplying the queries is lifted by 2^η, each row by 2^γ_i.
             let eta = guarded && hasState ? RowGuard.stateLift(state, f * ldv) : 0
@@ -148,14 +146,9 @@ enum ChunkedForm {
             var vals = UnsafePointer(vc)
             var beta: Float = hasState ? 1 : 0
             if decay {
-                let last = ell[cc - 1]
-                for j in 0..<cc {
-                    let g = flushed(a.op(exp(a.op(last - ell[j]))))
-                    for col in 0..<ldv { vd[j * ldv + col] = vc[j * ldv + col] * g }
-                }
-                a.op(vd, cc * ldv)
+                decayedValues(ctx, vc, rows: cc, ldv: ldv, ell: ell, into: vd)
                 vals = UnsafePointer(vd)
-                if hasState { beta = flushed(a.op(exp(last))) }
+                if hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
             }
             a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
                    beta: beta, c: state, ldc: ldv)
@@ -193,13 +186,8 @@ enum ChunkedForm {
         Features.columns(ctx, x: ks, rows: cc, dk: dk, out: phi, rowScale: nil)
         var beta: Float = hasState ? 1 : 0
         if let ell {
-            let last = ell[cc - 1]
-            for j in 0..<cc {
-                let g = flushed(a.op(exp(a.op(last - ell[j]))))
-                for col in 0..<ldv { vd[j * ldv + col] = vc[j * ldv + col] * g }
-            }
-            a.op(vd, cc * ldv)
-            if hasState { beta = flushed(a.op(exp(last))) }
+            decayedValues(ctx, vc, rows: cc, ldv: ldv, ell: ell, into: vd)
+            if hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
         } else {
             vd.update(from: vc, count: cc * ldv)
         }
@@ -231,58 +219,122 @@ enum ChunkedForm {
     /// Blocked KV-cache attention over chunks for the exponential score (see
     /// the type's documentation).
     static func runExponential(_ seq: SequenceData, _ ctx: CoreContext) -> FormResult {
-        let a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
+        let n = seq.n, dv = seq.dv, ldv = ctx.ldv(dv)
         let chunk = Swift.max(1, Swift.min(ctx.options.chunkSize, Swift.max(n, 1)))
         let values = seq.augmentedValues(ldv: ldv)
-        let acc = allocateFloats(n * ldv, fill: 0)
-        let x = allocateFloats(chunk * chunk), ellq = allocateFloats(chunk), ellk = allocateFloats(chunk)
-        let tmp = allocateFloats(chunk)
-        defer { values.deallocate(); acc.deallocate(); x.deallocate(); ellq.deallocate(); ellk.deallocate(); tmp.deallocate() }
-        let decay = seq.decay != nil
+        let acc = allocateFloats(n * ldv, fill: 0), m = allocateFloats(Swift.max(n, 1))
+        defer { values.deallocate(); acc.deallocate(); m.deallocate() }
+        ChunkPairs(seq, ctx, chunk: chunk).forwardSweep(values: values, acc: acc, m: m, accumulate: true)
+        if !ctx.isSum {
+            for i in 0..<n { Rows.scale(ctx, acc + i * ldv, ldv, by: ctx.arith.op(exp(m[i]))) }
+        }
+        let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
+        return FormResult(o: o, state: nil, notes: notes)
+    }
+
+    /// The carry's decay-scaled values `vd_j = e^{ℓ_last − ℓ_j}·ṽ_j`
+    /// (`rows × ldv`, one rounding) from the chunk-local log decays `ell`,
+    /// with the factors `e^{ℓ_last − ℓ_j}` also written to `factors` when
+    /// given; shared by the forward carries and the backward's recomputed
+    /// carry (`ChunkedBackward`).
+    static func decayedValues(_ ctx: CoreContext, _ vc: UnsafePointer<Float>, rows cc: Int, ldv: Int,
+                              ell: UnsafePointer<Float>, into vd: UnsafeMutablePointer<Float>,
+                              factors: UnsafeMutablePointer<Float>? = nil) {
+        let a = ctx.arith, last = ell[cc - 1]
+        for j in 0..<cc {
+            let g = flushed(a.op(exp(a.op(last - ell[j]))))
+            factors?[j] = g
+            for col in 0..<ldv { vd[j * ldv + col] = vc[j * ldv + col] * g }
+        }
+        a.op(vd, cc * ldv)
+    }
+
+    /// The query-side factors `c·e^{ℓ_i}` of the inter-chunk term (`c`
+    /// without decay), into `sc`; shared with `ChunkedBackward`.
+    static func queryScales(_ ctx: CoreContext, ell: UnsafePointer<Float>?, rows cc: Int,
+                            into sc: UnsafeMutablePointer<Float>) {
+        let a = ctx.arith
+        for i in 0..<cc { sc[i] = ell.map { a.op(ctx.featureScale * flushed(a.op(exp($0[i])))) } ?? ctx.featureScale }
+    }
+}
+
+/// The (query chunk, key chunk) pairs of the exponential score's blocked
+/// KV-cache form, visited from the diagonal backwards with chunk-local
+/// decay assembly: the decay between query `i` (chunk `c`) and key `j`
+/// (chunk `c' < c`) is `ℓ_i + Σ_{c'<c''<c} T_{c''} + (T_{c'} − ℓ_j)`
+/// (`T` = chunk total), never a global prefix sum. One implementation for
+/// `ChunkedForm.runExponential` and both sweeps of
+/// `ChunkedBackward.runExponential`, so forward and backward see the same
+/// log decays, logits and row maxima.
+struct ChunkPairs {
+    let seq: SequenceData
+    let ctx: CoreContext
+    let chunk: Int
+
+    init(_ seq: SequenceData, _ ctx: CoreContext, chunk: Int) {
+        self.seq = seq
+        self.ctx = ctx
+        self.chunk = chunk
+    }
+
+    /// Calls `body(q0, cq, k0, kc, diagonal, li, lj)` for every pair: `li`
+    /// (`cq`, rows) and `lj` (`kc`, columns) are the log decays of the pair
+    /// block, used as `li_r − lj_j` (nil without decay).
+    func visit(_ body: (_ q0: Int, _ cq: Int, _ k0: Int, _ kc: Int, _ diagonal: Bool,
+                        _ li: UnsafePointer<Float>?, _ lj: UnsafePointer<Float>?) -> Void) {
+        let a = ctx.arith, n = seq.n, decay = seq.decay != nil
+        let ellq = allocateFloats(chunk), ellk = allocateFloats(chunk), li = allocateFloats(chunk)
+        defer { ellq.deallocate(); ellk.deallocate(); li.deallocate() }
         var q0 = 0
         while q0 < n {
             let cq = Swift.min(chunk, n - q0)
             if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, scan: ctx.options.prefixScan) }
-            var m = [Float](repeating: -.infinity, count: cq)
-            let out = acc + q0 * ldv
             var between: Float = 0  // Σ of chunk totals strictly between key and query chunk
             var k0 = q0
             while k0 >= 0 {
                 let kc = Swift.min(chunk, n - k0)
                 let diagonal = k0 == q0
                 if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a, scan: ctx.options.prefixScan) }
-                a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
-                       b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
                 let total: Float = decay && !diagonal ? ellk[kc - 1] : 0
-                for i in 0..<cq {
-                    let row = x + i * kc
-                    let cnt = diagonal ? i + 1 : kc
-                    var li: Float = 0
-                    var lj: UnsafePointer<Float>? = nil
-                    if decay {
-                        li = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total)
-                        lj = UnsafePointer(diagonal ? ellq : ellk)
-                    }
-                    let rowMax = Rows.logits(ctx, row, cnt, li: li, lj: lj, tmp: tmp)
-                    let mNew = Swift.max(m[i], rowMax)
-                    if mNew != m[i] && m[i] != -.infinity {
-                        Rows.scale(ctx, out + i * ldv, ldv, by: a.op(exp(a.op(m[i] - mNew))))
-                    }
-                    m[i] = mNew
-                    Rows.expShifted(ctx, row, cnt, m: mNew)
-                    (row + cnt).update(repeating: 0, count: kc - cnt)
+                if decay {
+                    for i in 0..<cq { li[i] = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total) }
                 }
-                a.gemm(transA: false, transB: false, m: cq, n: ldv, k: kc, a: x, lda: kc, b: values + k0 * ldv,
-                       ldb: ldv, beta: 1, c: out, ldc: ldv)
+                body(q0, cq, k0, kc, diagonal, decay ? UnsafePointer(li) : nil,
+                     decay ? UnsafePointer(diagonal ? ellq : ellk) : nil)
                 if !diagonal { between = a.op(between + total) }
                 k0 -= chunk
             }
-            if !ctx.isSum {
-                for i in 0..<cq { Rows.scale(ctx, out + i * ldv, ldv, by: a.op(exp(m[i]))) }
-            }
             q0 += cq
         }
-        let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
-        return FormResult(o: o, state: nil, notes: notes)
+    }
+
+    /// The forward sweep with the online row maximum: `m` (`n`, filled here)
+    /// the running maxima of the logits, `acc` (`n×ldv`, zeroed by the
+    /// caller) the shifted rows `e^{−m_i}·[num_i | den_i]` (un-normalised:
+    /// `e^{−m_i}·num_i`). `accumulate == false` (the un-normalised backward,
+    /// which only needs `m`) skips the weights and the value products.
+    func forwardSweep(values: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+                      accumulate: Bool) {
+        let a = ctx.arith, dk = seq.dk, ldv = ctx.ldv(seq.dv), accumulate = accumulate || ctx.isSum
+        let x = allocateFloats(chunk * chunk), tmp = allocateFloats(chunk)
+        defer { x.deallocate(); tmp.deallocate() }
+        m.update(repeating: -.infinity, count: seq.n)
+        visit { q0, cq, k0, kc, diagonal, li, lj in
+            a.gemm(transA: false, transB: true, m: cq, n: kc, k: dk, a: seq.q + q0 * dk, lda: dk,
+                   b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: kc)
+            let out = acc + q0 * ldv
+            for i in 0..<cq {
+                let row = x + i * kc, cnt = diagonal ? i + 1 : kc
+                let rowMax = Rows.logits(ctx, row, cnt, li: li?[i] ?? 0, lj: lj, tmp: tmp)
+                let mNew = Swift.max(m[q0 + i], rowMax)
+                Rows.raise(ctx, out + i * ldv, ldv, m: &m[q0 + i], to: mNew, rescale: accumulate)
+                if accumulate { Rows.expShifted(ctx, row, cnt, m: mNew) }
+                (row + cnt).update(repeating: 0, count: kc - cnt)
+            }
+            if accumulate {
+                a.gemm(transA: false, transB: false, m: cq, n: ldv, k: kc, a: x, lda: kc, b: values + k0 * ldv,
+                       ldb: ldv, beta: 1, c: out, ldc: ldv)
+            }
+        }
     }
 }

@@ -64,30 +64,60 @@ import MambaVariants
 /// (exponential: an online maximum, folded back by `exp(m_i)` at the end).
 enum TiledForm {
     static func run(_ seq: SequenceData, _ ctx: CoreContext) -> FormResult {
-        let a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
+        let n = seq.n, dv = seq.dv, ldv = ctx.ldv(dv)
         let tile = Swift.max(1, Swift.min(ctx.options.tileSize, Swift.max(n, 1)))
         let decay = seq.exponents(ctx)
-        let L: UnsafePointer<Float>? = decay.map { UnsafePointer($0.prefix) }
-        let steps = decay?.steps
-        let blocks = steps != nil ? decay!.blockSums(tile: tile) : nil
+        let tiles = decay.map { TileExponents($0, seq, ctx, tile: tile) }
         let values = seq.augmentedValues(ldv: ldv)
-        let acc = allocateFloats(n * ldv, fill: 0)
+        let acc = allocateFloats(n * ldv, fill: 0), m = allocateFloats(Swift.max(n, 1))
         let s0 = Features.initialState(ctx, seq)
+        defer { tiles?.deallocate(); decay?.deallocate(); values.deallocate(); acc.deallocate(); m.deallocate(); s0?.deallocate() }
+        let lost = sweep(seq, ctx, tile: tile, tiles: tiles, values: values, s0: s0, acc: acc, m: m, accumulate: true)
+        if ctx.isExponential && !ctx.isSum {
+            for i in 0..<n { Rows.scale(ctx, acc + i * ldv, ldv, by: ctx.arith.op(exp(m[i]))) }
+        }
+        var (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
+        if !lost.isEmpty {
+            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6: exp(D_ij − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
+        }
+        let state = ctx.isExponential ? nil : GlobalStateTerms.final(ctx, seq, s0: s0, decay: decay, values: values)
+        return FormResult(o: o, state: state, notes: notes)
+    }
+
+    /// The forward sweep (query tiles outer, key tiles up to the diagonal
+    /// inner), shared by the forward and by the first sweep of `TiledBackward`
+    /// (which saves its row statistics), so both directions form the same
+    /// weights, the same running maxima and the same lost rows.
+    ///
+    /// Fills `acc` (`n×ldv`, zeroed by the caller) with the accumulated rows —
+    /// sum-normalised cores: `e^{−m_i}·[num_i | den_i]`; exponential
+    /// un-normalised: `e^{−m_i}·num_i` (the caller folds `e^{m_i}` back);
+    /// others: `num_i` — and `m` (`n`) with the running maxima (−∞ for rows
+    /// without weight; left −∞ for un-normalised non-exponential cores).
+    /// `accumulate == false` (un-normalised exponential backward, which only
+    /// needs `m`) skips the weights and the value products of those cores.
+    /// Returns the rows lost by the faithful raw-score maximum (non-finite or
+    /// zero accumulated row; the lagging-maximum hazard of docs/MATH.md §6).
+    static func sweep(_ seq: SequenceData, _ ctx: CoreContext, tile: Int, tiles: TileExponents?,
+                      values: UnsafePointer<Float>, s0: UnsafePointer<Float>?,
+                      acc: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, accumulate: Bool) -> [Int] {
+        let a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
+        let L: UnsafePointer<Float>? = tiles.map { UnsafePointer($0.exponents.prefix) }
         let x = allocateFloats(tile * tile), tmp = allocateFloats(tile), w = allocateFloats(tile)
-        let ellq = allocateFloats(tile), dbuf = allocateFloats(tile)
-        defer { decay?.deallocate(); blocks?.suffix.deallocate(); values.deallocate(); acc.deallocate(); s0?.deallocate()
-                x.deallocate(); tmp.deallocate(); w.deallocate(); ellq.deallocate(); dbuf.deallocate() }
+        let dt: UnsafeMutablePointer<Float>? = tiles != nil ? allocateFloats(tile * tile) : nil
+        defer { x.deallocate(); tmp.deallocate(); w.deallocate(); dt?.deallocate() }
+        let accumulate = accumulate || ctx.isSum
         let guarded = RowGuard.active(ctx)
         let eta = guarded && s0 != nil ? RowGuard.stateLift(s0!, ctx.internalFeatures(dk)! * ldv) : 0
         let online = ctx.isSum || ctx.isExponential
         let faithful = ctx.isSum && !ctx.isExponential && !ctx.options.stableTiledMaximum
         let ln2 = Float(M_LN2)
+        m.update(repeating: -.infinity, count: n)
         var lost: [Int] = []
         var q0 = 0
         while q0 < n {
             let tq = Swift.min(tile, n - q0)
-            let out = acc + q0 * ldv
-            var m = [Float](repeating: -.infinity, count: tq)
+            let out = acc + q0 * ldv, mq = m + q0
             if let s0 {
                 if ctx.isSum {
                     // Row guard of the binary16-stored pseudo block: features
@@ -109,25 +139,11 @@ enum TiledForm {
                         let den = abs(out[r * ldv + dv])
                         let e = Int((den.bitPattern >> 23) & 0xFF) - 126 - gamma
                         let bound = den == 0 ? li : a.op(li + ln2 * Float(e))
-                        m[r] = bound
+                        mq[r] = bound
                         liftPseudoRow(ctx, out + r * ldv, ldv, exponent: a.op(li - bound), gamma: gamma)
                     }
                 } else {
                     GlobalStateTerms.addInitial(ctx, seq, s0: s0, L: L, i0: q0, rows: tq, acc: out)
-                }
-            }
-            // Segment-sum pieces of this query block: ℓ_i and, per earlier key
-            // block b, C_b = total[b+1] + … + total[qb−1] (summed backwards).
-            let qb = q0 / tile
-            var between = [Float](repeating: 0, count: qb)
-            if let blocks {
-                seq.localPrefix(start: q0, count: tq, into: ellq, a)
-                var c: Float = 0
-                var b = qb - 1
-                while b >= 0 {
-                    between[b] = c
-                    c = a.op(c + blocks.total[b])
-                    b -= 1
                 }
             }
             var k0 = 0
@@ -135,35 +151,17 @@ enum TiledForm {
                 let tk = Swift.min(tile, n - k0), diagonal = k0 == q0
                 a.gemm(transA: false, transB: true, m: tq, n: tk, k: dk, a: seq.q + q0 * dk, lda: dk,
                        b: seq.k + k0 * dk, ldb: dk, beta: 0, c: x, ldc: tk)
+                // Exponents D_ij of the tile pair (segment sums, `TileExponents`).
+                if let tiles, let dt { tiles.fill(q0: q0, tq: tq, k0: k0, tk: tk, into: dt) }
                 for r in 0..<tq {
-                    let i = q0 + r, row = x + r * tk, cnt = diagonal ? r + 1 : tk
-                    // Exponents D_ij, j = k0 ..< k0 + cnt, into dbuf.
-                    var d: UnsafePointer<Float>? = nil
-                    if let decay {
-                        if let steps, let blocks {
-                            if diagonal {
-                                var s: Float = 0
-                                dbuf[r] = 0
-                                var j = r - 1
-                                while j >= 0 { s = a.op(s + steps[q0 + j + 1]); dbuf[j] = s; j -= 1 }
-                            } else {
-                                let p = a.op(ellq[r] + between[k0 / tile])
-                                for j in 0..<cnt { dbuf[j] = p + blocks.suffix[k0 + j] }
-                                a.op(dbuf, cnt)
-                            }
-                        } else {
-                            let li = decay.prefix[i]
-                            for j in 0..<cnt { dbuf[j] = li - decay.prefix[k0 + j] }
-                            a.op(dbuf, cnt)
-                        }
-                        d = UnsafePointer(dbuf)
-                    }
+                    let row = x + r * tk, cnt = diagonal ? r + 1 : tk
+                    let d: UnsafePointer<Float>? = dt.map { UnsafePointer($0 + r * tk) }
                     if !online {
                         Rows.weights(ctx, row, cnt, exponents: d, tmp: tmp)
                     } else if ctx.isExponential {
                         let bm = Rows.logits(ctx, row, cnt, exponents: d)
-                        rescale(ctx, out + r * ldv, ldv, m: &m[r], to: Swift.max(m[r], bm))
-                        Rows.expShifted(ctx, row, cnt, m: m[r])
+                        Rows.raise(ctx, out + r * ldv, ldv, m: &mq[r], to: Swift.max(mq[r], bm), rescale: accumulate)
+                        if accumulate { Rows.expShifted(ctx, row, cnt, m: mq[r]) }
                     } else {
                         // Raw scores t = s·q·k, weights w = f(t) in Float32
                         // (exact for binary16 t: never an underflowed product).
@@ -177,8 +175,8 @@ enum TiledForm {
                         }
                         let bm = TiledRowBound.maximum(scores: row, weights: w, exponents: tmp, count: cnt,
                                                        faithful: faithful, a)
-                        rescale(ctx, out + r * ldv, ldv, m: &m[r], to: Swift.max(m[r], bm))
-                        let mi = m[r]
+                        Rows.raise(ctx, out + r * ldv, ldv, m: &mq[r], to: Swift.max(mq[r], bm))
+                        let mi = mq[r]
                         if mi == -.infinity {
                             row.update(repeating: 0, count: cnt)
                         } else if a.pureHalf {
@@ -190,12 +188,11 @@ enum TiledForm {
                     }
                     (row + cnt).update(repeating: 0, count: tk - cnt)
                 }
-                a.gemm(transA: false, transB: false, m: tq, n: ldv, k: tk, a: x, lda: tk, b: values + k0 * ldv,
-                       ldb: ldv, beta: 1, c: out, ldc: ldv)
+                if accumulate {
+                    a.gemm(transA: false, transB: false, m: tq, n: ldv, k: tk, a: x, lda: tk, b: values + k0 * ldv,
+                           ldb: ldv, beta: 1, c: out, ldc: ldv)
+                }
                 k0 += tile
-            }
-            if ctx.isExponential && !ctx.isSum {
-                for r in 0..<tq { Rows.scale(ctx, out + r * ldv, ldv, by: a.op(exp(m[r]))) }
             }
             if faithful {
                 for r in 0..<tq {
@@ -207,12 +204,7 @@ enum TiledForm {
             }
             q0 += tq
         }
-        var (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
-        if !lost.isEmpty {
-            notes.insert("tiled form with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6: exp(D_ij − m_i) overflowed or was cancelled); the stable maximum avoids it", at: 0)
-        }
-        let state = ctx.isExponential ? nil : GlobalStateTerms.final(ctx, seq, s0: s0, decay: decay, values: values)
-        return FormResult(o: o, state: state, notes: notes)
+        return lost
     }
 
     /// Pure float16 `p_j = f(t_j)·exp(D_j − m)` (`row` holds the binary16
@@ -261,17 +253,6 @@ enum TiledForm {
             s -= k
         }
     }
-
-    /// Raises the running maximum to `mNew`, scaling the accumulated row by
-    /// `exp(m − mNew)` (nothing to scale while `m = −∞`).
-    private static func rescale(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int,
-                                m: inout Float, to mNew: Float) {
-        if mNew != m && m != -.infinity {
-            let a = ctx.arith
-            Rows.scale(ctx, row, n, by: a.op(exp(a.op(m - mNew))))
-        }
-        m = mNew
-    }
 }
 
 /// The running-maximum candidate of one row of a key block, shared by the
@@ -294,5 +275,77 @@ enum TiledRowBound {
             }
         }
         return bm
+    }
+}
+
+/// The decay exponents `D_ij` (`i` in query tile `[q0, q0+tq)`, `j` in key
+/// tile `[k0, k0+tk)`, `k0 ≤ q0`, tiles aligned at 0) of the tiled form,
+/// used by its forward sweep (`TiledForm.sweep`) and by the backward sweep of
+/// `TiledBackward`, so both directions see the same exponents:
+///
+/// - per-step decays (segment sums, docs/MATH.md §6): on the diagonal tile `D_ij`
+///   summed backwards from `i`; off the diagonal `(ℓ_i + C_b) + σ_j` with the
+///   query-local prefix `ℓ_i`, the block totals in between `C_b` (summed
+///   backwards from the query tile) and the key-tile suffix sums `σ_j`
+///   (`DecayExponents.blockSums`) — sums of one sign, no cancellation;
+/// - given prefix sums, or `KernelOptions.globalPrefixSums`: `L_i − L_j`.
+///
+/// Entries above the diagonal are set to 0.
+struct TileExponents {
+    let exponents: DecayExponents
+    let blocks: (suffix: UnsafeMutablePointer<Float>, total: [Float])?
+    let seq: SequenceData
+    let arith: Arithmetic
+    let tile: Int
+    let ellq: UnsafeMutablePointer<Float>
+
+    init(_ exponents: DecayExponents, _ seq: SequenceData, _ ctx: CoreContext, tile: Int) {
+        self.exponents = exponents
+        self.blocks = exponents.steps != nil ? exponents.blockSums(tile: tile) : nil
+        self.seq = seq
+        self.arith = ctx.arith
+        self.tile = tile
+        self.ellq = allocateFloats(tile)
+    }
+
+    func deallocate() { blocks?.suffix.deallocate(); ellq.deallocate() }
+
+    /// `out[r·tk + j] = D_{q0+r, k0+j}` (`tq × tk`).
+    func fill(q0: Int, tq: Int, k0: Int, tk: Int, into out: UnsafeMutablePointer<Float>) {
+        let a = arith, diagonal = k0 == q0
+        if let steps = exponents.steps, let blocks {
+            var between: Float = 0
+            if !diagonal {
+                seq.localPrefix(start: q0, count: tq, into: ellq, a)
+                // C_b = total[qb−1] + … + total[b+1], in the forward's order.
+                let qb = q0 / tile, kb = k0 / tile
+                var c: Float = 0
+                var b = qb - 1
+                while b > kb { c = a.op(c + blocks.total[b]); b -= 1 }
+                between = c
+            }
+            for r in 0..<tq {
+                let row = out + r * tk
+                if diagonal {
+                    var s: Float = 0
+                    row[r] = 0
+                    var j = r - 1
+                    while j >= 0 { s = a.op(s + steps[q0 + j + 1]); row[j] = s; j -= 1 }
+                    (row + r + 1).update(repeating: 0, count: tk - r - 1)
+                } else {
+                    let p = a.op(ellq[r] + between)
+                    for j in 0..<tk { row[j] = p + blocks.suffix[k0 + j] }
+                    a.op(row, tk)
+                }
+            }
+        } else {
+            let l = exponents.prefix
+            for r in 0..<tq {
+                let row = out + r * tk, li = l[q0 + r], cnt = diagonal ? r + 1 : tk
+                for j in 0..<cnt { row[j] = li - l[k0 + j] }
+                a.op(row, cnt)
+                (row + cnt).update(repeating: 0, count: tk - cnt)
+            }
+        }
     }
 }

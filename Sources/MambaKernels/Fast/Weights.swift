@@ -164,6 +164,19 @@ enum Rows {
         }
     }
 
+    /// Raises a row's running maximum `m` to `mNew`, scaling the accumulated
+    /// row by `exp(m − mNew)` when `rescale` (nothing to scale while
+    /// `m = −∞`): the online-maximum step of the tiled and chunked forms and
+    /// of their backward sweeps.
+    static func raise(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int,
+                      m: inout Float, to mNew: Float, rescale: Bool = true) {
+        if rescale && mNew != m && m != -.infinity {
+            let a = ctx.arith
+            scale(ctx, row, n, by: a.op(exp(a.op(m - mNew))))
+        }
+        m = mNew
+    }
+
     /// `row[0..<n] *= c` (rounded in pure float16).
     static func scale(_ ctx: CoreContext, _ row: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) {
         for j in 0..<n { row[j] *= c }

@@ -79,11 +79,7 @@ final class EnclosedSequence: @unchecked Sendable {
         if let st = p.initialState, let f = p.featureDim {
             let dv = p.valueDim
             s0 = ValueRows(st.s[seq * f * dv ..< (seq + 1) * f * dv], width: dv)
-            if let z = st.z {
-                let zb = MPFRBuffer(count: f, precision: 53)
-                zb.setAll(z[seq * f ..< (seq + 1) * f])
-                z0 = zb
-            } else { z0 = nil }
+            z0 = st.z.map { MPFRBuffer.exactly($0[seq * f ..< (seq + 1) * f]) }
         } else { s0 = nil; z0 = nil }
     }
 

@@ -6,22 +6,12 @@ import MambaVariants
 /// Certified gradients of `ℓ = Σ O ⊙ dO` (docs/MATH.md §5, Proofs/T7): every
 /// tensor of `ReferenceGradients`, each element proven correctly rounded or
 /// listed as undecided.
-public struct CertifiedGradients: Sendable {
+public struct CertifiedGradients: Sendable, GradientTensors {
     public let dq: CertifiedOutput, dk: CertifiedOutput, dv: CertifiedOutput
     /// With respect to the prefix sums and the per-step decays (decayed cores).
     public let dL: CertifiedOutput?, da: CertifiedOutput?
     /// With respect to the initial state (when one was given).
     public let dInitialState: CertifiedOutput?, dInitialStateZ: CertifiedOutput?
-
-    /// The tensors present, named as `ReferenceGradients.named`.
-    public var named: [(name: String, values: CertifiedOutput)] {
-        var r: [(String, CertifiedOutput)] = [("dq", dq), ("dk", dk), ("dv", dv)]
-        if let dL { r.append(("dL", dL)) }
-        if let da { r.append(("da", da)) }
-        if let dInitialState { r.append(("dInitialState", dInitialState)) }
-        if let dInitialStateZ { r.append(("dInitialStateZ", dInitialStateZ)) }
-        return r
-    }
 
     /// E.g. `gradients certified: all 1600 elements correctly rounded (Float64): dq 512, dk 512, dv 512, dL 32, da 32`.
     public var summary: String { CertifiedOutput.summary(named, what: "gradients") }

@@ -1,4 +1,5 @@
 import MambaPrecision
+import MambaVariants
 
 /// Gradients of `ℓ = Σ O ⊙ dO` with respect to every input of a core, as
 /// arbitrary-precision numbers (all at one working precision).
@@ -7,7 +8,7 @@ import MambaPrecision
 /// decay; `[B, H, F, dv]` and `[B, H, F]` for the initial state (FLA
 /// convention, docs/MATH.md §3). Entries of a sequence that has a row with a zero
 /// normaliser are NaN (see `zeroDenominatorRows`).
-public struct ReferenceGradients: @unchecked Sendable {
+public struct ReferenceGradients: @unchecked Sendable, GradientTensors {
     /// Working precision (bits) of every operation.
     public var precision: Int
     /// `∂ℓ/∂q`, `[B, H, N, dk]`. For relu-linear this is with respect to the
@@ -46,16 +47,5 @@ public struct ReferenceGradients: @unchecked Sendable {
         self.dInitialState = dInitialState
         self.dInitialStateZ = dInitialStateZ
         self.zeroDenominatorRows = zeroDenominatorRows
-    }
-
-    /// The gradients present, by name (`dq`, `dk`, `dv`, `dL`, `da`,
-    /// `dInitialState`, `dInitialStateZ`), in that order.
-    public var named: [(name: String, values: [BigFloat])] {
-        var r: [(String, [BigFloat])] = [("dq", dq), ("dk", dk), ("dv", dv)]
-        if let dL { r.append(("dL", dL)) }
-        if let da { r.append(("da", da)) }
-        if let dInitialState { r.append(("dInitialState", dInitialState)) }
-        if let dInitialStateZ { r.append(("dInitialStateZ", dInitialStateZ)) }
-        return r
     }
 }

@@ -32,11 +32,8 @@ public enum DecimalListing {
     /// One value line, `name[i,j,…] = value` (the one format of every
     /// decimal listing: fixtures and `reference --decimal`).
     public static func line(_ name: String, _ index: [Int], _ value: BigFloat, digits: Int) -> String {
-        "\(name)\(indexText(index)) = " + value.decimalString(significantDigits: digits)
+        "\(name)\(TensorShape.indexText(index, compact: true)) = " + value.decimalString(significantDigits: digits)
     }
-
-    /// `[i,j,…]`, the index format of every listing.
-    public static func indexText(_ index: [Int]) -> String { "[\(index.map(String.init).joined(separator: ","))]" }
 
     /// The value lines of a listing (comments and blank lines dropped).
     public static func valueLines(_ text: String) -> [Substring] {

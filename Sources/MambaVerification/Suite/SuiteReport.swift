@@ -50,26 +50,9 @@ public struct SuiteReport: Codable, Sendable, Equatable {
     func count(_ p: SuiteProperty, _ s: ProbeStatus) -> Int { results.filter { $0.property == p && $0.status == s }.count }
 
     public func jsonData() throws -> Data {
-        struct Document: Encodable {
-            var report: SuiteReport
-            var passed: Bool
-            enum Keys: String, CodingKey { case schema, tool, variant, core, arith, level, seed, results, passed }
-            func encode(to encoder: any Encoder) throws {
-                var c = encoder.container(keyedBy: Keys.self)
-                try c.encode(report.schema, forKey: .schema)
-                try c.encode(report.tool, forKey: .tool)
-                try c.encode(report.variant, forKey: .variant)
-                try c.encode(report.core, forKey: .core)
-                try c.encode(report.arith, forKey: .arith)
-                try c.encode(report.level, forKey: .level)
-                try c.encode(report.seed, forKey: .seed)
-                try c.encode(report.results, forKey: .results)
-                try c.encode(passed, forKey: .passed)
-            }
-        }
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try e.encode(Document(report: self, passed: passed)) + Data("\n".utf8)
+        return try e.encode(ReportDocument(report: self, passed: passed)) + Data("\n".utf8)
     }
 
     /// Terminal rendering: the smallest failure first with its command, then one table per property.
