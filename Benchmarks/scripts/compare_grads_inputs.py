@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Inputs and a Float32 candidate (output and gradients) for timing `mambacheck compare` on 2Mamba.
 
-    python3 Benchmarks/scripts/compare_grads_inputs.py OUTDIR [N] [d] [seed]
+    python3 Benchmarks/scripts/compare_grads_inputs.py OUTDIR [N] [d] [seed] [--float32-backward]
 
 Writes OUTDIR/inputs.npz (q, k, v: standard normal; a ~ -U(0.001, 0.1); do: standard normal; all
 float32, [1, 1, N, d]) and OUTDIR/cand.npz: o from the chunked Float32 kernel of
-python/mambacheck_reference_runner.py, and dq, dk, dv, da from the quadratic backward pass of
-docs/MATH.md §5 evaluated in Float32 (squared score, decay, sum normalisation, scale 1/sqrt(d));
+python/mambacheck_reference_runner.py, and dq, dk, dv, da from its quadratic backward pass of
+docs/MATH.md §5 evaluated in Float64 and rounded to Float32 (squared score, decay, sum normalisation,
+scale 1/sqrt(d)). With --float32-backward the same pass is evaluated in Float32 throughout (at
+N = 4096 it fails: the Float32 prefix sums L_i − L_j lose ~1e-5 absolute, see BENCHMARKS.md);
 OUTDIR/cand_grads.npz holds the gradients alone (times the gradient oracle without the forward one).
 Needs numpy only. Defaults: N = 4096, d = 64, seed 0.
 """
@@ -43,17 +45,22 @@ def backward_f32(s, q, k, v, a, g):
 
 
 def main():
-    out = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
-    d = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    f32 = "--float32-backward" in sys.argv
+    args = [x for x in sys.argv[1:] if x != "--float32-backward"]
+    out = args[0]
+    n = int(args[1]) if len(args) > 1 else 4096
+    d = int(args[2]) if len(args) > 2 else 64
+    seed = int(args[3]) if len(args) > 3 else 0
     rng = np.random.default_rng(seed)
     q, k, v, g = (rng.standard_normal((n, d)).astype(np.float32) for _ in range(4))
     a = (-rng.uniform(0.001, 0.1, n)).astype(np.float32)
     s = 1 / np.sqrt(d)
     o, _, _ = ref.chunked_sequence("squared", "sum", s, q, k, v, a, np.zeros((d * (d + 1) // 2, d), np.float32),
                                    np.zeros(d * (d + 1) // 2, np.float32), None)
-    dq, dk, dv, da = backward_f32(s, q, k, v, a, g)
+    if f32:
+        dq, dk, dv, da = backward_f32(s, q, k, v, a, g)
+    else:
+        dq, dk, dv, da = (x.astype(np.float32) for x in ref.quadratic_backward("squared", "sum", s, q, k, v, a, g, None))
     os.makedirs(out, exist_ok=True)
     r = lambda x: x.reshape((1, 1) + x.shape)
     np.savez(os.path.join(out, "inputs.npz"), q=r(q), k=r(k), v=r(v), a=r(a), **{"do": r(g)})
