@@ -84,7 +84,7 @@ enum OracleArguments {
     /// "exact" reference coarser than the numbers it is written as, with
     /// margin for its O(N·2^−p) accumulated error. Ceiling 2^16 = 65,536 bits
     /// (~19,700 digits), far beyond any verification need, because the
-    /// gradient oracle holds O(N²) MPFR numbers (8 KiB each at the ceiling)
+    /// oracles hold O(N·(dk + dv + F)) MPFR numbers (8 KiB each at the ceiling)
     /// and GMP aborts the process, rather than failing, when an allocation
     /// cannot be made (`--precision 99999999999`).
     static let precisionRange = 64...65_536

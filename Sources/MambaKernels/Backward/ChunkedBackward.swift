@@ -14,7 +14,12 @@ import MambaVariants
 ///    `S̃_c = e^{ℓ_last}·S̃_{c−1} + φ(K_c)ᵀ·(e^{ℓ_last−ℓ_j}·ṽ_j)` (one
 ///    `F×ldv×C` GEMM per chunk), storing the augmented state *before* every
 ///    chunk (`⌈N/C⌉·F·ldv` Float32 values, as FLA's backward keeps `h` per
-///    chunk: 138 MB for the 2Mamba core at N = 16,384, dk = 64, C = 64).
+///    chunk: 138 MB for the 2Mamba core at N = 16,384, dk = 64, C = 64);
+///    above `stateBudgetBytes` (the recurrent form, chunks of one token:
+///    2.2 GB at N = 4096) only every K-th state, K = ⌈√chunks⌉, and the
+///    reverse sweep recomputes a segment's states from its checkpoint when
+///    it enters it (`StateCheckpoints`: same operations, identical results,
+///    one more forward sweep; memory `2⌈√chunks⌉·F·ldv` values).
 /// 2. **Reverse sweep** over chunks, carrying `dS = ∂ℓ/∂S̃_c`, per chunk:
 ///    - the pair weights of the chunk and, with the state before it,
 ///      `Φ̃_i = c·e^{ℓ_i}φ(q_i)` and `H = S·dO_cᵀ` (`F×C×dv` GEMM);
@@ -49,7 +54,12 @@ import MambaVariants
 /// (query chunk, earlier key chunk) pair again with `p = exp(λ − m_i)`.
 /// Quadratic work, like the forward.
 enum ChunkedBackward {
-    static func run(_ input: BackwardInput, _ ctx: CoreContext, chunk requested: Int) -> BackwardResult {
+    /// Above this many bytes of chunk states (`⌈N/C⌉·F·ldv` Float32) the
+    /// forward sweep keeps checkpoints only (`StateCheckpoints`): 256 MiB.
+    static let stateBudgetBytes = 256 << 20
+
+    static func run(_ input: BackwardInput, _ ctx: CoreContext, chunk requested: Int,
+                    stateBudgetBytes: Int = stateBudgetBytes) -> BackwardResult {
         if ctx.isExponential { return runExponential(input, ctx, chunk: requested) }
         let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
         let f = ctx.internalFeatures(dk)!
@@ -59,7 +69,10 @@ enum ChunkedBackward {
         let values = seq.augmentedValues(ldv: ldv)
         let s0 = Features.initialState(ctx, seq)
         var result = BackwardResult.zeros(n: n, dk: dk, dv: dv, decay: decay, stateSize: s0 == nil ? nil : f * ldv)
-        let states = LargeBufferPool.shared.take(count: Swift.max(chunks, 1) * f * ldv)
+        let plan = StateCheckpoints(chunks: chunks, stateSize: f * ldv, budgetBytes: stateBudgetBytes)
+        let states = LargeBufferPool.shared.take(count: plan.bufferCount)
+        /// Where the state before chunk `c` lives (its checkpoint or its slot of the current segment).
+        func slot(_ c: Int) -> UnsafeMutablePointer<Float> { states.pointer + plan.offset(c) }
         let x = allocateFloats(chunk * chunk), p = allocateFloats(chunk * chunk), d = allocateFloats(chunk * chunk)
         let ell = allocateFloats(chunk), tmp = allocateFloats(chunk), sc = allocateFloats(chunk)
         let phi = allocateFloats(chunk * f), vd = allocateFloats(chunk * ldv), g = allocateFloats(chunk * Swift.max(chunk, ldv))
@@ -85,12 +98,12 @@ enum ChunkedBackward {
             return UnsafePointer(vd)
         }
 
-        // 1. Forward sweep: the state before every chunk (the forward's carry).
-        if let s0 { states.pointer.update(from: s0, count: f * ldv) } else { states.pointer.update(repeating: 0, count: f * ldv) }
-        var hasState = s0 != nil
-        for c in 0..<Swift.max(chunks - 1, 0) {
+        /// The forward's carry over chunk `c`: the state before chunk `c + 1` from the one before `c`.
+        /// (Uses `ell`, `phi`, `vd`, `tmp`, which the reverse sweep sets again before reading.)
+        func forwardStep(_ c: Int) {
+            let hasState = s0 != nil || c > 0
             let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
-            let cur = states.pointer + c * f * ldv, next = cur + f * ldv
+            let cur = slot(c), next = slot(c + 1)
             if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
             next.update(from: cur, count: f * ldv)
             Features.columns(ctx, x: seq.k + c0 * dk, rows: cc, dk: dk, out: phi, rowScale: nil)
@@ -99,8 +112,12 @@ enum ChunkedBackward {
             if decay && hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
             a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
                    beta: beta, c: next, ldc: ldv)
-            hasState = true
         }
+
+        // 1. Forward sweep: the state before every chunk (the forward's carry), or
+        // before every K-th chunk when checkpointed (`StateCheckpoints`).
+        if let s0 { slot(0).update(from: s0, count: f * ldv) } else { slot(0).update(repeating: 0, count: f * ldv) }
+        for c in 0..<Swift.max(chunks - 1, 0) { forwardStep(c) }
 
         // 2. Reverse sweep.
         let dS = allocateFloats(f * ldv, fill: 0)
@@ -108,13 +125,18 @@ enum ChunkedBackward {
         var live = false  // dS holds a gradient (a later chunk read the state)
         var zeroRows: [Int] = []
         for c in stride(from: chunks - 1, through: 0, by: -1) {
+            if plan.isCheckpointed && (c == chunks - 1 || c % plan.every == plan.every - 1) {
+                // Entering a segment from its end: its states again from its checkpoint (same operations,
+                // same values as the first sweep's).
+                for c2 in (c / plan.every) * plan.every ..< c { forwardStep(c2) }
+            }
             let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
             if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, dO = input.dO + c0 * dv
             let dqc = result.dq + c0 * dk, dkc = result.dk + c0 * dk, dvc = result.dv + c0 * dv
             let rowc: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + c0 : nil
             let colc: UnsafeMutablePointer<Float>? = decay ? col + c0 : nil
-            let state = states.pointer + c * f * ldv
+            let state = slot(c)
             let stateBefore = c > 0 || s0 != nil
             // Pair weights of the chunk.
             a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
@@ -286,5 +308,38 @@ enum ChunkedBackward {
         }
         if decay { result.finishDecay(ctx, row: ctx.isSum ? nil : UnsafePointer(row), col: col, n: n) }
         return result
+    }
+}
+
+/// Where the chunked backward keeps the state before each chunk: all of them
+/// (`⌈N/C⌉` states) while they fit `budgetBytes`, else checkpoints before
+/// chunks `0, K, 2K, …` plus one segment of `K − 1` states that the reverse
+/// sweep refills from a checkpoint (`K = ⌈√chunks⌉`: `≈ 2√chunks` states).
+struct StateCheckpoints {
+    let chunks: Int, stateSize: Int
+    /// Checkpoint spacing K (`chunks`-wide, i.e. everything stored, when not checkpointed).
+    let every: Int
+    let isCheckpointed: Bool
+    private let checkpoints: Int
+
+    init(chunks: Int, stateSize: Int, budgetBytes: Int) {
+        self.chunks = Swift.max(chunks, 1); self.stateSize = stateSize
+        if self.chunks * stateSize * MemoryLayout<Float>.stride <= budgetBytes || self.chunks < 4 {
+            isCheckpointed = false; every = self.chunks; checkpoints = self.chunks
+        } else {
+            var k = Int(Double(self.chunks).squareRoot())
+            if k * k < self.chunks { k += 1 }
+            isCheckpointed = true; every = k; checkpoints = (self.chunks + k - 1) / k
+        }
+    }
+
+    /// Floats to allocate.
+    var bufferCount: Int { (isCheckpointed ? checkpoints + every : chunks) * stateSize }
+
+    /// Offset of the state before chunk `c`.
+    @inline(__always)
+    func offset(_ c: Int) -> Int {
+        guard isCheckpointed else { return c * stateSize }
+        return c % every == 0 ? (c / every) * stateSize : (checkpoints + c % every) * stateSize
     }
 }

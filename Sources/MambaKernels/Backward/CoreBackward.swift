@@ -110,6 +110,12 @@ public enum CoreBackward {
     ///   reports a problem; `KernelError.invalidOptions` for chunk/tile sizes below 1.
     public static func run(_ p: GradientProblem, form: KernelForm, mode: PrecisionMode,
                            options: KernelOptions = .init()) throws -> CoreGradients {
+        try run(p, form: form, mode: mode, options: options, stateBudgetBytes: ChunkedBackward.stateBudgetBytes)
+    }
+
+    /// `run` with the chunked backward's state budget (tests force checkpointing with a small one).
+    static func run(_ p: GradientProblem, form: KernelForm, mode: PrecisionMode, options: KernelOptions,
+                    stateBudgetBytes: Int) throws -> CoreGradients {
         if let e = p.validationError() { throw KernelError.invalidProblem(e) }
         try CoreKernels.validate(options)
         let core = p.core
@@ -133,7 +139,7 @@ public enum CoreBackward {
                                        stateIndex: withState ? s : nil, arithmetic: ctx.arith)
                 let dO = SequenceData.load(p.dO, s * n * dv, n * dv, ctx.arith.input)
                 defer { dO.deallocate() }
-                let r = runForm(form, BackwardInput(seq: seq, dO: dO), ctx)
+                let r = runForm(form, BackwardInput(seq: seq, dO: dO), ctx, stateBudgetBytes: stateBudgetBytes)
                 defer { r.deallocate() }
                 var notes = r.notes
                 let out = ctx.arith.output
@@ -177,11 +183,12 @@ public enum CoreBackward {
                              diagnostics: diagnostics)
     }
 
-    static func runForm(_ form: KernelForm, _ input: BackwardInput, _ ctx: CoreContext) -> BackwardResult {
+    static func runForm(_ form: KernelForm, _ input: BackwardInput, _ ctx: CoreContext,
+                        stateBudgetBytes: Int = ChunkedBackward.stateBudgetBytes) -> BackwardResult {
         switch form {
         case .quadratic: return QuadraticBackward.run(input, ctx)
-        case .chunked: return ChunkedBackward.run(input, ctx, chunk: ctx.options.chunkSize)
-        case .recurrent: return ChunkedBackward.run(input, ctx, chunk: 1)
+        case .chunked: return ChunkedBackward.run(input, ctx, chunk: ctx.options.chunkSize, stateBudgetBytes: stateBudgetBytes)
+        case .recurrent: return ChunkedBackward.run(input, ctx, chunk: 1, stateBudgetBytes: stateBudgetBytes)
         case .tiled: return TiledBackward.run(input, ctx)
         }
     }

@@ -113,94 +113,166 @@ extension Reference {
         let zeroRows: [Int]
     }
 
-    /// Enclosures of every gradient of one sequence at its precision p.
+    /// The pair terms of one sequence's certified gradients, recomputed by
+    /// each sweep that needs them instead of stored (issue #12: three
+    /// lower-triangular matrices of enclosures were `6·N(N+1)/2` MPFR numbers).
+    /// One per worker: it owns the scratch numbers, always at the same
+    /// precisions, so that a pair `(i, j)` gets bit-identical enclosures in
+    /// the row sweep and in the column sweep.
+    final class CertifiedPairTerms {
+        let e: EnclosedSequence, c: ReferenceSequence, dO: ValueRows, values: ValueRows
+        let fault: EnclosureFault
+        let isSum: Bool, isExp: Bool, hasState: Bool, hasDecay: Bool
+        let scratch: ReferenceScratch
+        /// `x_ij` at `max(p, 128)` bits (the exact dot product rounded once).
+        let xb: MPFRBuffer
+        /// Working temporaries at p: 0–1 y, 2–3 g, 4 tmp, 5–6 a, 7–9 addProduct/feature scratch.
+        let tm: MPFRBuffer
+        /// Decay differences at the decay precision.
+        let d: MPFRBuffer
+
+        init(_ e: EnclosedSequence, dO: ValueRows, fault: EnclosureFault) {
+            let c = e.base, p = c.precision
+            self.e = e; self.c = c; self.dO = dO; values = e.values; self.fault = fault
+            isSum = c.spec.normalization == .sum; isExp = c.spec.score == .exponential
+            hasState = e.s0 != nil; hasDecay = e.lLo != nil
+            scratch = ReferenceScratch(precision: p)
+            xb = MPFRBuffer(count: 2, precision: Swift.max(p, 128))
+            tm = MPFRBuffer(count: 12, precision: p)
+            d = MPFRBuffer(count: 4, precision: c.decayPrecision)
+        }
+
+        /// `w_ij ∈ [wl, wh]`, `f′(X_ij)Γ_ij ∈ [fl, fh]` and `G_ij = dO_i·v_j ∈ [gl, gh]`.
+        @inline(__always)
+        func terms(_ i: Int, _ j: Int, _ wl: MPFRPointer, _ wh: MPFRPointer, _ fl: MPFRPointer, _ fh: MPFRPointer,
+                   _ gl: MPFRPointer, _ gh: MPFRPointer) {
+            let xLo = xb[0], xHi = xb[1], yLo = tm[0], yHi = tm[1], gLo = tm[2], gHi = tm[3], tmp = tm[4]
+            let aLo = tm[5], aHi = tm[6]
+            e.dot(xLo, xHi, i, j, scratch)
+            Interval.mul(yLo, yHi, e.sLo[0], e.sHi[0], xLo, xHi, tmp: tmp)  // X_ij = s·x_ij
+            if isExp {
+                if let lLo = e.lLo, let lHi = e.lHi {
+                    mc_add(d[0], yLo, lLo[i], MPFR_RNDD); mc_sub(d[0], d[0], lHi[j], MPFR_RNDD)
+                    mc_add(d[1], yHi, lHi[i], MPFR_RNDU); mc_sub(d[1], d[1], lLo[j], MPFR_RNDU)
+                    Interval.exp(wl, wh, d[0], d[1])
+                } else {
+                    Interval.exp(wl, wh, yLo, yHi)
+                }
+                if fault == .upperEndRoundedDown { mc_set(wh, wl, MPFR_RNDN) }
+                mc_set(fl, wl, MPFR_RNDN); mc_set(fh, wh, MPFR_RNDN)  // f′(X)Γ = w
+            } else {
+                // Γ_ij ∈ [gLo, gHi]
+                if let eLo = e.eLo, let eHi = e.eHi, let fLo = e.fLo, let fHi = e.fHi {
+                    mc_mul(gLo, fLo[i], eLo[j], MPFR_RNDD); mc_mul(gHi, fHi[i], eHi[j], MPFR_RNDU)  // positive factors
+                } else if let lLo = e.lLo, let lHi = e.lHi {
+                    Interval.sub(d[0], d[1], lLo[i], lHi[i], lLo[j], lHi[j])
+                    Interval.exp(d[2], d[3], d[0], d[1])
+                    mc_set(gLo, d[2], MPFR_RNDD); mc_set(gHi, d[3], MPFR_RNDU)
+                } else {
+                    mc_set_ui(gLo, 1, MPFR_RNDN); mc_set_ui(gHi, 1, MPFR_RNDN)
+                }
+                if c.spec.score == .squared {
+                    Interval.sqr(aLo, aHi, yLo, yHi, tmp: tmp)                 // f = X²
+                    Interval.mul(wl, wh, aLo, aHi, gLo, gHi, tmp: tmp)
+                    mc_mul_2si(aLo, yLo, 1, MPFR_RNDD); mc_mul_2si(aHi, yHi, 1, MPFR_RNDU)  // f′ = 2X
+                    Interval.mul(fl, fh, aLo, aHi, gLo, gHi, tmp: tmp)
+                } else {
+                    Interval.mul(wl, wh, yLo, yHi, gLo, gHi, tmp: tmp)         // f = X
+                    mc_set(fl, gLo, MPFR_RNDD); mc_set(fh, gHi, MPFR_RNDU)     // f′ = 1
+                }
+                if fault == .upperEndRoundedDown { mc_set(wh, wl, MPFR_RNDN) }
+            }
+            // G_ij = dO_i·v_j
+            EnclosedSequence.dot(gl, gh, dO.dotRow(i), values.dotRow(j), dO.mpfr[i * c.dv], c.vM[j * c.dv],
+                                 length: c.dv, scratch)
+        }
+
+        /// From the terms of `(i, j)` and row i's `D_i ∈ [dl, dh]`, `δ_i ∈ [el, eh]`
+        /// (`usable`: `D_i` bounded away from 0): `dW_ij = (G_ij − δ_i)/D_i` (sum)
+        /// or `G_ij` (none), then `[fl, fh] ← s·f′Γ_ij·dW_ij` (= t_ij) and, with a
+        /// decay, `[gl, gh] ← w_ij·dW_ij`.
+        @inline(__always)
+        func finish(_ i: Int, _ wl: MPFRPointer, _ wh: MPFRPointer, _ fl: MPFRPointer, _ fh: MPFRPointer,
+                    _ gl: MPFRPointer, _ gh: MPFRPointer, den dl: MPFRPointer, _ dh: MPFRPointer,
+                    delta el: MPFRPointer, _ eh: MPFRPointer, usable: Bool) {
+            let yLo = tm[0], yHi = tm[1], gLo = tm[2], gHi = tm[3], tmp = tm[4], aLo = tm[5]
+            if isSum {
+                if usable && i == 0 && !hasState {
+                    mc_set_zero(gLo, 1); mc_set_zero(gHi, 1)  // G_00 − δ_0 = 0 exactly
+                } else if usable {
+                    Interval.sub(yLo, yHi, gl, gh, el, eh)
+                    Interval.div(gLo, gHi, yLo, yHi, dl, dh, tmp: tmp, tmp2: aLo)
+                } else {
+                    mc_set_inf(gLo, -1); mc_set_inf(gHi, 1)
+                }
+            } else {
+                mc_set(gLo, gl, MPFR_RNDD); mc_set(gHi, gh, MPFR_RNDU)
+            }
+            Interval.mul(yLo, yHi, fl, fh, gLo, gHi, tmp: tmp)
+            Interval.mul(fl, fh, yLo, yHi, e.sLo[0], e.sHi[0], tmp: tmp)
+            if hasDecay { Interval.mul(gl, gh, wl, wh, gLo, gHi, tmp: tmp) }
+        }
+    }
+
+    /// Enclosures of every gradient of one sequence at its precision p, in
+    /// two sweeps that recompute the pair terms (`CertifiedPairTerms`) rather
+    /// than store them: memory `O(N·(dk + dv) + N·F)` numbers, not `O(N²)`.
+    ///
+    /// Row sweep, rows i: `w_i·`, `f′Γ_i·`, `G_i·` into per-worker rows; `σ_i`,
+    /// `D_i`, `δ_i`, `∂ℓ/∂σ_i`; `t_i·`, `(w·dW)_i·`; then `dq_i` and the row
+    /// part of `dL_i`. Column sweep, columns j: the same terms of `(i, j)`,
+    /// `i ≥ j`, with the stored `D_i`, `δ_i`; `dk_j`, `dv_j` and the column part
+    /// of `dL_j`. Every element goes through the same operations in the same
+    /// order as in the stored-triangle algorithm, so the enclosures are
+    /// bit-identical to it (`GradientSweepIdentityTests`).
     static func enclosedGradients(_ e: EnclosedSequence, dO: ValueRows, fault: EnclosureFault) -> GradientEnclosures {
         let c = e.base
-        let n = c.n, dk = c.dk, dv = c.dv, p = c.precision, dp = c.decayPrecision
-        let isSum = c.spec.normalization == .sum, isExp = c.spec.score == .exponential
+        let n = c.n, dk = c.dk, dv = c.dv, p = c.precision
+        let isSum = c.spec.normalization == .sum
         let f = c.featureDim ?? 0
         let hasState = e.s0 != nil, hasDecay = e.lLo != nil
-        let pairs = n * (n + 1) / 2
-        // Pair quantities: w_ij; f′(X)Γ_ij, then t_ij = s·f′(X)Γ_ij·dW_ij; G_ij, then w_ij·dW_ij.
-        let w = EnclosedTensor(count: pairs, precision: p)
-        let t = EnclosedTensor(count: pairs, precision: p)
-        let gw = EnclosedTensor(count: pairs, precision: p)
         let den = EnclosedTensor(count: n, precision: p), delta = EnclosedTensor(count: n, precision: p)
         let sigma = EnclosedTensor(count: hasState ? n * f : 0, precision: p)   // σ_ia = c·e^{L_i}·φ_a(q̃_i)
-        let ce = EnclosedTensor(count: hasState ? n : 0, precision: p)          // c·e^{L_i}
-        let gSigma = EnclosedTensor(count: hasState ? n * f : 0, precision: p)  // ∂ℓ/∂σ_ia
         let status = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: Swift.max(n, 1))
         status.initialize(repeating: 0)
         defer { status.deallocate() }
         let statusPtr = UnsafeMutableSendable(status.baseAddress!)
         let qRows = ValueRows(mpfr: c.qM, abs: c.qAbs, integer: c.qRows, width: dk)
         let kRows = ValueRows(mpfr: c.kM, abs: c.kAbs, integer: c.kRows, width: dk)
-        let values = e.values
+        let dq = EnclosedTensor(count: n * dk, precision: p), dkT = EnclosedTensor(count: n * dk, precision: p)
+        let dvT = EnclosedTensor(count: n * dv, precision: p)
+        let dL = hasDecay ? EnclosedTensor(count: n, precision: p) : nil
 
-        // Pass A, rows i: pair quantities, σ_i, D_i, δ_i, ∂ℓ/∂σ_i, t_i·, (w·dW)_i·.
+        // Row sweep, rows i: D_i, δ_i, σ_i, dq_i and the row part of dL_i.
         parallelRows(n) { rows in
-            let scratch = ReferenceScratch(precision: p)
-            let xb = MPFRBuffer(count: 2, precision: Swift.max(p, 128))
-            let tm = MPFRBuffer(count: 12, precision: p)
-            let d = MPFRBuffer(count: 4, precision: dp)
+            let pt = CertifiedPairTerms(e, dO: dO, fault: fault)
+            let scratch = pt.scratch, tm = pt.tm
+            let yLo = tm[0], yHi = tm[1], tmp = tm[4], aLo = tm[5], aHi = tm[6], s3 = tm[7]
+            // The row's pair terms: w_ij; f′Γ_ij, then t_ij; G_ij, then (w·dW)_ij.
+            let w = EnclosedTensor(count: n, precision: p), t = EnclosedTensor(count: n, precision: p)
+            let gw = EnclosedTensor(count: n, precision: p)
             let phiLo = MPFRBuffer(count: f, precision: p), phiHi = MPFRBuffer(count: f, precision: p)
             let hLo = MPFRBuffer(count: f, precision: p), hHi = MPFRBuffer(count: f, precision: p)
             let acc = MPFRBuffer(count: 2, precision: p)
-            let xLo = xb[0], xHi = xb[1], yLo = tm[0], yHi = tm[1], gLo = tm[2], gHi = tm[3], tmp = tm[4]
-            let aLo = tm[5], aHi = tm[6], s3 = tm[7]  // s3...s3+2: scratch of addProduct / features
+            let ce = EnclosedTensor(count: 1, precision: p)                        // c·e^{L_i}
+            let gSigma = EnclosedTensor(count: f, precision: p)                    // ∂ℓ/∂σ_i·
+            let gcLo = MPFRBuffer(count: f, precision: p), gcHi = MPFRBuffer(count: f, precision: p)
+            let tb = MPFRBuffer(count: 8, precision: p)
+            let x2 = MPFRBuffer(count: 1, precision: 64)
+            let ws = WeightedSumWorkspace(terms: n, width: Swift.max(dk, dv), precision: p)
             for i in rows {
-                for j in 0...i {
-                    let ij = triangleIndex(i, j)
-                    e.dot(xLo, xHi, i, j, scratch)
-                    Interval.mul(yLo, yHi, e.sLo[0], e.sHi[0], xLo, xHi, tmp: tmp)  // X_ij = s·x_ij
-                    let wl = w.lo[ij], wh = w.hi[ij], fl = t.lo[ij], fh = t.hi[ij]
-                    if isExp {
-                        if let lLo = e.lLo, let lHi = e.lHi {
-                            mc_add(d[0], yLo, lLo[i], MPFR_RNDD); mc_sub(d[0], d[0], lHi[j], MPFR_RNDD)
-                            mc_add(d[1], yHi, lHi[i], MPFR_RNDU); mc_sub(d[1], d[1], lLo[j], MPFR_RNDU)
-                            Interval.exp(wl, wh, d[0], d[1])
-                        } else {
-                            Interval.exp(wl, wh, yLo, yHi)
-                        }
-                        if fault == .upperEndRoundedDown { mc_set(wh, wl, MPFR_RNDN) }
-                        mc_set(fl, wl, MPFR_RNDN); mc_set(fh, wh, MPFR_RNDN)  // f′(X)Γ = w
-                    } else {
-                        // Γ_ij ∈ [gLo, gHi]
-                        if let eLo = e.eLo, let eHi = e.eHi, let fLo = e.fLo, let fHi = e.fHi {
-                            mc_mul(gLo, fLo[i], eLo[j], MPFR_RNDD); mc_mul(gHi, fHi[i], eHi[j], MPFR_RNDU)  // positive factors
-                        } else if let lLo = e.lLo, let lHi = e.lHi {
-                            Interval.sub(d[0], d[1], lLo[i], lHi[i], lLo[j], lHi[j])
-                            Interval.exp(d[2], d[3], d[0], d[1])
-                            mc_set(gLo, d[2], MPFR_RNDD); mc_set(gHi, d[3], MPFR_RNDU)
-                        } else {
-                            mc_set_ui(gLo, 1, MPFR_RNDN); mc_set_ui(gHi, 1, MPFR_RNDN)
-                        }
-                        if c.spec.score == .squared {
-                            Interval.sqr(aLo, aHi, yLo, yHi, tmp: tmp)                 // f = X²
-                            Interval.mul(wl, wh, aLo, aHi, gLo, gHi, tmp: tmp)
-                            mc_mul_2si(aLo, yLo, 1, MPFR_RNDD); mc_mul_2si(aHi, yHi, 1, MPFR_RNDU)  // f′ = 2X
-                            Interval.mul(fl, fh, aLo, aHi, gLo, gHi, tmp: tmp)
-                        } else {
-                            Interval.mul(wl, wh, yLo, yHi, gLo, gHi, tmp: tmp)         // f = X
-                            mc_set(fl, gLo, MPFR_RNDD); mc_set(fh, gHi, MPFR_RNDU)     // f′ = 1
-                        }
-                        if fault == .upperEndRoundedDown { mc_set(wh, wl, MPFR_RNDN) }
-                    }
-                    // G_ij = dO_i·v_j
-                    EnclosedSequence.dot(gw.lo[ij], gw.hi[ij], dO.dotRow(i), values.dotRow(j), dO.mpfr[i * dv],
-                                         c.vM[j * dv], length: dv, scratch)
-                }
+                for j in 0...i { pt.terms(i, j, w.lo[j], w.hi[j], t.lo[j], t.hi[j], gw.lo[j], gw.hi[j]) }
                 if hasState, let s0 = e.s0 {
                     // c·e^{L_i}, σ_i = c·e^{L_i}·φ(q̃_i), h_ia = S₀_a·dO_i
                     if let fLo = e.fLo, let fHi = e.fHi {
-                        Interval.mul(ce.lo[i], ce.hi[i], e.queryConstant[0], e.queryConstant[1], fLo[i], fHi[i], tmp: tmp)
+                        Interval.mul(ce.lo[0], ce.hi[0], e.queryConstant[0], e.queryConstant[1], fLo[i], fHi[i], tmp: tmp)
                     } else {
-                        mc_set(ce.lo[i], e.queryConstant[0], MPFR_RNDD); mc_set(ce.hi[i], e.queryConstant[1], MPFR_RNDU)
+                        mc_set(ce.lo[0], e.queryConstant[0], MPFR_RNDD); mc_set(ce.hi[0], e.queryConstant[1], MPFR_RNDU)
                     }
                     Interval.features(c.spec.score, dim: dk, x: c.qM[i * dk], lo: phiLo[0], hi: phiHi[0],
                                       sqrt2: e.sqrt2[0], e.sqrt2[1], t: s3)
                     for a in 0..<f {
-                        Interval.mul(sigma.lo[i * f + a], sigma.hi[i * f + a], phiLo[a], phiHi[a], ce.lo[i], ce.hi[i], tmp: tmp)
+                        Interval.mul(sigma.lo[i * f + a], sigma.hi[i * f + a], phiLo[a], phiHi[a], ce.lo[0], ce.hi[0], tmp: tmp)
                         EnclosedSequence.dot(hLo[a], hHi[a], s0.dotRow(a), dO.dotRow(i), s0.mpfr[a * dv], dO.mpfr[i * dv],
                                              length: dv, scratch)
                     }
@@ -211,9 +283,8 @@ extension Reference {
                     // D_i = Σ_j w_ij + σ_iᵀz₀; δ_i = (Σ_j w_ij G_ij + σ_iᵀh_i)/D_i
                     mc_set_zero(dl, 1); mc_set_zero(dh, 1); mc_set_zero(acc[0], 1); mc_set_zero(acc[1], 1)
                     for j in 0...i {
-                        let ij = triangleIndex(i, j)
-                        mc_add(dl, dl, w.lo[ij], MPFR_RNDD); mc_add(dh, dh, w.hi[ij], MPFR_RNDU)
-                        Interval.addProduct(acc[0], acc[1], w.lo[ij], w.hi[ij], gw.lo[ij], gw.hi[ij], t: s3)
+                        mc_add(dl, dl, w.lo[j], MPFR_RNDD); mc_add(dh, dh, w.hi[j], MPFR_RNDU)
+                        Interval.addProduct(acc[0], acc[1], w.lo[j], w.hi[j], gw.lo[j], gw.hi[j], t: s3)
                     }
                     if hasState {
                         for a in 0..<f {
@@ -243,7 +314,7 @@ extension Reference {
                 // ∂ℓ/∂σ_ia = h_ia (none) or (h_ia − δ_i z₀_a)/D_i (sum)
                 if hasState {
                     for a in 0..<f {
-                        let gl = gSigma.lo[i * f + a], gh = gSigma.hi[i * f + a]
+                        let gl = gSigma.lo[a], gh = gSigma.hi[a]
                         if !isSum { mc_set(gl, hLo[a], MPFR_RNDD); mc_set(gh, hHi[a], MPFR_RNDU); continue }
                         if !usable { mc_set_inf(gl, -1); mc_set_inf(gh, 1); continue }
                         if let z0 = e.z0 {
@@ -257,45 +328,15 @@ extension Reference {
                 }
                 // dW_ij = (G_ij − δ_i)/D_i or G_ij; t_ij = s·f′Γ_ij·dW_ij; (w·dW)_ij
                 for j in 0...i {
-                    let ij = triangleIndex(i, j)
-                    if isSum {
-                        if usable && i == 0 && !hasState {
-                            mc_set_zero(gLo, 1); mc_set_zero(gHi, 1)  // G_00 − δ_0 = 0 exactly
-                        } else if usable {
-                            Interval.sub(yLo, yHi, gw.lo[ij], gw.hi[ij], el, eh)
-                            Interval.div(gLo, gHi, yLo, yHi, dl, dh, tmp: tmp, tmp2: aLo)
-                        } else {
-                            mc_set_inf(gLo, -1); mc_set_inf(gHi, 1)
-                        }
-                    } else {
-                        mc_set(gLo, gw.lo[ij], MPFR_RNDD); mc_set(gHi, gw.hi[ij], MPFR_RNDU)
-                    }
-                    Interval.mul(yLo, yHi, t.lo[ij], t.hi[ij], gLo, gHi, tmp: tmp)
-                    Interval.mul(t.lo[ij], t.hi[ij], yLo, yHi, e.sLo[0], e.sHi[0], tmp: tmp)
-                    if hasDecay { Interval.mul(gw.lo[ij], gw.hi[ij], w.lo[ij], w.hi[ij], gLo, gHi, tmp: tmp) }
+                    pt.finish(i, w.lo[j], w.hi[j], t.lo[j], t.hi[j], gw.lo[j], gw.hi[j], den: dl, dh, delta: el, eh,
+                              usable: usable)
                 }
-            }
-        }
-        let zeroRows = (0..<n).filter { statusPtr.pointer[$0] == 2 }
-
-        // Pass B, index u: row u gives dq_u; column u gives dk_u, dv_u and dL_u.
-        let dq = EnclosedTensor(count: n * dk, precision: p), dkT = EnclosedTensor(count: n * dk, precision: p)
-        let dvT = EnclosedTensor(count: n * dv, precision: p)
-        let dL = hasDecay ? EnclosedTensor(count: n, precision: p) : nil
-        parallelRows(n) { indices in
-            let ws = WeightedSumWorkspace(terms: n, width: Swift.max(dk, dv), precision: p)
-            let yLo = MPFRBuffer(count: n, precision: p), yHi = MPFRBuffer(count: n, precision: p)
-            let gLo = MPFRBuffer(count: f, precision: p), gHi = MPFRBuffer(count: f, precision: p)
-            let tm = MPFRBuffer(count: 8, precision: p)
-            let x2 = MPFRBuffer(count: 1, precision: 64)
-            for u in indices {
-                // dq̃_u = Σ_j t_uj k̃_j + J_φ(q̃_u)ᵀ(c·e^{L_u}·∂ℓ/∂σ_u)
-                let i = u, rowBase = triangleIndex(i, 0)
-                encloseWeightedSums(count: i + 1, lo: { t.lo[rowBase + $0] }, hi: { t.hi[rowBase + $0] }, values: kRows,
+                // dq̃_i = Σ_j t_ij k̃_j + J_φ(q̃_i)ᵀ(c·e^{L_i}·∂ℓ/∂σ_i)
+                encloseWeightedSums(count: i + 1, lo: { t.lo[$0] }, hi: { t.hi[$0] }, values: kRows,
                                     first: 0, into: dq.lo[i * dk], dq.hi[i * dk], workspace: ws, fault: fault)
                 if hasState {
                     for a in 0..<f {
-                        Interval.mul(gLo[a], gHi[a], gSigma.lo[i * f + a], gSigma.hi[i * f + a], ce.lo[i], ce.hi[i], tmp: tm[0])
+                        Interval.mul(gcLo[a], gcHi[a], gSigma.lo[a], gSigma.hi[a], ce.lo[0], ce.hi[0], tmp: tb[0])
                     }
                     let ql = dq.lo.base + i * dk, qh = dq.hi.base + i * dk, x = c.qM.base + i * dk
                     if c.spec.score == .squared {
@@ -303,57 +344,73 @@ extension Reference {
                         var idx = 0
                         for a in 0..<dk {
                             mc_mul_2si(x2[0], x + a, 1, MPFR_RNDN)  // exact
-                            Interval.addProduct(ql + a, qh + a, gLo[idx], gHi[idx], x2[0], x2[0], t: tm[2])
+                            Interval.addProduct(ql + a, qh + a, gcLo[idx], gcHi[idx], x2[0], x2[0], t: tb[2])
                             idx += 1
                             for b in (a + 1)..<Swift.max(dk, a + 1) where b < dk {
-                                Interval.mul(tm[0], tm[1], gLo[idx], gHi[idx], e.sqrt2[0], e.sqrt2[1], tmp: tm[2])
-                                Interval.addProduct(ql + a, qh + a, tm[0], tm[1], x + b, x + b, t: tm[2])
-                                Interval.addProduct(ql + b, qh + b, tm[0], tm[1], x + a, x + a, t: tm[2])
+                                Interval.mul(tb[0], tb[1], gcLo[idx], gcHi[idx], e.sqrt2[0], e.sqrt2[1], tmp: tb[2])
+                                Interval.addProduct(ql + a, qh + a, tb[0], tb[1], x + b, x + b, t: tb[2])
+                                Interval.addProduct(ql + b, qh + b, tb[0], tb[1], x + a, x + a, t: tb[2])
                                 idx += 1
                             }
                         }
                     } else {
                         for a in 0..<dk {
-                            mc_add(ql + a, ql + a, gLo[a], MPFR_RNDD); mc_add(qh + a, qh + a, gHi[a], MPFR_RNDU)
+                            mc_add(ql + a, ql + a, gcLo[a], MPFR_RNDD); mc_add(qh + a, qh + a, gcHi[a], MPFR_RNDU)
                         }
                     }
                 }
-                // dk̃_u = Σ_{i≥u} t_iu q̃_i; dv_u = Σ_{i≥u} (w_iu/D_i) dO_i
-                let j = u, m = n - j
-                encloseWeightedSums(count: m, lo: { t.lo[triangleIndex(j + $0, j)] }, hi: { t.hi[triangleIndex(j + $0, j)] },
-                                    values: qRows, first: j, into: dkT.lo[j * dk], dkT.hi[j * dk], workspace: ws, fault: fault)
+                // dL_i, row part: Σ_{j≤i} (w·dW)_ij [+ σ_iᵀ∂ℓ/∂σ_i] (none; sum-normalised rows add nothing)
+                guard let dL else { continue }
+                let ll = dL.lo[i], lh = dL.hi[i]
+                mc_set_zero(ll, 1); mc_set_zero(lh, 1)
+                if !isSum {
+                    for j in 0...i { mc_add(ll, ll, gw.lo[j], MPFR_RNDD); mc_add(lh, lh, gw.hi[j], MPFR_RNDU) }
+                    if hasState {
+                        for a in 0..<f {
+                            Interval.addProduct(ll, lh, sigma.lo[i * f + a], sigma.hi[i * f + a],
+                                                gSigma.lo[a], gSigma.hi[a], t: tb[2])
+                        }
+                    }
+                }
+            }
+        }
+        let zeroRows = (0..<n).filter { statusPtr.pointer[$0] == 2 }
+
+        // Column sweep, columns j: dk_j, dv_j and the column part of dL_j.
+        parallelRows(n) { columns in
+            let pt = CertifiedPairTerms(e, dO: dO, fault: fault)
+            let w = EnclosedTensor(count: n, precision: p), t = EnclosedTensor(count: n, precision: p)
+            let gw = EnclosedTensor(count: n, precision: p)
+            let yLo = MPFRBuffer(count: n, precision: p), yHi = MPFRBuffer(count: n, precision: p)
+            let tm = MPFRBuffer(count: 8, precision: p)
+            let ws = WeightedSumWorkspace(terms: n, width: Swift.max(dk, dv), precision: p)
+            for j in columns {
+                let m = n - j
                 for r in 0..<m {
-                    let i = j + r, ij = triangleIndex(i, j)
+                    let i = j + r
+                    pt.terms(i, j, w.lo[r], w.hi[r], t.lo[r], t.hi[r], gw.lo[r], gw.hi[r])
+                    pt.finish(i, w.lo[r], w.hi[r], t.lo[r], t.hi[r], gw.lo[r], gw.hi[r], den: den.lo[i], den.hi[i],
+                              delta: delta.lo[i], delta.hi[i], usable: statusPtr.pointer[i] == 0)
+                }
+                // dk̃_j = Σ_{i≥j} t_ij q̃_i; dv_j = Σ_{i≥j} (w_ij/D_i) dO_i
+                encloseWeightedSums(count: m, lo: { t.lo[$0] }, hi: { t.hi[$0] }, values: qRows, first: j,
+                                    into: dkT.lo[j * dk], dkT.hi[j * dk], workspace: ws, fault: fault)
+                for r in 0..<m {
+                    let i = j + r
                     if !isSum {
-                        mc_set(yLo[r], w.lo[ij], MPFR_RNDD); mc_set(yHi[r], w.hi[ij], MPFR_RNDU)
+                        mc_set(yLo[r], w.lo[r], MPFR_RNDD); mc_set(yHi[r], w.hi[r], MPFR_RNDU)
                     } else if statusPtr.pointer[i] == 0 {
-                        Interval.div(yLo[r], yHi[r], w.lo[ij], w.hi[ij], den.lo[i], den.hi[i], tmp: tm[0], tmp2: tm[1])
+                        Interval.div(yLo[r], yHi[r], w.lo[r], w.hi[r], den.lo[i], den.hi[i], tmp: tm[0], tmp2: tm[1])
                     } else {
                         mc_set_inf(yLo[r], -1); mc_set_inf(yHi[r], 1)
                     }
                 }
                 encloseWeightedSums(count: m, lo: { yLo[$0] }, hi: { yHi[$0] }, values: dO, first: j,
                                     into: dvT.lo[j * dv], dvT.hi[j * dv], workspace: ws, fault: fault)
-                // dL_u = [Σ_{j≤u} (w·dW)_uj (none)] − Σ_{i≥u} (w·dW)_iu [+ σ_uᵀ∂ℓ/∂σ_u (none)]
+                // dL_j −= Σ_{i≥j} (w·dW)_ij
                 guard let dL else { continue }
-                let ll = dL.lo[u], lh = dL.hi[u]
-                mc_set_zero(ll, 1); mc_set_zero(lh, 1)
-                if !isSum {
-                    for jj in 0...u {
-                        let uj = triangleIndex(u, jj)
-                        mc_add(ll, ll, gw.lo[uj], MPFR_RNDD); mc_add(lh, lh, gw.hi[uj], MPFR_RNDU)
-                    }
-                    if hasState {
-                        for a in 0..<f {
-                            Interval.addProduct(ll, lh, sigma.lo[u * f + a], sigma.hi[u * f + a],
-                                                gSigma.lo[u * f + a], gSigma.hi[u * f + a], t: tm[2])
-                        }
-                    }
-                }
-                for i in u..<n {
-                    let iu = triangleIndex(i, u)
-                    mc_sub(ll, ll, gw.hi[iu], MPFR_RNDD); mc_sub(lh, lh, gw.lo[iu], MPFR_RNDU)
-                }
+                let ll = dL.lo[j], lh = dL.hi[j]
+                for r in 0..<m { mc_sub(ll, ll, gw.hi[r], MPFR_RNDD); mc_sub(lh, lh, gw.lo[r], MPFR_RNDU) }
             }
         }
         // relu-linear: ReLU′(x) = 0 for x ≤ 0 (q̃ = max(q, 0) is exactly 0 there): the gradient is exactly 0.

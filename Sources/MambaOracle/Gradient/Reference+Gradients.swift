@@ -52,7 +52,9 @@ extension Reference {
     /// relative error `O(N·2^−p)` times its condition number with respect to
     /// the inputs; `Reference.finiteDifferenceGradients` checks the formulas
     /// independently. Cost per sequence: `O(N²·(dk + dv) + N·F·dv)` time
-    /// (rows split over the processors) and `O(N²)` MPFR numbers. A
+    /// (rows, then columns, split over the processors: the pair terms are
+    /// computed twice, once per sweep) and `O(N·(dk + dv + F))` MPFR numbers
+    /// (nothing of size N² is stored, `analyticSequence`). A
     /// sum-normalised row with a zero normaliser (0/0 output) makes every
     /// gradient that depends on it NaN and is listed in `zeroDenominatorRows`.
     public static func gradients(_ problem: GradientProblem,
@@ -105,28 +107,91 @@ extension Reference {
         let zeroRows: [Int]
     }
 
+    /// The pair terms of one sequence's p-bit gradients, recomputed by each
+    /// sweep that needs them instead of stored (issue #12). One per worker,
+    /// with its scratch numbers at fixed precisions, so that a pair `(i, j)`
+    /// gets the same MPFR values in the row sweep and in the column sweep.
+    final class AnalyticPairTerms {
+        let c: ReferenceSequence, dOM: MPFRBuffer
+        let isExp: Bool, isSum: Bool
+        let scratch: ReferenceScratch
+        let t: MPFRBuffer      // 0 x, 1 Γ, 2 tmp (at p)
+        let diff: MPFRBuffer   // L_i − L_j at the decay precision
+
+        init(_ c: ReferenceSequence, dOM: MPFRBuffer) {
+            self.c = c; self.dOM = dOM
+            isExp = c.spec.score == .exponential; isSum = c.spec.normalization == .sum
+            scratch = ReferenceScratch(precision: c.precision)
+            t = MPFRBuffer(count: 3, precision: c.precision)
+            diff = MPFRBuffer(count: 1, precision: c.decayPrecision)
+        }
+
+        /// `w_ij = f(X_ij)·Γ_ij`, `fg = f′(X_ij)·Γ_ij`, `g = G_ij = dO_i·v_j`; with
+        /// `gamma`/`gOnly` (the literal C.5 formula) also `Γ_ij` and `G_ij` on their own.
+        @inline(__always)
+        func terms(_ i: Int, _ j: Int, w: MPFRPointer, fg: MPFRPointer, g: MPFRPointer,
+                   gamma: MPFRPointer?, gOnly: MPFRPointer?) {
+            let x = t[0], gam = t[1], tmp = t[2], dv = c.dv
+            c.dot(x, i, j, scratch)
+            mc_mul(x, x, c.scale[0], MPFR_RNDN)
+            if let L = c.prefix {
+                mc_sub(diff[0], L[i], L[j], MPFR_RNDN)
+                if let gamma { mc_exp(gamma, diff[0], MPFR_RNDN) }
+            }
+            if isExp {
+                // w = exp(s·x + L_i − L_j) as one exponential; f'(X)Γ = w.
+                if c.prefix != nil {
+                    mc_add(diff[0], diff[0], x, MPFR_RNDN)
+                    mc_exp(w, diff[0], MPFR_RNDN)
+                } else {
+                    mc_exp(w, x, MPFR_RNDN)
+                }
+                mc_set(fg, w, MPFR_RNDN)
+            } else {
+                if c.prefix != nil { mc_exp(gam, diff[0], MPFR_RNDN) } else { mc_set_ui(gam, 1, MPFR_RNDN) }
+                c.spec.score.applyPolynomial(tmp, x)             // f(x)
+                mc_mul(w, tmp, gam, MPFR_RNDN)
+                c.spec.score.applyPolynomialDerivative(tmp, x)   // f'(x)
+                mc_mul(fg, tmp, gam, MPFR_RNDN)
+            }
+            // G_ij = dO_i · v_j
+            mc_set_zero(g, 1)
+            for col in 0..<dv { mc_fma(g, dOM[i * dv + col], c.vM[j * dv + col], g, MPFR_RNDN) }
+            if let gOnly { mc_set(gOnly, g, MPFR_RNDN) }
+        }
+
+        /// `G_ij → dW_ij = (G_ij − δ_i)/D_i` (sum; none keeps `dW_ij = G_ij`).
+        @inline(__always)
+        func finish(_ g: MPFRPointer, den: MPFRPointer, delta: MPFRPointer) {
+            guard isSum else { return }
+            mc_sub(t[2], g, delta, MPFR_RNDN)
+            mc_div(g, t[2], den, MPFR_RNDN)
+        }
+    }
+
+    /// Gradients of one sequence in two sweeps that recompute the pair terms
+    /// (`AnalyticPairTerms`) instead of storing `w`, `f′Γ`, `G`/`dW` as
+    /// lower-triangular matrices: memory `O(N·(dk + dv) + N·F)` numbers.
+    ///
+    /// Row sweep, rows i: the terms of row i, `σ_i`, `D_i`, `δ_i`, `dW_i·`,
+    /// `∂ℓ/∂σ_i`, then `dq_i` and the row part of `dL_i`. Column sweep, columns
+    /// j: the terms of `(i, j)`, `i ≥ j`, with the stored `D_i`, `δ_i`; `dv_j`,
+    /// `dk_j` and the rest of `dL_j`. Every result goes through the same
+    /// operations in the same order as in the stored-triangle algorithm
+    /// (bit-identical, `GradientSweepIdentityTests`).
     static func analyticSequence(_ c: ReferenceSequence, dO: ArraySlice<Double>,
                                  decayFormula: DecayGradientFormula) -> SequenceGradientBuffers {
         let n = c.n, dk = c.dk, dv = c.dv, p = c.precision
         let isSum = c.spec.normalization == .sum
-        let isExp = c.spec.score == .exponential
         let L = c.prefix
-        let pairs = n * (n + 1) / 2
         let f = c.featureDim ?? 0
         let s0 = c.s0, z0 = c.z0
         let hasState = s0 != nil
+        let literal = decayFormula == .paperC5Literal && L != nil
 
         let dOM = MPFRBuffer(count: n * dv, precision: 53)
         dOM.setAll(dO)
-        let w = MPFRBuffer(count: pairs, precision: p)   // w_ij = f(X_ij)·Γ_ij
-        let fg = MPFRBuffer(count: pairs, precision: p)  // f'(X_ij)·Γ_ij
-        let gm = MPFRBuffer(count: pairs, precision: p)  // G_ij, then dW_ij = ∂ℓ/∂w_ij
-        // Γ_ij and G_ij kept on their own, only for the literal C.5 formula.
-        let literal = decayFormula == .paperC5Literal && L != nil
-        let gammaOnly = literal ? MPFRBuffer(count: pairs, precision: p) : nil
-        let gOnly = literal ? MPFRBuffer(count: pairs, precision: p) : nil
         let sigma = hasState ? MPFRBuffer(count: n * f, precision: p) : nil   // σ_i = c·e^{L_i}·φ(q̃_i)
-        let ce = hasState ? MPFRBuffer(count: n, precision: p) : nil          // c·e^{L_i}
         let gSigma = hasState ? MPFRBuffer(count: n * f, precision: p) : nil  // ∂ℓ/∂σ_i
         let den = MPFRBuffer(count: n, precision: p)    // D_i (1 for none)
         let delta = MPFRBuffer(count: n, precision: p)  // δ_i = O_i·dO_i (0 for none)
@@ -134,59 +199,58 @@ extension Reference {
         mc_set_ui(sqrt2[0], 2, MPFR_RNDN); mc_sqrt(sqrt2[0], sqrt2[0], MPFR_RNDN)
         let cq = MPFRBuffer(count: 1, precision: p)
         c.queryConstant(cq[0])
+        let dqB = MPFRBuffer(count: n * dk, precision: p)
+        let dkB = MPFRBuffer(count: n * dk, precision: p)
+        let dvB = MPFRBuffer(count: n * dv, precision: p)
+        let dLB = L != nil ? MPFRBuffer(count: n, precision: p) : nil
 
-        // Pass A, one row i at a time (rows are independent): the pairwise
-        // quantities, σ_i, D_i, δ_i, dW_i· and ∂ℓ/∂σ_i.
+        /// `e ← ` the contribution of pair `(i, j)` to `∂ℓ/∂(L_i − L_j)`, from its
+        /// terms at index `r` of the worker's buffers.
+        @Sendable func decayEntry(_ e: MPFRPointer, i: Int, r: Int, w: MPFRBuffer, gm: MPFRBuffer, gOnly: MPFRBuffer?,
+                        gamma: MPFRBuffer?) {
+            switch decayFormula {
+            case .corrected:
+                // w_ij·dW_ij (its row sums vanish under sum normalisation, state included)
+                mc_mul(e, w[r], gm[r], MPFR_RNDN)
+            case .paperC5Literal:
+                // Y_ij·(Γ_ij·G_ij − δ_i): C.5's G' = G ⊙ Γ ⊙ M, decay counted twice
+                mc_mul(e, gOnly![r], gamma![r], MPFR_RNDN)
+                mc_sub(e, e, delta[i], MPFR_RNDN)
+                mc_mul(e, e, w[r], MPFR_RNDN)
+                mc_div(e, e, den[i], MPFR_RNDN)
+            }
+        }
+
+        // Row sweep, one row i at a time (rows are independent): the row's
+        // pair terms, σ_i, D_i, δ_i, dW_i·, ∂ℓ/∂σ_i; dq_i and the row part of dL_i.
         parallelRows(n) { rows in
-            let scratch = ReferenceScratch(precision: p)
+            let pt = AnalyticPairTerms(c, dOM: dOM)
+            let w = MPFRBuffer(count: n, precision: p)    // w_ij
+            let fg = MPFRBuffer(count: n, precision: p)   // f'(X_ij)·Γ_ij
+            let gm = MPFRBuffer(count: n, precision: p)   // G_ij, then dW_ij
+            let gamma = literal ? MPFRBuffer(count: n, precision: p) : nil
+            let gOnly = literal ? MPFRBuffer(count: n, precision: p) : nil
             let t = MPFRBuffer(count: 4, precision: p)
-            let x = t[0], gam = t[1], tmp = t[2], yv = t[3]
-            let diff = MPFRBuffer(count: 1, precision: c.decayPrecision)
+            let tmp = t[2], yv = t[3]
+            let ce = MPFRBuffer(count: 1, precision: p)   // c·e^{L_i}
             let num = MPFRBuffer(count: dv, precision: p)
             let feat = MPFRBuffer(count: Swift.max(f, 1), precision: p)
+            let tb = MPFRBuffer(count: 3, precision: p)
+            let gphi = MPFRBuffer(count: Swift.max(f, 1), precision: p)
             for i in rows {
-                for j in 0...i {
-                    let ij = triangleIndex(i, j)
-                    c.dot(x, i, j, scratch)
-                    mc_mul(x, x, c.scale[0], MPFR_RNDN)
-                    if let L {
-                        mc_sub(diff[0], L[i], L[j], MPFR_RNDN)
-                        if let gammaOnly { mc_exp(gammaOnly[ij], diff[0], MPFR_RNDN) }
-                    }
-                    if isExp {
-                        // w = exp(s·x + L_i − L_j) as one exponential; f'(X)Γ = w.
-                        if L != nil {
-                            mc_add(diff[0], diff[0], x, MPFR_RNDN)
-                            mc_exp(w[ij], diff[0], MPFR_RNDN)
-                        } else {
-                            mc_exp(w[ij], x, MPFR_RNDN)
-                        }
-                        mc_set(fg[ij], w[ij], MPFR_RNDN)
-                    } else {
-                        if L != nil { mc_exp(gam, diff[0], MPFR_RNDN) } else { mc_set_ui(gam, 1, MPFR_RNDN) }
-                        c.spec.score.applyPolynomial(tmp, x)             // f(x)
-                        mc_mul(w[ij], tmp, gam, MPFR_RNDN)
-                        c.spec.score.applyPolynomialDerivative(tmp, x)   // f'(x)
-                        mc_mul(fg[ij], tmp, gam, MPFR_RNDN)
-                    }
-                    // G_ij = dO_i · v_j
-                    mc_set_zero(gm[ij], 1)
-                    for col in 0..<dv { mc_fma(gm[ij], dOM[i * dv + col], c.vM[j * dv + col], gm[ij], MPFR_RNDN) }
-                    if let gOnly { mc_set(gOnly[ij], gm[ij], MPFR_RNDN) }
-                }
-                if let sigma, let ce {
-                    if let L { mc_exp(tmp, L[i], MPFR_RNDN); mc_mul(ce[i], tmp, cq[0], MPFR_RNDN) } else {
-                        mc_set(ce[i], cq[0], MPFR_RNDN)
+                for j in 0...i { pt.terms(i, j, w: w[j], fg: fg[j], g: gm[j], gamma: gamma?[j], gOnly: gOnly?[j]) }
+                if let sigma {
+                    if let L { mc_exp(tmp, L[i], MPFR_RNDN); mc_mul(ce[0], tmp, cq[0], MPFR_RNDN) } else {
+                        mc_set(ce[0], cq[0], MPFR_RNDN)
                     }
                     c.features(of: c.qM, row: i, into: feat, sqrt2: sqrt2[0])
-                    for a in 0..<f { mc_mul(sigma[i * f + a], feat[a], ce[i], MPFR_RNDN) }
+                    for a in 0..<f { mc_mul(sigma[i * f + a], feat[a], ce[0], MPFR_RNDN) }
                 }
                 if isSum {
                     mc_set_zero(den[i], 1); num.zero()
                     for j in 0...i {
-                        let ij = triangleIndex(i, j)
-                        mc_add(den[i], den[i], w[ij], MPFR_RNDN)
-                        for col in 0..<dv { mc_fma(num[col], w[ij], c.vM[j * dv + col], num[col], MPFR_RNDN) }
+                        mc_add(den[i], den[i], w[j], MPFR_RNDN)
+                        for col in 0..<dv { mc_fma(num[col], w[j], c.vM[j * dv + col], num[col], MPFR_RNDN) }
                     }
                     if let sigma, let s0, let z0 {
                         for a in 0..<f {
@@ -201,11 +265,7 @@ extension Reference {
                         mc_fma(delta[i], yv, dOM[i * dv + col], delta[i], MPFR_RNDN)
                     }
                     // dW_ij = (G_ij − δ_i)/D_i
-                    for j in 0...i {
-                        let ij = triangleIndex(i, j)
-                        mc_sub(tmp, gm[ij], delta[i], MPFR_RNDN)
-                        mc_div(gm[ij], tmp, den[i], MPFR_RNDN)
-                    }
+                    for j in 0...i { pt.finish(gm[j], den: den[i], delta: delta[i]) }
                 } else {
                     mc_set_ui(den[i], 1, MPFR_RNDN)
                     mc_set_zero(delta[i], 1)   // dW_ij = G_ij
@@ -223,70 +283,64 @@ extension Reference {
                         }
                     }
                 }
+                // dq̃_i = s·Σ_j f'Γ_ij dW_ij k̃_j + J_φ(q̃_i)ᵀ(c·e^{L_i}·∂ℓ/∂σ_i).
+                let b = tb[0]
+                for j in 0...i {
+                    mc_mul(b, fg[j], gm[j], MPFR_RNDN)
+                    mc_mul(b, b, c.scale[0], MPFR_RNDN)
+                    for d in 0..<dk { mc_fma(dqB[i * dk + d], b, c.kM[j * dk + d], dqB[i * dk + d], MPFR_RNDN) }
+                }
+                if let gSigma {
+                    for a in 0..<f { mc_mul(gphi[a], gSigma[i * f + a], ce[0], MPFR_RNDN) }
+                    featureVJP(c.spec.score, x: c.qM, row: i, dim: dk, cotangent: gphi, into: dqB, sqrt2: sqrt2[0],
+                               tmp: b)
+                }
+                // dL_i, row part: + row i of the matrix of ∂ℓ/∂(L_i − L_j) contributions.
+                guard let dL = dLB else { continue }
+                mc_set_zero(dL[i], 1)
+                if !(isSum && decayFormula == .corrected) {
+                    for j in 0...i {
+                        decayEntry(tb[2], i: i, r: j, w: w, gm: gm, gOnly: gOnly, gamma: gamma)
+                        mc_add(dL[i], dL[i], tb[2], MPFR_RNDN)
+                    }
+                }
             }
         }
         let zeroRows = isSum ? (0..<n).filter { mc_zero_p(den[$0]) != 0 } : []
 
-        // Pass B, one index t at a time: row t gives dq_t (and the row part of
-        // dL_t), column t gives dv_t, dk_t (and the column part of dL_t).
-        let dqB = MPFRBuffer(count: n * dk, precision: p)
-        let dkB = MPFRBuffer(count: n * dk, precision: p)
-        let dvB = MPFRBuffer(count: n * dv, precision: p)
-        let dLB = L != nil ? MPFRBuffer(count: n, precision: p) : nil
-        parallelRows(n) { indices in
+        // Column sweep, one column j at a time: dv_j, dk_j and the column part of dL_j.
+        parallelRows(n) { columns in
+            let pt = AnalyticPairTerms(c, dOM: dOM)
+            let w = MPFRBuffer(count: n, precision: p), fg = MPFRBuffer(count: n, precision: p)
+            let gm = MPFRBuffer(count: n, precision: p)
+            let gamma = literal ? MPFRBuffer(count: n, precision: p) : nil
+            let gOnly = literal ? MPFRBuffer(count: n, precision: p) : nil
             let t = MPFRBuffer(count: 3, precision: p)
             let tmp = t[0], y = t[1], e = t[2]
-            let gphi = MPFRBuffer(count: Swift.max(f, 1), precision: p)
-            for idx in indices {
-                // Row idx: dq̃_i = s·Σ_j f'Γ_ij dW_ij k̃_j + J_φ(q̃_i)ᵀ(c·e^{L_i}·∂ℓ/∂σ_i).
-                let i = idx
-                for j in 0...i {
-                    let ij = triangleIndex(i, j)
-                    mc_mul(tmp, fg[ij], gm[ij], MPFR_RNDN)
-                    mc_mul(tmp, tmp, c.scale[0], MPFR_RNDN)
-                    for d in 0..<dk { mc_fma(dqB[i * dk + d], tmp, c.kM[j * dk + d], dqB[i * dk + d], MPFR_RNDN) }
-                }
-                if let gSigma, let ce {
-                    for a in 0..<f { mc_mul(gphi[a], gSigma[i * f + a], ce[i], MPFR_RNDN) }
-                    featureVJP(c.spec.score, x: c.qM, row: i, dim: dk, cotangent: gphi, into: dqB, sqrt2: sqrt2[0],
-                               tmp: tmp)
-                }
-                // Column idx: dv_j = Σ_i (w_ij/D_i)·dO_i, dk̃_j = s·Σ_i f'Γ_ij dW_ij q̃_i.
-                let j = idx
+            for j in columns {
                 for i in j..<n {
-                    let ij = triangleIndex(i, j)
-                    if isSum { mc_div(y, w[ij], den[i], MPFR_RNDN) } else { mc_set(y, w[ij], MPFR_RNDN) }
+                    let r = i - j
+                    pt.terms(i, j, w: w[r], fg: fg[r], g: gm[r], gamma: gamma?[r], gOnly: gOnly?[r])
+                    pt.finish(gm[r], den: den[i], delta: delta[i])
+                }
+                // dv_j = Σ_i (w_ij/D_i)·dO_i, dk̃_j = s·Σ_i f'Γ_ij dW_ij q̃_i.
+                for i in j..<n {
+                    let r = i - j
+                    if isSum { mc_div(y, w[r], den[i], MPFR_RNDN) } else { mc_set(y, w[r], MPFR_RNDN) }
                     for col in 0..<dv { mc_fma(dvB[j * dv + col], y, dOM[i * dv + col], dvB[j * dv + col], MPFR_RNDN) }
-                    mc_mul(tmp, fg[ij], gm[ij], MPFR_RNDN)
+                    mc_mul(tmp, fg[r], gm[r], MPFR_RNDN)
                     mc_mul(tmp, tmp, c.scale[0], MPFR_RNDN)
                     for d in 0..<dk { mc_fma(dkB[j * dk + d], tmp, c.qM[i * dk + d], dkB[j * dk + d], MPFR_RNDN) }
                 }
-                // dL_t: + row t, − column t, of the matrix of ∂ℓ/∂(L_i − L_j) contributions.
+                // dL_j: − column j.
                 guard let dL = dLB else { continue }
-                let tt = idx
-                let entry: (Int, Int) -> Void
-                switch decayFormula {
-                case .corrected:
-                    // w_ij·dW_ij (its row sums vanish under sum normalisation, state included)
-                    entry = { i, j in mc_mul(e, w[triangleIndex(i, j)], gm[triangleIndex(i, j)], MPFR_RNDN) }
-                case .paperC5Literal:
-                    // Y_ij·(Γ_ij·G_ij − δ_i): C.5's G' = G ⊙ Γ ⊙ M, decay counted twice
-                    entry = { i, j in
-                        let ij = triangleIndex(i, j)
-                        mc_mul(e, gOnly![ij], gammaOnly![ij], MPFR_RNDN)
-                        mc_sub(e, e, delta[i], MPFR_RNDN)
-                        mc_mul(e, e, w[ij], MPFR_RNDN)
-                        mc_div(e, e, den[i], MPFR_RNDN)
-                    }
+                for i in j..<n {
+                    decayEntry(e, i: i, r: i - j, w: w, gm: gm, gOnly: gOnly, gamma: gamma)
+                    mc_sub(dL[j], dL[j], e, MPFR_RNDN)
                 }
-                mc_set_zero(dL[tt], 1)
-                if !(isSum && decayFormula == .corrected) {
-                    for j in 0...tt { entry(tt, j); mc_add(dL[tt], dL[tt], e, MPFR_RNDN) }
-                }
-                for i in tt..<n { entry(i, tt); mc_sub(dL[tt], dL[tt], e, MPFR_RNDN) }
                 if !isSum, decayFormula == .corrected, let sigma, let gSigma {
-                    // state term of an un-normalised row: ∂/∂L_t of c·e^{L_t}·φ(q̃_t)ᵀS₀dO_t
-                    for a in 0..<f { mc_fma(dL[tt], sigma[tt * f + a], gSigma[tt * f + a], dL[tt], MPFR_RNDN) }
+                    // state term of an un-normalised row: ∂/∂L_j of c·e^{L_j}·φ(q̃_j)ᵀS₀dO_j
+                    for a in 0..<f { mc_fma(dL[j], sigma[j * f + a], gSigma[j * f + a], dL[j], MPFR_RNDN) }
                 }
             }
         }
