@@ -59,7 +59,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Candidate outputs (.npz or .safetensors).") var candidate: String
     @Option(help: "Candidate's format: float32, float16, bfloat16 or tf32 (default: from o's dtype).")
     var format: CandidateFormat?
-    @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16 and +chunk=C (default: from o's dtype).")
+    @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16, +chunk=C and +form=chunked|quadratic|tiled|recurrent (default: from o's dtype).")
     var arith: String?
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @OptionGroup var scaleOptions: ScaleOptions

@@ -1,4 +1,5 @@
 import Foundation
+import MambaTensors
 import Testing
 
 /// Dumps of real third-party GPU kernels (Fixtures/real, written by
@@ -53,5 +54,35 @@ struct RealKernelDumpTests {
         let r = try CLI.run(args)
         #expect(r.status == (c.correct ? 0 : 1),
                 "\(c.correct ? "correct kernel" : "planted bug") \(c.name): mambacheck \(args.joined(separator: " "))\n\(r)")
+    }
+
+    /// Declaring the form (`+form=chunked`) drops the recurrent final-state
+    /// yardstick of the acc32 profiles: FLA's correct chunk kernel (fp16, 16-bit
+    /// stored state) still passes, and its final state off by 6x its own error
+    /// (relative, uniformly) passes when no form is declared but fails when it is.
+    @Test func declaredChunkedFormTightensTheFinalState() throws {
+        let name = "fla-chunk_simple_gla-float16-n1000-h1-d64"
+        let inputs = Self.directory.appendingPathComponent(name + ".inputs.safetensors").path
+        let correct = Self.directory.appendingPathComponent(name + ".candidate.safetensors").path
+        let arith = "float16-acc32+state=float16"
+        func judge(_ candidate: String, _ a: String) throws -> Int32 {
+            try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", inputs, "--candidate", candidate,
+                         "--layout", "bnhd", "--arith", a]).status
+        }
+        #expect(try judge(correct, arith + "+form=chunked") == 0)
+        var contents = try Safetensors.read(contentsOf: correct)
+        let state = try contents.arrays["final_state"]!.asFloat32()
+        // The kernel's own normwise final-state error is 2.0e-4 relative; the uniform detection
+        // floor is 6.3e-4 with the form declared and 2.6e-3 without (measured): a scale error of
+        // 1.2e-3, 6x the kernel's own error, lies between them.
+        let scaled = Tensor(shape: state.shape, storage: state.storage.map { $0 * (1 + 1.2e-3) })
+        contents.arrays["final_state"] = TensorData(scaled)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mc-form-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write(contents.arrays, to: bad)
+        #expect(try judge(bad, arith) == 0, "no form declared: the recurrent yardstick hides it")
+        #expect(try judge(bad, arith + "+form=chunked") == 1, "declared chunked: the final state must fail")
     }
 }

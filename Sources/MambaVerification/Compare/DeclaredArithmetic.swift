@@ -21,7 +21,8 @@ import MambaPrecision
 ///
 /// plus a stored-state format (`+state=float16|bfloat16`, or `stateStorage`):
 /// a state cache kept in 16 bits between chunks or tokens; and the kernel's
-/// chunk length (`+chunk=256`, or `chunkSize`; default 64).
+/// chunk length (`+chunk=256`, or `chunkSize`; default 64); and, optionally,
+/// the kernel's form (`+form=chunked|quadratic|tiled|recurrent`, or `form`).
 public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// Operands of every matrix product (`.binary32`, `.tf32`, `.binary16`, `.bfloat16`).
     public var operands: NumberFormat
@@ -35,13 +36,21 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// only). 64 (FLA's) by default; Mamba-2's SSD kernels use 256. The
     /// chunked baseline runs with it.
     public var chunkSize: Int
+    /// The kernel's form, when declared; nil: any form. A recurrent kernel sums
+    /// its state token by token, so where no form is declared its error is a
+    /// yardstick too (a Float32 recurrent output, an acc32 recurrent final state:
+    /// Proofs/T9); declaring a parallel form (chunked, quadratic, tiled) drops
+    /// that yardstick, and with it the ~14x larger allowance a recurrent final
+    /// state gives a chunked acc32 kernel's final state.
+    public var form: KernelForm?
 
     public init(operands: NumberFormat, accumulation: NumberFormat = .binary32, stateStorage: StateStorage = .float32,
-                chunkSize: Int = 64) {
+                chunkSize: Int = 64, form: KernelForm? = nil) {
         self.operands = operands
         self.accumulation = accumulation
         self.stateStorage = stateStorage
         self.chunkSize = chunkSize
+        self.form = form
     }
 
     public static let float32 = DeclaredArithmetic(operands: .binary32)
@@ -69,6 +78,11 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
         for extra in parts.dropFirst() {
             let kv = extra.split(separator: "=")
             guard kv.count == 2 else { return nil }
+            if kv[0] == "form" {
+                guard let f = KernelForm(rawValue: String(kv[1])) else { return nil }
+                a.form = f
+                continue
+            }
             if kv[0] == "chunk" {
                 guard let c = Int(kv[1]), c >= 1, c <= 1 << 16 else { return nil }
                 a.chunkSize = c
@@ -91,7 +105,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
             $0.arithmetic.operands == operands && $0.arithmetic.accumulation == accumulation
         }?.name ?? "\(operands.rawValue)-operands/\(accumulation.rawValue)-acc"
         return base + (stateStorage == .float32 ? "" : "+state=\(stateStorage.rawValue)")
-            + (chunkSize == 64 ? "" : "+chunk=\(chunkSize)")
+            + (chunkSize == 64 ? "" : "+chunk=\(chunkSize)") + (form.map { "+form=\($0.rawValue)" } ?? "")
     }
 
     /// In words, e.g. "fp16 operands, fp32 accumulation, fp32 state".
@@ -113,6 +127,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
         case .bfloat16: state = "bf16"
         }
         return "\(short(operands)) operands, \(short(accumulation)) accumulation, \(state) stored state, chunk \(chunkSize)"
+            + (form.map { ", \($0.rawValue) form" } ?? "")
     }
 
     /// The precision mode of MambaCheck's kernels that realises this arithmetic.
@@ -151,8 +166,12 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
             if a != self, a.isAtLeastAsLoose(as: self), !out.contains(a) { out.append(a) }
         }
         let c = chunkSize
+        if form != nil {  // any form: a recurrent kernel's error as a yardstick too
+            add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: stateStorage,
+                                   chunkSize: c))
+        }
         add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: stateStorage,
-                               chunkSize: Swift.max(c, 256)))
+                               chunkSize: Swift.max(c, 256), form: form))
         add(DeclaredArithmetic(operands: .tf32, accumulation: accumulation, stateStorage: stateStorage, chunkSize: c))
         add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: .bfloat16, chunkSize: c))
         add(DeclaredArithmetic(operands: .binary16, accumulation: accumulation, stateStorage: stateStorage, chunkSize: c))
@@ -171,7 +190,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
             case .bfloat16: return NumberFormat.bfloat16.unitRoundoff
             }
         }
-        return chunkSize >= other.chunkSize
+        return chunkSize >= other.chunkSize && (form == nil || form == other.form)
             && operands.unitRoundoff >= other.operands.unitRoundoff
             && accumulation.unitRoundoff >= other.accumulation.unitRoundoff
             && u(stateStorage) >= u(other.stateStorage)

@@ -273,7 +273,8 @@ public enum KernelComparison {
         // fused_recurrent_simple_gla, H100, Triton 3.6, fp32, N = 1000, weak decay:
         // 4x the error of an exact exp, 98% correlated with a coherent bias of 0.32
         // ulp per step).
-        if (mode == .float32 || mode == .float16), !settings.baselineForms.contains(.recurrent),
+        let recurrentYardstick = arithmetic.form == nil || arithmetic.form == .recurrent
+        if (mode == .float32 || mode == .float16), recurrentYardstick, !settings.baselineForms.contains(.recurrent),
            let r = try? CoreKernels.run(mode == .float32 ? (exponentialBiasProblem(problem) ?? problem) : problem,
                                         form: .recurrent, mode: mode, options: options) {
             out.append(r)
@@ -287,7 +288,7 @@ public enum KernelComparison {
         // elementwise Float32 recurrence does not, and would double the output
         // allowance of chunked kernels (measured on FLA's chunk_simple_gla, fp16).
         // So it joins as a final-state baseline only (its `o` is the first baseline's).
-        if mode != .float32, mode != .float16, let first = out.first, first.finalState != nil,
+        if mode != .float32, mode != .float16, recurrentYardstick, let first = out.first, first.finalState != nil,
            !settings.baselineForms.contains(.recurrent),
            var r = try? CoreKernels.run(problem, form: .recurrent, mode: mode, options: options) {
             r.o = first.o
