@@ -128,6 +128,16 @@ extension Reference {
         let pairwise = c.pairwiseDecay && c.prefix != nil
         let fixedPoint = p <= 128 && c.vRows.allSatisfy { $0 != nil }
         let workers = Swift.max(1, Swift.min(n, 2 * ProcessInfoLite.activeProcessorCount))
+        // The magnitude sums in SIMD lanes, each lane the same Double operations in the
+        // same order as one scalar sum: |v| rows padded to `chunks` SIMD4s (one column a
+        // lane), |k| transposed in blocks of 8 rows (one row j a lane of Σ_d |q_id||k_jd|).
+        let chunks = (dv + 3) / 4
+        var vAbs4 = [SIMD4<Double>](repeating: .zero, count: n * chunks)
+        for r in 0..<n { for col in 0..<dv { vAbs4[r * chunks + col / 4][col % 4] = c.vAbs[r * dv + col] } }
+        let blocks = (n + 7) / 8
+        var kAbsT = [SIMD8<Double>](repeating: .zero, count: blocks * dk)
+        for r in 0..<n { for d in 0..<dk { kAbsT[(r / 8) * dk + d][r % 8] = c.kAbs[r * dk + d] } }
+        let va4 = vAbs4, kT = kAbsT
         let magBase = magnitude.baseAddress!
         let magPtr = UnsafeMutableSendable(magBase)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
@@ -146,6 +156,9 @@ extension Reference {
             c.queryConstant(cq)
             let mg = magPtr.pointer
             var wRow = [Double](repeating: 0, count: n)
+            var aRow = [Double](repeating: 0, count: blocks * 8)
+            let rowM = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: 3 * chunks)
+            defer { rowM.deallocate() }
             // pairwise only: Γ_ij and |L_i − L_j| per j, and L_i − L_j, Γ_ij, exp(L_i) in MPFR
             var gamRow = [Double](repeating: 1, count: pairwise ? n : 0)
             var segRow = [Double](repeating: 0, count: pairwise ? n : 0)
@@ -217,36 +230,55 @@ extension Reference {
                 // |w| goes to the storage magnitude, w̃ − |w| to the accumulation one.
                 var wtSum = 0.0, wxSum = 0.0, wdSum = 0.0
                 let ma = accPtr.pointer, md = decPtr.pointer
-                c.vAbs.withUnsafeBufferPointer { va in
-                    c.qAbs.withUnsafeBufferPointer { qa in
-                        c.kAbs.withUnsafeBufferPointer { ka in
-                            for j in 0...i {
-                                var a = 0.0
-                                for d in 0..<dk { a += qa[i * dk + d] * ka[j * dk + d] }
-                                let w = Swift.abs(wRow[j])
-                                var wt: Double
-                                let gamma = ld.isEmpty ? 1 : (pairwise ? gamRow[j] : exp(ld[i] - ld[j]))
-                                switch c.spec.score {
-                                case .linear, .reluLinear: wt = s * a * gamma
-                                case .squared: wt = s * s * a * a * gamma
-                                case .exponential: wt = w * (1 + s * a)
-                                }
-                                // exp(x(1+δ)) = exp(x)(1 + xδ): forming the segment sum
-                                // x = L_i − L_j to working accuracy costs |x|·u.
-                                let dec = ld.isEmpty ? 0 : w * (pairwise ? segRow[j] : Swift.abs(ld[i] - ld[j]))
-                                let extra = Swift.max(wt - w, 0)
-                                if w == 0 && extra == 0 && dec == 0 { continue }
-                                wtSum += w
-                                wxSum += extra
-                                wdSum += dec
-                                for col in 0..<dv {
-                                    mg[i * dv + col] += w * va[j * dv + col]
-                                    ma[i * dv + col] += extra * va[j * dv + col]
-                                    md[i * dv + col] += dec * va[j * dv + col]
-                                }
+                // a_j = Σ_d |q_id||k_jd|, eight j at once (lane l: the scalar sum for j = 8b + l, d in order).
+                c.qAbs.withUnsafeBufferPointer { qa in
+                    kT.withUnsafeBufferPointer { kt in
+                        aRow.withUnsafeMutableBufferPointer { ar in
+                            for b in 0...(i / 8) {
+                                var acc = SIMD8<Double>.zero
+                                for d in 0..<dk { acc = acc + SIMD8(repeating: qa[i * dk + d]) * kt[b * dk + d] }
+                                for l in 0..<8 { ar[b * 8 + l] = acc[l] }
                             }
                         }
                     }
+                }
+                let mg4 = rowM, ma4 = rowM + chunks, md4 = rowM + 2 * chunks
+                mg4.initialize(repeating: .zero, count: 3 * chunks)
+                va4.withUnsafeBufferPointer { va in
+                    aRow.withUnsafeBufferPointer { ar in
+                        for j in 0...i {
+                            let a = ar[j]
+                            let w = Swift.abs(wRow[j])
+                            var wt: Double
+                            let gamma = ld.isEmpty ? 1 : (pairwise ? gamRow[j] : exp(ld[i] - ld[j]))
+                            switch c.spec.score {
+                            case .linear, .reluLinear: wt = s * a * gamma
+                            case .squared: wt = s * s * a * a * gamma
+                            case .exponential: wt = w * (1 + s * a)
+                            }
+                            // exp(x(1+δ)) = exp(x)(1 + xδ): forming the segment sum
+                            // x = L_i − L_j to working accuracy costs |x|·u.
+                            let dec = ld.isEmpty ? 0 : w * (pairwise ? segRow[j] : Swift.abs(ld[i] - ld[j]))
+                            let extra = Swift.max(wt - w, 0)
+                            if w == 0 && extra == 0 && dec == 0 { continue }
+                            wtSum += w
+                            wxSum += extra
+                            wdSum += dec
+                            let w4 = SIMD4(repeating: w), x4 = SIMD4(repeating: extra), d4 = SIMD4(repeating: dec)
+                            let vj = va.baseAddress! + j * chunks
+                            for k in 0..<chunks {
+                                let x = vj[k]
+                                mg4[k] = mg4[k] + w4 * x
+                                ma4[k] = ma4[k] + x4 * x
+                                md4[k] = md4[k] + d4 * x
+                            }
+                        }
+                    }
+                }
+                for col in 0..<dv {
+                    mg[i * dv + col] = mg4[col / 4][col % 4]
+                    ma[i * dv + col] = ma4[col / 4][col % 4]
+                    md[i * dv + col] = md4[col / 4][col % 4]
                 }
                 // Initial-state term: c·φ(q_i)ᵀS₀ (times exp(L_i) below, like every other term).
                 if let s0 = c.s0, let feat {

@@ -27,6 +27,14 @@ enum DD {
         return (s, (a - (s - bb)) + (b - bb))
     }
 
+    /// `twoSum` lane by lane (the same operations on each lane).
+    @inline(__always)
+    static func twoSum(_ a: SIMD4<Double>, _ b: SIMD4<Double>) -> (SIMD4<Double>, SIMD4<Double>) {
+        let s = a + b
+        let bb = s - a
+        return (s, (a - (s - bb)) + (b - bb))
+    }
+
     /// `p + e = a·b` exactly, `p = fl(a·b)` (Dekker's product through `split`).
     @inline(__always)
     static func twoProd(_ a: Double, _ b: Double) -> (Double, Double) {
@@ -52,22 +60,9 @@ enum DD {
     }
 
     /// The exact dot product of two integer rows as a two's-complement
-    /// 128-bit integer `hi·2^64 + lo` (as `IntegerRow.dot`, without generic `Int128` conversions).
+    /// 128-bit integer `hi·2^64 + lo` (`IntegerRow.dotParts`, carry-free).
     @inline(__always)
-    static func dot(_ a: IntegerRow, _ b: IntegerRow) -> (Int64, UInt64) {
-        var hi: Int64 = 0, lo: UInt64 = 0
-        a.mantissas.withUnsafeBufferPointer { pa in
-            b.mantissas.withUnsafeBufferPointer { pb in
-                for d in 0..<pa.count {
-                    let (ph, pl) = pa[d].multipliedFullWidth(by: pb[d])
-                    let (s, o) = lo.addingReportingOverflow(pl)
-                    lo = s
-                    hi = hi &+ ph &+ (o ? 1 : 0)
-                }
-            }
-        }
-        return (hi, lo)
-    }
+    static func dot(_ a: IntegerRow, _ b: IntegerRow) -> (Int64, UInt64) { IntegerRow.dotParts(a, b) }
 
     /// The exact integer `(hi·2^64 + lo)·2^e` as a normalised pair, or nil
     /// when it does not fit (more than 106 significant bits, or out of range).
@@ -150,13 +145,18 @@ extension Reference {
         guard c.qRows.allSatisfy({ $0 != nil }), c.kRows.allSatisfy({ $0 != nil }) else { return nil }
         let qRows = c.qRows.map { $0! }, kRows = c.kRows.map { $0! }
         // Values: Float32 numbers (so that a 26-bit half of a weight times a value is exact).
-        var v = [Double](repeating: 0, count: n * dv)
+        // Rows of V padded with zeros to `chunks` SIMD4 lanes (each lane is one column,
+        // the same Double operations as column by column; padded lanes are dropped).
+        let chunks = (dv + 3) / 4
+        var v = [SIMD4<Double>](repeating: .zero, count: n * chunks)
         var vmax = [Double](repeating: 0, count: dv)
-        for t in 0..<(n * dv) {
-            let x = mc_get_d(c.vM[t], MPFR_RNDN)  // exact: 53-bit copies of the inputs
-            guard x.isFinite, Double(Float(x)) == x else { return nil }
-            v[t] = x
-            vmax[t % dv] = Swift.max(vmax[t % dv], x.magnitude)
+        for r in 0..<n {
+            for col in 0..<dv {
+                let x = mc_get_d(c.vM[r * dv + col], MPFR_RNDN)  // exact: 53-bit copies of the inputs
+                guard x.isFinite, Double(Float(x)) == x else { return nil }
+                v[r * chunks + col / 4][col % 4] = x
+                vmax[col] = Swift.max(vmax[col], x.magnitude)
+            }
         }
         let tb = MPFRBuffer(count: 2, precision: Swift.max(p, c.decayPrecision) + 128)
         // s and e^{−L_j} as normalised pairs with relative bounds ρ_s, ρ_g ≤ 2^−100.
@@ -186,15 +186,15 @@ extension Reference {
         v.withUnsafeBufferPointer { vb in
             let vp = UnsafeMutableSendable(UnsafeMutablePointer(mutating: vb.baseAddress!))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let S = UnsafeMutablePointer<Double>.allocate(capacity: dv)
-                let C = UnsafeMutablePointer<Double>.allocate(capacity: dv)
+                let S = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: chunks)
+                let C = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: chunks)
                 defer { S.deallocate(); C.deallocate() }
                 let t = MPFRBuffer(count: 8, precision: p)
                 let vv = UnsafePointer(vp.pointer)
                 var i = w
                 rows: while i < n {
                     defer { i += workers }
-                    S.initialize(repeating: 0, count: dv); C.initialize(repeating: 0, count: dv)
+                    S.initialize(repeating: .zero, count: chunks); C.initialize(repeating: .zero, count: chunks)
                     var dS = 0.0, dC = 0.0, wSum = 0.0
                     let qi = qRows[i]
                     for j in 0...i {
@@ -211,15 +211,16 @@ extension Reference {
                         wSum += wh.magnitude
                         let (s0, e0) = DD.twoSum(dS, wh)
                         dS = s0; dC = (dC + e0) + wl
-                        let (a1, a2) = DD.split(wh)
-                        let vr = vv + j * dv
-                        for col in 0..<dv {
-                            let x = vr[col]
-                            let p1 = a1 * x, p2 = a2 * x, p3 = wl * x  // p1, p2 exact
-                            let (s1, e1) = DD.twoSum(S[col], p1)
+                        let (h1, h2) = DD.split(wh)
+                        let a1 = SIMD4(repeating: h1), a2 = SIMD4(repeating: h2), a3 = SIMD4(repeating: wl)
+                        let vr = vv + j * chunks
+                        for k in 0..<chunks {
+                            let x = vr[k]
+                            let p1 = a1 * x, p2 = a2 * x, p3 = a3 * x  // p1, p2 exact
+                            let (s1, e1) = DD.twoSum(S[k], p1)
                             let (s2, e2) = DD.twoSum(s1, p2)
-                            S[col] = s2
-                            C[col] = ((C[col] + e1) + e2) + p3
+                            S[k] = s2
+                            C[k] = ((C[k] + e1) + e2) + p3
                         }
                     }
                     // Error bounds (Proofs/T7, step 6), every Double operation rounded up by the final factor.
@@ -244,7 +245,7 @@ extension Reference {
                     }
                     let ro = out.lo.base + i * dv, rh = out.hi.base + i * dv
                     for col in 0..<dv {
-                        enclose(S[col], C[col], bound(vmx[col]), nLo, nHi)
+                        enclose(S[col / 4][col % 4], C[col / 4][col % 4], bound(vmx[col]), nLo, nHi)
                         if sum {
                             Interval.div(ro + col, rh + col, nLo, nHi, dLo, dHi, tmp: tmp, tmp2: tmp2)
                         } else if let fLo = e.fLo, let fHi = e.fHi {
