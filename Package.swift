@@ -91,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MambaOracleTests",
-            dependencies: ["MambaOracle", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
+            dependencies: ["CMPFR", "MambaOracle", "MambaVariants", "MambaPrecision", "_MambaTestSupport"]
         ),
         .testTarget(
             name: "MambaKernelsTests",
