@@ -68,6 +68,12 @@ extension Reference {
     /// value's own error, ≈ 2^−p relative, crosses a Float64 rounding boundary).
     public static func quadraticMagnitudes(_ p: CoreProblem, precision: Int = BigFloat.defaultPrecision,
                                            outputs cert: CertifiedOutput, finalState: Bool = false) throws -> ReferenceOutput {
+        try quadraticMagnitudes(p, precision: precision, outputs: cert, finalState: finalState, fault: .none)
+    }
+
+    /// - Parameter fault: a planted fault of the double-double weights (tests).
+    static func quadraticMagnitudes(_ p: CoreProblem, precision: Int, outputs cert: CertifiedOutput, finalState: Bool,
+                                    fault: EnclosureFault) throws -> ReferenceOutput {
         if let m = p.validationError() { throw ReferenceError.invalidProblem(m) }
         let n = p.length, dv = p.valueDim
         precondition(cert.o.count == p.sequences * n * dv, "certified outputs of another problem")
@@ -76,7 +82,7 @@ extension Reference {
         var fs: [BigFloat]? = nil, fz: [BigFloat]? = nil
         for seq in 0..<p.sequences {
             let ctx = ReferenceSequence(problem: p, sequence: seq, precision: precision)
-            let rows = quadraticRows(ctx, outputs: Array(cert.o[seq * n * dv ..< (seq + 1) * n * dv]))
+            let rows = quadraticRows(ctx, outputs: Array(cert.o[seq * n * dv ..< (seq + 1) * n * dv]), fault: fault)
             mag += rows.magnitude
             accMag += rows.accumulationMagnitude
             decMag += rows.decayMagnitude
@@ -101,7 +107,11 @@ extension Reference {
     ///   undecided), or nil. Given, a row whose outputs are all decided skips
     ///   the numerator (its `o` is left 0) and the magnitudes take `|y|` from
     ///   them (`quadraticMagnitudes`).
-    static func quadraticRows(_ c: ReferenceSequence, outputs: [Double]? = nil) -> RowResults {
+    ///   Such rows take their weights and normaliser as Float64 values from
+    ///   double-double arithmetic where that decides them (`FastMagnitudeWeights`,
+    ///   Proofs/T7, step 7: the same bits as the MPFR weights); their reported
+    ///   normaliser is then that Float64 value, the p-bit one rounded.
+    static func quadraticRows(_ c: ReferenceSequence, outputs: [Double]? = nil, fault: EnclosureFault = .none) -> RowResults {
         let n = c.n, dv = c.dv, p = c.precision
         let out = MPFRBuffer(count: n * dv, precision: p)
         let den = MPFRBuffer(count: n, precision: p)
@@ -138,6 +148,7 @@ extension Reference {
         var kAbsT = [SIMD8<Double>](repeating: .zero, count: blocks * dk)
         for r in 0..<n { for d in 0..<dk { kAbsT[(r / 8) * dk + d][r % 8] = c.kAbs[r * dk + d] } }
         let va4 = vAbs4, kT = kAbsT
+        let fastWeights = outputs == nil ? nil : FastMagnitudeWeights(c, eL: eL, eNegL: eNegL, fault: fault)
         let magBase = magnitude.baseAddress!
         let magPtr = UnsafeMutableSendable(magBase)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
@@ -156,6 +167,7 @@ extension Reference {
             c.queryConstant(cq)
             let mg = magPtr.pointer
             var wRow = [Double](repeating: 0, count: n)
+            let fastT = MPFRBuffer(count: 3, precision: p + 64)
             var aRow = [Double](repeating: 0, count: blocks * 8)
             let rowM = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: 3 * chunks)
             defer { rowM.deallocate() }
@@ -169,7 +181,11 @@ extension Reference {
                 let skip = outputs.map { o in (0..<dv).allSatisfy { !o[i * dv + $0].isNaN } } ?? false
                 num.zero()
                 mc_set_zero(den[i], 1)
-                for j in 0...i {
+                // Magnitudes only: double-double weights where they decide the Float64 values.
+                let fastD = skip ? fastWeights.flatMap { fw in
+                    wRow.withUnsafeMutableBufferPointer { fw.row(i, into: $0.baseAddress!, t: fastT) }
+                } : nil
+                for j in 0...i where fastD == nil {
                     let g = gRow[j]
                     c.dot(x, i, j, scratch)
                     if pairwise, let L = c.prefix {
@@ -303,8 +319,11 @@ extension Reference {
                 if c.spec.normalization == .sum {
                     // D_i = Σ_j w_ij, formed in MPFR: den·exp(L_i) would overflow Double
                     // factor by factor on long, strongly decayed sequences.
-                    if let eL { mc_mul(tmp, den[i], eL[i], MPFR_RNDN) } else { mc_set(tmp, den[i], MPFR_RNDN) }
-                    let d = mpfr_get_d(tmp, MPFR_RNDN)
+                    let d: Double
+                    if let fastD { d = fastD } else {
+                        if let eL { mc_mul(tmp, den[i], eL[i], MPFR_RNDN) } else { mc_set(tmp, den[i], MPFR_RNDN) }
+                        d = mpfr_get_d(tmp, MPFR_RNDN)
+                    }
                     for col in 0..<dv {
                         let y: Double
                         if skip, let outputs { y = Swift.abs(outputs[i * dv + col]) } else {
@@ -315,7 +334,9 @@ extension Reference {
                         ma[i * dv + col] = (ma[i * dv + col] + y * wxSum) / d
                         md[i * dv + col] = (md[i * dv + col] + y * wdSum) / d
                     }
-                    if let eL { mc_mul(den[i], den[i], eL[i], MPFR_RNDN) }  // report D_i = Σ_j w_ij
+                    if let fastD { mc_set_d(den[i], fastD, MPFR_RNDN) } else if let eL {
+                        mc_mul(den[i], den[i], eL[i], MPFR_RNDN)  // report D_i = Σ_j w_ij
+                    }
                 } else if !skip {
                     for col in 0..<dv {
                         if let eL { mc_mul(out[i * dv + col], num[col], eL[i], MPFR_RNDN) } else {

@@ -127,4 +127,113 @@ import MambaVariants
             #expect(Self.sameBits(m.o.map(\.doubleValue), c.judgedValues.map(\.doubleValue)), "\(what)")
         }
     }
+
+    // MARK: double-double magnitude weights (Proofs/T7, step 7)
+
+    /// `quadraticMagnitudes` against `quadratic` at `precision`: magnitude arrays and
+    /// normalisers (as Float64) bit for bit.
+    static func magnitudesMatch(_ p: CoreProblem, precision: Int, fault: EnclosureFault = .none) throws -> Bool {
+        let q = try Reference.quadratic(p, precision: precision)
+        let c = try Reference.certified(p, precision: precision, maxPrecision: 4096, decimalDigits: nil, fault: .none)
+        let m = try Reference.quadraticMagnitudes(p, precision: precision, outputs: c, finalState: false, fault: fault)
+        return sameBits(m.magnitude, q.magnitude) && sameBits(m.accumulationMagnitude, q.accumulationMagnitude)
+            && sameBits(m.decayMagnitude, q.decayMagnitude)
+            && sameBits(m.denominators?.map(\.doubleValue) ?? [], q.denominators?.map(\.doubleValue) ?? [])
+    }
+
+    /// The double-double weights give the MPFR weights' Float64 values and normalisers bit
+    /// for bit also where the p-bit evaluation's own error dominates (p = 64, 80: the bound's
+    /// `θ`, `κ` terms decide), on longer random rows and on the hazards of `cases`.
+    @Test(arguments: Self.fastSpecs)
+    func fastMagnitudesAgreeWithTheMPFRWeightsBitForBit(spec: CoreSpec) throws {
+        for precision in [64, 80, 128] {
+            var long = CoreProblem.random(spec: spec, length: 96, keyDim: 8, valueDim: 3, seed: 17)
+            long.scaleSpec = .inverseSquareRoot(keyDim: 7)
+            #expect(try Self.magnitudesMatch(long, precision: precision), "\(spec.name) long p = \(precision)")
+            for (name, p) in Self.cases(spec, seed: 9) {
+                #expect(try Self.magnitudesMatch(p, precision: precision), "\(spec.name) \(name) p = \(precision)")
+            }
+        }
+    }
+
+    /// The double-double weights engage on ordinary rows (so the comparison above tests
+    /// them) and decline what they cannot reproduce: initial states, the pairwise decay.
+    @Test(arguments: Self.fastSpecs)
+    func fastMagnitudeWeightsEngageAndDecline(spec: CoreSpec) throws {
+        let cases = Dictionary(uniqueKeysWithValues: Self.cases(spec, seed: 3))
+        func weights(_ p: CoreProblem, precision: Int = 128) -> FastMagnitudeWeights? {
+            let c = ReferenceSequence(problem: p, sequence: 0, precision: precision)
+            let (eL, eNegL) = Reference.decayFactors(c)
+            return FastMagnitudeWeights(c, eL: eL, eNegL: eNegL)
+        }
+        for precision in [64, 128] {
+            let p = cases["random"]!
+            let fw = try #require(weights(p, precision: precision), "\(spec.name)")
+            let t = MPFRBuffer(count: 3, precision: precision + 64)
+            var w = [Double](repeating: 0, count: p.length)
+            let decided = (0..<p.length).filter { i in w.withUnsafeMutableBufferPointer { fw.row(i, into: $0.baseAddress!, t: t) } != nil }
+            // At p = 64 the MPFR weights' own error (θ ≈ 2^−61) leaves ≈ 2^−7 of the weights undecided.
+            #expect(decided.count >= (precision == 128 ? p.length - 2 : p.length / 2),
+                    "\(spec.name) p = \(precision): \(decided.count) of \(p.length) rows")
+        }
+        #expect(weights(cases["initial state"]!) == nil)
+        if spec.hasDecay { #expect(weights(cases["reset -1e9"]!) == nil) }
+    }
+
+    /// The rows' weights and normalisers the double-double path decides, against the
+    /// MPFR ones at 64 bits: (elements compared, elements that differ).
+    static func weightMismatches(_ p: CoreProblem, fault: EnclosureFault) throws -> (Int, Int) {
+        let c = ReferenceSequence(problem: p, sequence: 0, precision: 64)
+        let (eL, eNegL) = Reference.decayFactors(c)
+        let fw = try #require(FastMagnitudeWeights(c, eL: eL, eNegL: eNegL, fault: fault))
+        let t = MPFRBuffer(count: 3, precision: 128)
+        var w = [Double](repeating: 0, count: p.length)
+        var compared = 0, differ = 0
+        for i in 0..<p.length {
+            guard let d = w.withUnsafeMutableBufferPointer({ fw.row(i, into: $0.baseAddress!, t: t) }) else { continue }
+            let (mw, md) = FastMagnitudeWeights.mpfrRow(c, row: i, eL: eL, eNegL: eNegL)
+            for j in 0...i { compared += 1; if Swift.abs(w[j]) != Swift.abs(mw[j]) { differ += 1 } }
+            if p.spec.normalization == .sum { compared += 1; if d.bitPattern != md.bitPattern { differ += 1 } }
+        }
+        return (compared, differ)
+    }
+
+    /// With the p-bit evaluation's own error dropped from the bound (`θ`, `κ`), the
+    /// double-double weights decide values the 64-bit MPFR weights round the other way;
+    /// with it, every decided weight and normaliser is the MPFR one.
+    @Test(arguments: [CoreSpec(score: .squared, hasDecay: true, normalization: .sum),
+                      CoreSpec(score: .linear, hasDecay: true, normalization: .sum)])
+    func plantedFastMagnitudeBugIsCaught(spec: CoreSpec) throws {
+        var p = CoreProblem.random(spec: spec, length: 256, keyDim: 8, valueDim: 2, seed: 23)
+        p.scaleSpec = .inverseSquareRoot(keyDim: 7)
+        let good = try Self.weightMismatches(p, fault: .none)
+        #expect(good.0 > 10_000 && good.1 == 0, "\(spec.name): \(good)")
+        let bad = try Self.weightMismatches(p, fault: .fastMagnitudeMPFRErrorDropped)
+        #expect(bad.1 > 0, "\(spec.name): the planted bug went unnoticed \(bad)")
+    }
+
+    /// The carry-free exact dot product equals the `Int128` sum of products, including
+    /// the extremes (|mantissa| = 2^56 − 1 of both signs, 64 terms) and odd lengths.
+    @Test func exactDotPartsMatchInt128() throws {
+        var g = SeededGenerator(seed: 99)
+        for trial in 0..<400 {
+            let n = trial % 2 == 0 ? 64 : 1 + trial % 63
+            func mant() -> Int64 {
+                switch trial % 4 {
+                case 0: return (g.next() % 2 == 0 ? 1 : -1) * Int64((1 << 56) - 1)
+                case 1: return Int64(g.next() % (1 << 56))
+                default: return Int64(bitPattern: g.next()) >> 8
+                }
+            }
+            var a = try #require(IntegerRow((0..<n).map { _ in 1.0 }[...]))
+            var b = a
+            a.mantissas = (0..<n).map { _ in mant() }
+            b.mantissas = (0..<n).map { _ in mant() }
+            var want: Int128 = 0
+            for d in 0..<n { want += Int128(a.mantissas[d]) * Int128(b.mantissas[d]) }
+            let (hi, lo) = IntegerRow.dotParts(a, b)
+            #expect(Int128(hi) << 64 | Int128(lo) == want, "trial \(trial)")
+            #expect(IntegerRow.dot(a, b).0 == want)
+        }
+    }
 }

@@ -16,6 +16,9 @@ enum EnclosureFault: Sendable {
     /// The fast double-double pass (`fastEnclosedRows`) drops its error
     /// bounds: each sum's enclosure is its computed value alone.
     case fastBoundDropped
+    /// The double-double magnitude weights (`FastMagnitudeWeights`) forget the
+    /// p-bit MPFR evaluation's own rounding errors (`θ` and `κ`, Proofs/T7, step 7).
+    case fastMagnitudeMPFRErrorDropped
 }
 
 /// Enclosures `[lo, hi]` of output rows of one sequence, and each row's
