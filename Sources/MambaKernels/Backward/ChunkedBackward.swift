@@ -54,7 +54,10 @@ enum ChunkedBackward {
         let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
         let f = ctx.internalFeatures(dk)!
         let chunk = Swift.max(1, Swift.min(requested, Swift.max(n, 1)))
-        let chunks = (n + chunk - 1) / chunk
+        // The forward's chunks (`ChunkPlan`): a reset step starts a chunk with
+        // no state before it, whose local sums skip the step.
+        let plan = ChunkPlan(seq, a, chunk: chunk)
+        let chunks = plan.count
         let decay = seq.decay != nil
         let values = seq.augmentedValues(ldv: ldv)
         let s0 = Features.initialState(ctx, seq)
@@ -85,13 +88,21 @@ enum ChunkedBackward {
             return UnsafePointer(vd)
         }
 
-        // 1. Forward sweep: the state before every chunk (the forward's carry).
+        /// Whether chunk `c` reads a state (the forward's `hasState`): not after a reset.
+        func stateBefore(_ c: Int) -> Bool { !plan.reset(c) && (c > 0 || s0 != nil) }
+
+        // 1. Forward sweep: the state before every chunk (the forward's carry;
+        // zero before a chunk that starts with a reset).
         if let s0 { states.pointer.update(from: s0, count: f * ldv) } else { states.pointer.update(repeating: 0, count: f * ldv) }
-        var hasState = s0 != nil
         for c in 0..<Swift.max(chunks - 1, 0) {
-            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
+            let c0 = plan.start(c), cc = plan.size(c)
             let cur = states.pointer + c * f * ldv, next = cur + f * ldv
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
+            if plan.reset(c + 1) {
+                next.update(repeating: 0, count: f * ldv)
+                continue
+            }
+            let hasState = stateBefore(c)
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan) }
             next.update(from: cur, count: f * ldv)
             Features.columns(ctx, x: seq.k + c0 * dk, rows: cc, dk: dk, out: phi, rowScale: nil)
             let vals = scaledValues(values + c0 * ldv, cc)
@@ -99,7 +110,6 @@ enum ChunkedBackward {
             if decay && hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
             a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
                    beta: beta, c: next, ldc: ldv)
-            hasState = true
         }
 
         // 2. Reverse sweep.
@@ -108,14 +118,14 @@ enum ChunkedBackward {
         var live = false  // dS holds a gradient (a later chunk read the state)
         var zeroRows: [Int] = []
         for c in stride(from: chunks - 1, through: 0, by: -1) {
-            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
+            let c0 = plan.start(c), cc = plan.size(c)
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan) }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, dO = input.dO + c0 * dv
             let dqc = result.dq + c0 * dk, dkc = result.dk + c0 * dk, dvc = result.dv + c0 * dv
             let rowc: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + c0 : nil
             let colc: UnsafeMutablePointer<Float>? = decay ? col + c0 : nil
             let state = states.pointer + c * f * ldv
-            let stateBefore = c > 0 || s0 != nil
+            let stateBefore = stateBefore(c)
             // Pair weights of the chunk.
             a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
                    beta: 0, c: x, ldc: cc)
@@ -242,10 +252,13 @@ enum ChunkedBackward {
                     FeatureGradient.subtractShared(ctx, x: qc, rows: cc, dk: dk, z: z, coefficient: foldShared, out: dqc)
                 }
                 live = true
+            } else {
+                // A reset chunk reads no state: earlier chunks get a zero state gradient.
+                live = false
             }
         }
         if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows.sorted(), of: n)) }
-        if let st = result.dState { st.update(from: dS, count: f * ldv) }
+        if live, let st = result.dState { st.update(from: dS, count: f * ldv) }
         if decay { result.finishDecay(ctx, row: ctx.isSum ? nil : UnsafePointer(row), col: col, n: n) }
         return result
     }
