@@ -64,7 +64,10 @@ enum ChunkedBackward {
         let seq = input.seq, a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
         let f = ctx.internalFeatures(dk)!
         let chunk = Swift.max(1, Swift.min(requested, Swift.max(n, 1)))
-        let chunks = (n + chunk - 1) / chunk
+        // The forward's chunks (`ChunkPlan`): a reset step starts a chunk with
+        // no state before it, whose local sums skip the step.
+        let cp = ChunkPlan(seq, a, chunk: chunk)
+        let chunks = cp.count
         let decay = seq.decay != nil
         let values = seq.augmentedValues(ldv: ldv)
         let s0 = Features.initialState(ctx, seq)
@@ -98,13 +101,21 @@ enum ChunkedBackward {
             return UnsafePointer(vd)
         }
 
-        /// The forward's carry over chunk `c`: the state before chunk `c + 1` from the one before `c`.
+        /// Whether chunk `c` reads a state (the forward's `hasState`): not after a reset.
+        func stateBefore(_ c: Int) -> Bool { !cp.reset(c) && (c > 0 || s0 != nil) }
+
+        /// The forward's carry over chunk `c`: the state before chunk `c + 1` from the one before `c`
+        /// (zero before a chunk that starts with a reset).
         /// (Uses `ell`, `phi`, `vd`, `tmp`, which the reverse sweep sets again before reading.)
         func forwardStep(_ c: Int) {
-            let hasState = s0 != nil || c > 0
-            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
+            let c0 = cp.start(c), cc = cp.size(c)
             let cur = slot(c), next = slot(c + 1)
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
+            if cp.reset(c + 1) {
+                next.update(repeating: 0, count: f * ldv)
+                return
+            }
+            let hasState = stateBefore(c)
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: cp.reset(c), scan: ctx.options.prefixScan) }
             next.update(from: cur, count: f * ldv)
             Features.columns(ctx, x: seq.k + c0 * dk, rows: cc, dk: dk, out: phi, rowScale: nil)
             let vals = scaledValues(values + c0 * ldv, cc)
@@ -130,14 +141,14 @@ enum ChunkedBackward {
                 // same values as the first sweep's).
                 for c2 in (c / plan.every) * plan.every ..< c { forwardStep(c2) }
             }
-            let c0 = c * chunk, cc = Swift.min(chunk, n - c0)
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, scan: ctx.options.prefixScan) }
+            let c0 = cp.start(c), cc = cp.size(c)
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: cp.reset(c), scan: ctx.options.prefixScan) }
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, dO = input.dO + c0 * dv
             let dqc = result.dq + c0 * dk, dkc = result.dk + c0 * dk, dvc = result.dv + c0 * dv
             let rowc: UnsafeMutablePointer<Float>? = decay && !ctx.isSum ? row + c0 : nil
             let colc: UnsafeMutablePointer<Float>? = decay ? col + c0 : nil
             let state = slot(c)
-            let stateBefore = c > 0 || s0 != nil
+            let stateBefore = stateBefore(c)
             // Pair weights of the chunk.
             a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
                    beta: 0, c: x, ldc: cc)
@@ -264,10 +275,13 @@ enum ChunkedBackward {
                     FeatureGradient.subtractShared(ctx, x: qc, rows: cc, dk: dk, z: z, coefficient: foldShared, out: dqc)
                 }
                 live = true
+            } else {
+                // A reset chunk reads no state: earlier chunks get a zero state gradient.
+                live = false
             }
         }
         if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows.sorted(), of: n)) }
-        if let st = result.dState { st.update(from: dS, count: f * ldv) }
+        if live, let st = result.dState { st.update(from: dS, count: f * ldv) }
         if decay { result.finishDecay(ctx, row: ctx.isSum ? nil : UnsafePointer(row), col: col, n: n) }
         return result
     }

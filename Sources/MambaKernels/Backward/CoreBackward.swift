@@ -155,10 +155,18 @@ public enum CoreBackward {
                 for e in 0..<(n * dv) { dvOut[s * n * dv + e] = Double(r.dv[e]) }
                 if decayed, let rdL = r.dL {
                     // da_t = Σ_{u≥t} dL_u, summed from the end in the working format.
+                    // At a reset step r (`resetLogDecay`) the sum restarts from 0:
+                    // Σ_{u≥r} dL_u is the sum of the weights·dW of the pairs across r,
+                    // which decay by e^{a_r} ≤ 2⁻⁶⁰ and are flushed to 0 by every form,
+                    // so da_r = 0 exactly (the oracle's is below 1e-37), without the
+                    // rounding noise of the later terms (which also cancel in da_t, t < r).
                     let suffix = allocateFloats(n)
                     defer { suffix.deallocate() }
                     var acc: Float = 0
-                    for t in stride(from: n - 1, through: 0, by: -1) { acc = ctx.arith.op(acc + rdL[t]); suffix[t] = acc }
+                    for t in stride(from: n - 1, through: 0, by: -1) {
+                        acc = seq.stepLogDecay(t, ctx.arith) < resetLogDecay ? 0 : ctx.arith.op(acc + rdL[t])
+                        suffix[t] = acc
+                    }
                     out.round(rdL, n); out.round(suffix, n)
                     for t in 0..<n { dL![s * n + t] = Double(rdL[t]); da![s * n + t] = Double(suffix[t]) }
                 }

@@ -74,18 +74,11 @@ enum ChunkedForm {
         var sigma = 0
         let ks = allocateFloats(scaledState ? chunk * dk : 0)
         defer { ks.deallocate() }
-        var c0 = 0
-        while c0 < n {
-            var cc = Swift.min(chunk, n - c0)
-            // A reset step (exp(a_t) below the flush threshold, e.g. a = −1e9)
-            // starts a chunk of its own: everything before it then decays to
-            // exactly 0, and the chunk's local sums start *after* it. Summing
-            // it into ℓ would leave ℓ_i − ℓ_j = (−1e9 + x_i) − (−1e9 + x_j), which
-            // loses every small decay after the step (errors O(1) measured).
-            var reset = false
+        // A reset step starts a chunk of its own (`ChunkPlan`, shared with the backward).
+        let plan = ChunkPlan(seq, a, chunk: chunk)
+        for c in 0..<plan.count {
+            let c0 = plan.start(c), cc = plan.size(c), reset = plan.reset(c)
             if decay {
-                for t in (c0 + 1)..<(c0 + cc) where seq.stepLogDecay(t, a) < resetLogDecay { cc = t - c0; break }
-                reset = seq.stepLogDecay(c0, a) < resetLogDecay
                 if reset && hasState {
                     state.update(repeating: 0, count: f * ldv)
                     hasState = false
@@ -139,7 +132,6 @@ enum ChunkedForm {
                 carryScaled(ctx, kc: kc, vc: vc, rows: cc, dk: dk, ldv: ldv, ell: decay ? UnsafePointer(ell) : nil,
                             hasState: hasState, state: state, sigma: &sigma, ks: ks, phi: phi, vd: vd)
                 hasState = true
-                c0 += cc
                 continue
             }
             Features.columns(ctx, x: kc, rows: cc, dk: dk, out: phi, rowScale: nil)
@@ -154,7 +146,6 @@ enum ChunkedForm {
                    beta: beta, c: state, ldc: ldv)
             ctx.options.stateStorage.format.round(state, f * ldv)   // a 16-bit state cache (KernelOptions)
             hasState = true
-            c0 += cc
         }
         if sigma != 0 { Rows.scale(ctx, state, f * ldv, by: RowGuard.power(-sigma)) }
         let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
@@ -258,6 +249,54 @@ enum ChunkedForm {
     }
 }
 
+/// The chunk boundaries of the chunked form, computed once and used by the
+/// forward (`ChunkedForm`, both scores through `ChunkPairs` for the
+/// exponential one) and by the backward (`ChunkedBackward`), so forward and
+/// backward cannot disagree.
+///
+/// Chunks hold at most `chunk` tokens; without decay (or without resets)
+/// they start at `0, C, 2C, …`. A **reset step** — a per-step log-decay
+/// below `resetLogDecay` (exp(a_t) below the flush threshold, e.g.
+/// a = −1e9, the "forget everything" value) — always starts a chunk of its
+/// own: everything before it decays to exactly 0, so that chunk has no state
+/// before it (zero; the backward passes a zero state gradient to earlier
+/// chunks), and its local prefix sums start *after* the step
+/// (`localPrefix(…, skipFirst: true)`). Summing it into ℓ would leave
+/// ℓ_i − ℓ_j = (−1e9 + x_i) − (−1e9 + x_j), which loses every small decay
+/// after the step (errors O(1) measured).
+struct ChunkPlan {
+    /// Chunk `c` is `starts[c] ..< starts[c + 1]`; `starts.last == n`.
+    private(set) var starts: [Int] = [0]
+    /// Whether chunk `c` begins with a reset step.
+    private(set) var resets: [Bool] = []
+
+    init(_ seq: SequenceData, _ a: Arithmetic, chunk: Int) {
+        let n = seq.n, decay = seq.decay != nil
+        var c0 = 0
+        while c0 < n {
+            var cc = Swift.min(chunk, n - c0)
+            var reset = false
+            if decay {
+                for t in (c0 + 1)..<(c0 + cc) where seq.stepLogDecay(t, a) < resetLogDecay { cc = t - c0; break }
+                reset = seq.stepLogDecay(c0, a) < resetLogDecay
+            }
+            resets.append(reset)
+            c0 += cc
+            starts.append(c0)
+        }
+    }
+
+    /// The number of chunks.
+    var count: Int { resets.count }
+    /// The first token of chunk `c`.
+    func start(_ c: Int) -> Int { starts[c] }
+    /// The number of tokens of chunk `c` (at most `chunk`).
+    func size(_ c: Int) -> Int { starts[c + 1] - starts[c] }
+    /// Whether chunk `c` begins with a reset step (no state before it; its
+    /// local sums skip the step).
+    func reset(_ c: Int) -> Bool { resets[c] }
+}
+
 /// The (query chunk, key chunk) pairs of the exponential score's blocked
 /// KV-cache form, visited from the diagonal backwards with chunk-local
 /// decay assembly: the decay between query `i` (chunk `c`) and key `j`
@@ -280,21 +319,27 @@ struct ChunkPairs {
     /// Calls `body(q0, cq, k0, kc, diagonal, li, lj)` for every pair: `li`
     /// (`cq`, rows) and `lj` (`kc`, columns) are the log decays of the pair
     /// block, used as `li_r − lj_j` (nil without decay).
+    ///
+    /// The chunks are those of `ChunkPlan`: a chunk that starts with a reset
+    /// step skips it in its local sums, and no query visits a key chunk
+    /// before it (those weights are exactly 0).
     func visit(_ body: (_ q0: Int, _ cq: Int, _ k0: Int, _ kc: Int, _ diagonal: Bool,
                         _ li: UnsafePointer<Float>?, _ lj: UnsafePointer<Float>?) -> Void) {
-        let a = ctx.arith, n = seq.n, decay = seq.decay != nil
+        let a = ctx.arith, decay = seq.decay != nil
+        let plan = ChunkPlan(seq, a, chunk: chunk)
         let ellq = allocateFloats(chunk), ellk = allocateFloats(chunk), li = allocateFloats(chunk)
         defer { ellq.deallocate(); ellk.deallocate(); li.deallocate() }
-        var q0 = 0
-        while q0 < n {
-            let cq = Swift.min(chunk, n - q0)
-            if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, scan: ctx.options.prefixScan) }
+        for qc in 0..<plan.count {
+            let q0 = plan.start(qc), cq = plan.size(qc)
+            if decay { seq.localPrefix(start: q0, count: cq, into: ellq, a, skipFirst: plan.reset(qc), scan: ctx.options.prefixScan) }
             var between: Float = 0  // Σ of chunk totals strictly between key and query chunk
-            var k0 = q0
-            while k0 >= 0 {
-                let kc = Swift.min(chunk, n - k0)
-                let diagonal = k0 == q0
-                if decay && !diagonal { seq.localPrefix(start: k0, count: kc, into: ellk, a, scan: ctx.options.prefixScan) }
+            var kb = qc
+            while kb >= 0 {
+                let k0 = plan.start(kb), kc = plan.size(kb)
+                let diagonal = kb == qc
+                if decay && !diagonal {
+                    seq.localPrefix(start: k0, count: kc, into: ellk, a, skipFirst: plan.reset(kb), scan: ctx.options.prefixScan)
+                }
                 let total: Float = decay && !diagonal ? ellk[kc - 1] : 0
                 if decay {
                     for i in 0..<cq { li[i] = diagonal ? ellq[i] : a.op(a.op(ellq[i] + between) + total) }
@@ -302,9 +347,9 @@ struct ChunkPairs {
                 body(q0, cq, k0, kc, diagonal, decay ? UnsafePointer(li) : nil,
                      decay ? UnsafePointer(diagonal ? ellq : ellk) : nil)
                 if !diagonal { between = a.op(between + total) }
-                k0 -= chunk
+                if plan.reset(kb) { break }  // everything before a reset step decays to 0
+                kb -= 1
             }
-            q0 += cq
         }
     }
 
