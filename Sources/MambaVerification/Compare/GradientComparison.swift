@@ -221,7 +221,7 @@ public enum GradientComparison {
         }
         // Chunk-local prefix sums formed in other orders, as in
         // `KernelComparison.baselineOutputs` (Mamba-2 SSD's backward, IEEE fp32).
-        if case .perStep = problem.core.decay {
+        if case .perStep = problem.core.decay, settings.effectiveMode != .float16 {
             for scan in [PrefixScan.koggeStone, .brentKungBase2] {
                 var t = settings.kernelOptions
                 t.prefixScan = scan
