@@ -198,7 +198,10 @@ struct FuzzCommand: ParsableCommand {
                          runner: inout FuzzRunner) throws {
         let dir = out + "/" + p.rawValue
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for (name, source) in o.files { try FileManager.default.copyItem(atPath: source, toPath: dir + "/" + name) }
+        // The files keep their own format's extension (safetensors in bfloat16 campaigns).
+        let ext = runner.storage.campaignFileExtension
+        func named(_ name: String) -> String { name.hasSuffix(".npz") ? String(name.dropLast(4)) + "." + ext : name }
+        for (name, source) in o.files { try FileManager.default.copyItem(atPath: source, toPath: dir + "/" + named(name)) }
         let verdict = "property: \(p.rawValue)\ncase: \(c.spec)\nvariant: \(variant) (core \(runner.core.name)), arith \(arith)\n"
             + "verdict: FAIL\n\(o.summary)\n\nshrinking path:\n" + path.map { "  \($0)\n" }.joined()
         try AtomicFile.write(Data(verdict.utf8), to: dir + "/verdict.txt")
@@ -206,7 +209,7 @@ struct FuzzCommand: ParsableCommand {
             + "(shrunk in \(path.count - 1) steps from `\(path[0])`).\n\n\(o.summary)\n\nRerun:\n\n    \(rerun(p, c))\n"
         if p == .accuracy {
             readme += "\nor judge the stored candidate:\n\n    mambacheck compare --variant \(runner.core.name) --arith \(arith) "
-                + "--inputs \(dir)/inputs.npz --candidate \(dir)/candidate.npz\n"
+                + "--inputs \(dir)/\(named("inputs.npz")) --candidate \(dir)/\(named("candidate.npz"))\n"
         }
         try AtomicFile.write(Data(readme.utf8), to: dir + "/README.md")
     }

@@ -56,7 +56,8 @@ struct FuzzRunner {
     mutating func run(_ p: CoreProblem, label: String, extra: [String: TensorData] = [:], entry: String,
                       optional: Bool) throws -> (inputs: String, outputs: String, arrays: [String: TensorData]?) {
         let d = try folder(label)
-        let inputs = d + "/inputs.npz", outputs = d + "/outputs.npz"
+        let ext = storage.campaignFileExtension
+        let inputs = d + "/inputs.\(ext)", outputs = d + "/outputs.\(ext)"
         try SuitePlan.writeInputs(p, upstream: nil, storage: storage, to: inputs, extra: extra)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")

@@ -29,7 +29,7 @@ struct SuiteCommand: ParsableCommand {
 struct SuiteGenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Write a campaign folder: manifest.json and inputs/*.npz (bhnd layout).",
+        abstract: "Write a campaign folder: manifest.json and inputs/*.npz (*.safetensors for bfloat16; bhnd layout).",
         discussion: """
             Shape ladder: N from 1 up (quick ≤ 100, standard ≤ 1000, deep ≤ 4097), mostly not multiples of \
             16/32/64; dk, dv from 16 to 128; 1–2 heads and batch elements on short sequences; the paper's and FLA's \

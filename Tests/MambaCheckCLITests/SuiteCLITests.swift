@@ -63,6 +63,37 @@ struct SuiteCLITests {
         #expect(try Data(contentsOf: json) == Data(contentsOf: again))
     }
 
+    /// bfloat16 campaigns use .safetensors (NumPy has no bfloat16): the files
+    /// are written so, the NumPy-only runner template reads them and writes its
+    /// outputs in BF16, the judge passes the correct runner and fails the
+    /// planted scale bug; `fuzz` (same files) passes the correct runner too.
+    @Test func bfloat16CampaignRunsThroughSafetensors() throws {
+        let dir = try CLI.temporaryDirectory("suite-bf16")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let arith = "bfloat16-acc32+state=bfloat16"
+        func campaign(_ name: String, bug: String?) throws -> CLI.Result {
+            let c = dir.appendingPathComponent(name)
+            let g = try CLI.run(["suite", "generate", "--variant", "mamba2", "--arith", arith, "--level", "quick",
+                                 "--seed", "2", "--out", c.path])
+            try #require(g.status == 0, "\(g)")
+            let inputs = try FileManager.default.contentsOfDirectory(atPath: c.appendingPathComponent("inputs").path)
+            #expect(!inputs.isEmpty && inputs.allSatisfy { $0.hasSuffix(".safetensors") }, "\(inputs)")
+            try Self.runCampaign(c, bug: bug)
+            let o = try TensorFile.read(c.appendingPathComponent("outputs/c000.safetensors").path)
+            #expect(o["o"]?.dtype == .bfloat16, "the runner must store o in bfloat16")
+            return try CLI.run(["suite", "judge", c.path])
+        }
+        let good = try campaign("correct", bug: nil)
+        #expect(good.status == 0, "\(good)")
+        let bad = try campaign("scale", bug: "scale")
+        #expect(bad.status == 1 && bad.stdout.contains("SMALLEST FAILING CASE: accuracy"), "\(bad)")
+        let fuzz = try CLI.run(["fuzz", "--variant", "mamba2", "--arith", arith,
+                                "--exec", Self.exec(core: "linear-decay-none", bug: nil), "--property", "accuracy",
+                                "--seed", "5", "--max-cases", "2", "--budget", "60", "--max-length", "100",
+                                "--max-width", "32", "--out", dir.appendingPathComponent("repro").path])
+        #expect(fuzz.status == 0, "\(fuzz)")
+    }
+
     @Test func nondeterministicRunnerIsFlaggedByTheDeterminismProbe() throws {
         let dir = try CLI.temporaryDirectory("suite-nondet")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -88,7 +88,8 @@ public enum SuitePlan {
         func add(_ c: CaseConfig, entry: String = "chunked", tokens: [Int]? = nil, perturbAfter: Int? = nil,
                  from: String? = nil) -> String {
             let id = String(format: "c%03d", cases.count)
-            cases.append(SuiteCaseEntry(id: id, inputs: "inputs/\(id).npz", outputs: "outputs/\(id).npz", entry: entry,
+            let ext = storage.campaignFileExtension
+            cases.append(SuiteCaseEntry(id: id, inputs: "inputs/\(id).\(ext)", outputs: "outputs/\(id).\(ext)", entry: entry,
                                         config: c, tokens: tokens, perturbAfter: perturbAfter, initialStateFrom: from))
             return id
         }
@@ -229,6 +230,11 @@ public enum SuitePlan {
 }
 
 extension InputStorage {
+    /// The extension of a campaign's inputs and outputs files in this storage:
+    /// `safetensors` for bfloat16, which NumPy (and so `.npz`) cannot hold,
+    /// `npz` otherwise. The runner template reads and writes both with NumPy alone.
+    public var campaignFileExtension: String { self == .bfloat16 ? "safetensors" : "npz" }
+
     /// The file dtype of this storage format.
     public var dtype: DType {
         switch self {

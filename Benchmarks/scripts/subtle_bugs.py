@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Subtle planted bugs on real kernels' correct outputs: how many does the verdict catch?
+
+For every correct case of a real-kernel dump folder (Fixtures/real, or a dump_real_kernels.py
+output), computes the certified oracle (`mambacheck reference`), measures the kernel's own
+error, and plants bugs sized at FACTOR times that error on top of the kernel's real output:
+
+  uniform      o * (1 + F*eps)                    eps = ||c - y|| / ||y|| over the whole o
+  row          one row (seeded) + F*eps*||y_r|| in a random direction
+  row-scale    one row (seeded) * (1 + F*eps)
+  boundary     the rows at chunk starts (t % 64 == 0, t > 0) * (1 + F*eps)
+  state        final_state * (1 + F*eps_S)          eps_S: the final state's own error
+  last-row-0   the last row zeroed (gross)
+
+Each bug is rounded back to the kernel's storage format and judged by `mambacheck compare` in the
+case's declared arithmetic. A correct verdict fails every bug; the summary prints caught/total per
+bug type, and each miss with the kernel's error.
+
+usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import mambacheck_runner as mr  # noqa: E402  (NumPy-only safetensors reader and writer)
+
+
+def load(path):
+    if path.endswith(".safetensors"):
+        with open(path, "rb") as f:
+            data = f.read()
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + n])
+        arrays, dtypes = mr.load_safetensors(path)
+        for name, meta in header.items():
+            if name != "__metadata__" and name not in dtypes:
+                dtypes[name] = {"F16": "float16", "F32": "float32", "F64": "float64"}.get(meta["dtype"], "other")
+        return arrays, dtypes
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}, {k: str(z[k].dtype) for k in z.files}
+
+
+def stored(x, dtype):
+    if dtype == "bfloat16":
+        return mr.bfloat16(x.astype(np.float32))
+    return x.astype(dtype)
+
+
+def rows_view(x, layout):
+    """o as [B, H, N, d] (a view for bhnd, a transposed copy for bnhd) and its inverse."""
+    if layout == "bnhd":
+        return x.transpose(0, 2, 1, 3).copy(), (lambda r: r.transpose(0, 2, 1, 3))
+    return x.copy(), (lambda r: r)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--factor", type=float, default=8.0)
+    ap.add_argument("--rows", type=int, default=3)
+    ap.add_argument("--mambacheck", default=os.path.join(ROOT, ".build/release/mambacheck"))
+    ap.add_argument("--keep", default=None)
+    ap.add_argument("--filter", default="")
+    args = ap.parse_args()
+    cases = [c for c in json.load(open(os.path.join(args.dir, "cases.json")))["cases"]
+             if c["correct"] and args.filter in c["name"]]
+    work = args.keep or tempfile.mkdtemp(prefix="subtle-")
+    os.makedirs(work, exist_ok=True)
+    rng = np.random.default_rng(20261206)
+    tally, misses = {}, []
+    for c in cases:
+        inputs = os.path.join(args.dir, c["inputs"])
+        cand_path = os.path.join(args.dir, c["candidate"])
+        cand, dtypes = load(cand_path)
+        ref = os.path.join(work, c["name"] + ".ref.npz")
+        cmd = [args.mambacheck, "reference", "--variant", c["core"], "--inputs", inputs, "--output", ref,
+               "--layout", c["layout"]]
+        if c.get("scale"):
+            cmd += ["--scale", c["scale"]]
+        if "final_state" in cand:
+            cmd += ["--final-state"]
+        if not os.path.exists(ref):
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        y = dict(np.load(ref))
+        o = cand["o"].astype(np.float64)
+        eps = np.linalg.norm(o - y["o"]) / np.linalg.norm(y["o"])
+        ob, back = rows_view(o, c["layout"])
+        yb, _ = rows_view(y["o"], c["layout"])
+        B, H, N, D = ob.shape
+        bugs = {}
+        bugs["uniform"] = {"o": o * (1 + args.factor * eps)}
+        for k in range(args.rows):
+            b, h, t = rng.integers(B), rng.integers(H), rng.integers(N)
+            d = rng.standard_normal(D)
+            r = ob.copy()
+            r[b, h, t] += args.factor * eps * np.linalg.norm(yb[b, h, t]) * d / np.linalg.norm(d)
+            bugs[f"row#{k}"] = {"o": back(r)}
+            r = ob.copy()
+            r[b, h, t] *= 1 + args.factor * eps
+            bugs[f"row-scale#{k}"] = {"o": back(r)}
+        if N > 64:
+            r = ob.copy()
+            r[:, :, 64::64] *= 1 + args.factor * eps
+            bugs["boundary"] = {"o": back(r)}
+        if "final_state" in cand and "final_state" in y:
+            s = cand["final_state"].astype(np.float64)
+            eps_s = np.linalg.norm(s - y["final_state"]) / np.linalg.norm(y["final_state"])
+            bugs["state"] = {"final_state": s * (1 + args.factor * eps_s)}
+        r = ob.copy()
+        r[:, :, N - 1] = 0
+        bugs["last-row-0"] = {"o": back(r)}
+        for bug, change in bugs.items():
+            out = {}
+            for n, x in cand.items():
+                if n in change:
+                    out[n] = stored(np.asarray(change[n], dtype=np.float64), dtypes.get(n, "float32"))
+                elif dtypes.get(n) == "bfloat16":
+                    out[n] = mr.bfloat16(x)  # exact: x holds bfloat16 values
+                else:
+                    out[n] = x
+            path = os.path.join(work, f"{c['name']}.{bug.replace('#', '-')}.safetensors")
+            with open(path, "wb") as f:
+                mr.write_safetensors(f, out)
+            cmd = [args.mambacheck, "compare", "--variant", c["core"], "--inputs", inputs, "--candidate", path,
+                   "--layout", c["layout"], "--arith", c["arith"]]
+            if c.get("scale"):
+                cmd += ["--scale", c["scale"]]
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            kind = bug.split("#")[0]
+            caught = r.returncode == 1
+            t = tally.setdefault(kind, [0, 0])
+            t[0] += caught
+            t[1] += 1
+            if not caught:
+                misses.append(f"{c['name']} {bug}: exit {r.returncode}, kernel eps {eps:.3g} ({c['arith']})")
+            print(f"{'caught' if caught else 'MISSED'}  {c['name']} {bug}", flush=True)
+    print(f"\nfactor {args.factor} x the kernel's own error, {len(cases)} correct kernels")
+    for kind, (k, n) in tally.items():
+        print(f"  {kind:12s} {k} of {n}")
+    for m in misses:
+        print("  miss: " + m)
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
