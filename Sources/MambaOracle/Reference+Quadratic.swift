@@ -365,8 +365,9 @@ extension Reference {
     /// (`Int.min` when every term is zero); see `accumulateFixedGrid(count:…)`.
     static func accumulateFixedGrid(_ c: ReferenceSequence, row i: Int, g: MPFRBuffer, into num: MPFRBuffer,
                                     acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Int? {
-        accumulateFixedGrid(count: i + 1, weight: { g[$0] }, rows: c.vRows, first: 0, width: c.dv, into: num,
-                            acc: acc, wide: wide)
+        var truncated = false
+        return accumulateFixedGrid(count: i + 1, weight: { g[$0] }, rows: c.vRows, first: 0, width: c.dv, into: num,
+                                   acc: acc, wide: wide, truncated: &truncated)
     }
 
     /// `num_c ← Σ_{t<m} g_t·x_{first+t,c}` through the 256-bit fixed-point
@@ -376,10 +377,12 @@ extension Reference {
     /// by less than `2^lsb`, so the exact sum lies within `m·2^lsb` of the
     /// accumulator, which `store` writes exactly into a ≥ 320-bit `num`
     /// (Proofs/T7, step 4). nil, leaving `num` untouched, when a weight is NaN
-    /// or ±∞ (exponent arithmetic on those would overflow `Int`).
+    /// or ±∞ (exponent arithmetic on those would overflow `Int`). `truncated`
+    /// is set when some term may have lost bits below `2^lsb` (a term's trailing
+    /// zeros reach the grid otherwise): when it stays false the sum is exact.
     static func accumulateFixedGrid(count m: Int, weight g: (Int) -> UnsafeMutablePointer<__mpfr_struct>,
                                     rows: [IntegerRow?], first: Int, width dv: Int, into num: MPFRBuffer,
-                                    acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer) -> Int? {
+                                    acc: UnsafeMutablePointer<UInt64>, wide: MPFRBuffer, truncated: inout Bool) -> Int? {
         var emax = Int.min
         for t in 0..<m where mc_number_p(g(t)) == 0 { return nil }
         for t in 0..<m where mc_zero_p(g(t)) == 0 {
@@ -400,11 +403,15 @@ extension Reference {
             let r = rows[first + t]!
             let glo = UInt64(truncatingIfNeeded: gm), ghi = UInt64(truncatingIfNeeded: gm >> 64)
             let shift = lsb - (ge + r.exponent)
+            // The product gm·mm has at least tz(gm) + tz(mm) trailing zeros: no bit below the grid is lost
+            // when that covers the shift (exact fp16/bf16 data typically: sums of exact ties decide at once).
+            let gtz = gm == 0 ? 256 : gm.trailingZeroBitCount
             r.mantissas.withUnsafeBufferPointer { ms in
                 for col in 0..<dv {
                     let m = ms[col]
                     if m == 0 { continue }
                     let mm = m.magnitude
+                    if shift > gtz + mm.trailingZeroBitCount { truncated = true }
                     let (h1, l1) = glo.multipliedFullWidth(by: mm)
                     let (h2, l2) = ghi.multipliedFullWidth(by: mm)
                     let (p1, carry) = h1.addingReportingOverflow(l2)

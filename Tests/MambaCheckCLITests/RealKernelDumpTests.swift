@@ -85,4 +85,35 @@ struct RealKernelDumpTests {
         #expect(try judge(bad, arith) == 0, "no form declared: the recurrent yardstick hides it")
         #expect(try judge(bad, arith + "+form=chunked") == 1, "declared chunked: the final state must fail")
     }
+
+    /// Declaring the recurrent form (`+form=recurrent`) keeps only recurrent
+    /// baselines: FLA's correct fused_recurrent kernels still pass, and a
+    /// uniform error of 8x the Float32 kernel's own (8.8e-8 relative, measured
+    /// against the certified oracle) passes with any form allowed (the parallel
+    /// baselines' chunk-local prefix sums err 9x more under these strong decays)
+    /// but fails with the form declared.
+    @Test func declaredRecurrentFormTightensTheOutput() throws {
+        func judge(_ name: String, _ candidate: String? = nil, _ arith: String) throws -> Int32 {
+            let inputs = Self.directory.appendingPathComponent(name + ".inputs.safetensors").path
+            let cand = candidate ?? Self.directory.appendingPathComponent(name + ".candidate.safetensors").path
+            return try CLI.run(["compare", "--variant", name.contains("linear_attn") ? "linear-nodecay-none" : "linear-decay-none",
+                                "--inputs", inputs, "--candidate", cand, "--layout", "bnhd", "--arith", arith]).status
+        }
+        for (name, arith) in [("fla-fused_recurrent_simple_gla-float32-tf32-n1000-h1-d64", "float32"),
+                              ("fla-fused_recurrent_simple_gla-float32-tf32-n100-h2-d64", "float32"),
+                              ("fla-fused_recurrent_linear_attn-float32-tf32-n100-h2-d64", "float32"),
+                              ("fla-fused_recurrent_linear_attn-float16-n1000-h1-d64", "float16-acc32")] {
+            #expect(try judge(name, nil, arith + "+form=recurrent") == 0, "\(name): correct recurrent kernel failed")
+        }
+        let name = "fla-fused_recurrent_simple_gla-float32-tf32-n100-h2-d64"
+        var contents = try Safetensors.read(contentsOf: Self.directory.appendingPathComponent(name + ".candidate.safetensors").path)
+        let o = try contents.arrays["o"]!.asFloat32()
+        contents.arrays["o"] = TensorData(Tensor(shape: o.shape, storage: o.storage.map { Float(Double($0) * (1 + 7.0e-7)) }))
+        let dir = try CLI.temporaryDirectory("form-recurrent")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write(contents.arrays, to: bad)
+        #expect(try judge(name, bad, "float32") == 0, "any form: the parallel baselines hide it")
+        #expect(try judge(name, bad, "float32+form=recurrent") == 1, "declared recurrent: the output must fail")
+    }
 }

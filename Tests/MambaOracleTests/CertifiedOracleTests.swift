@@ -266,9 +266,23 @@ import MambaVariants
                            q: [1, 0, 1, 1], k: [1, 0, 1, delta], v: v, decay: nil, scaleSpec: OracleScale(decimal: "1"))
     }
 
-    @Test func exactTieIsReportedNotGuessed() throws {
+    /// An exact tie the enclosures prove exact (a point enclosure: every sum
+    /// and the division are exact at 128 bits) is rounded to even, the IEEE
+    /// rule, with no raise; it is not a guess (Proofs/T7, step 4).
+    @Test func provenExactTieIsRoundedToEven() throws {
         let c = try Reference.certified(Self.nearTie(delta: 0), precision: 128, maxPrecision: 512)
-        #expect(c.o[0] == 1)
+        #expect(c.o == [1, 1])  // y_1 = 1 + 2^-53 exactly: halfway, even is 1
+        #expect(c.isComplete && c.rowsRaised == 0 && c.finalPrecision == 128)
+        #expect(Self.independent(Self.nearTie(delta: 0))[1].doubleValue == 1)
+    }
+
+    /// A rounding boundary the enclosures cannot pin down (an irrational
+    /// scale puts every weight off the grid, and the value sits within
+    /// ~2^−600 of a midpoint) stays undecided at a small cap: reported, never guessed.
+    @Test func unresolvedBoundaryIsReportedNotGuessed() throws {
+        var p = Self.nearTie(delta: 0x1p-600)
+        p.scaleSpec = .inverseSquareRoot(keyDim: 2)
+        let c = try Reference.certified(p, precision: 128, maxPrecision: 512)
         #expect(c.o[1].isNaN)
         #expect(c.undecided == [.init(index: 1, reason: .boundaryAtCap(precision: 512))])
         #expect(!c.isComplete && c.summary.hasSuffix("; undecided: o 1"))
@@ -288,13 +302,14 @@ import MambaVariants
         #expect(d.isComplete && d.o[1] == 1)
     }
 
-    @Test func decimalTieIsReported() throws {
-        // y_1 = (1·0.25 + 1·0)/2 = 0.125 exactly: a tie at 2 significant digits, decided at 3.
+    @Test func decimalTieIsRoundedToEven() throws {
+        // y_1 = (1·0.25 + 1·0)/2 = 0.125 exactly, a point enclosure: a tie at 2
+        // significant digits, rounded to even (1.2e-01); at 3 digits no tie.
         let spec = CoreSpec(score: .squared, hasDecay: false, normalization: .sum)
         let p = CoreProblem(spec: spec, batch: 1, heads: 1, length: 2, keyDim: 1, valueDim: 1,
                             q: [1, 1], k: [1, 1], v: [0.25, 0], decay: nil, scaleSpec: OracleScale(decimal: "1"))
         let two = try Reference.certified(p, precision: 64, maxPrecision: 256, decimalDigits: 2)
-        #expect(two.undecided.map(\.index) == [1])
+        #expect(two.isComplete && two.decimal?[1] == "1.2e-01", "\(String(describing: two.decimal))")
         let three = try Reference.certified(p, decimalDigits: 3)
         #expect(three.isComplete && three.decimal?[1] == "1.25e-01" && three.o[1] == 0.125)
     }

@@ -19,7 +19,7 @@ public struct CertifiedOutput: Sendable {
         public var description: String {
             switch self {
             case .zeroDenominator: return "zero denominator (every weight of the row is exactly 0)"
-            case .boundaryAtCap(let p): return "rounding undecided at \(p) bits (an exact tie, or closer to a rounding boundary than \(p) bits resolve)"
+            case .boundaryAtCap(let p): return "rounding undecided at \(p) bits (on a rounding boundary the enclosures cannot prove exact, or closer to one than \(p) bits resolve)"
             }
         }
     }

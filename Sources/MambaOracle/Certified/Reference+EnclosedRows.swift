@@ -19,6 +19,9 @@ enum EnclosureFault: Sendable {
     /// The double-double magnitude weights (`FastMagnitudeWeights`) forget the
     /// p-bit MPFR evaluation's own rounding errors (`θ` and `κ`, Proofs/T7, step 7).
     case fastMagnitudeMPFRErrorDropped
+    /// The fixed-point sum is taken as exact although bits below its grid
+    /// were lost (the `m·2^lsb` truncation bound dropped).
+    case truncationAssumedExact
 }
 
 /// Enclosures `[lo, hi]` of output rows of one sequence, and each row's

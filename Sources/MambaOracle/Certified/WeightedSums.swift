@@ -78,9 +78,10 @@ extension Reference {
             return
         }
         var lsb: Int? = nil
+        var truncated = false
         if p <= 128 && values.allInteger {
             lsb = accumulateFixedGrid(count: m, weight: wLo, rows: values.integer, first: first, width: dv,
-                                      into: num, acc: ws.acc, wide: ws.wide)
+                                      into: num, acc: ws.acc, wide: ws.wide, truncated: &truncated)
         }
         let np = num.precision
         // Higham's γ_m ≤ 2m·2^−p′ for the MPFR fallback sum, as a power of two ≥ it.
@@ -139,7 +140,7 @@ extension Reference {
             let bound = (a * (1 + slack * 0x1p-53).nextUp).nextUp
             mc_set_d(r64[0], bound, MPFR_RNDU)
             if emax != Int.min { mc_mul_2si(r64[0], r64[0], emax, MPFR_RNDU) } else { mc_set_zero(r64[0], 1) }
-            if let lsb, lsb != Int.min {
+            if let lsb, lsb != Int.min, truncated && fault != .truncationAssumedExact {
                 mpfr_set_ui_2exp(r64[1], UInt(m), lsb, MPFR_RNDU)
                 mc_add(r64[0], r64[0], r64[1], MPFR_RNDU)
             }

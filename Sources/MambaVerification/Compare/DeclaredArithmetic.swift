@@ -41,7 +41,10 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// yardstick too (a Float32 recurrent output, an acc32 recurrent final state:
     /// Proofs/T9); declaring a parallel form (chunked, quadratic, tiled) drops
     /// that yardstick, and with it the ~14x larger allowance a recurrent final
-    /// state gives a chunked acc32 kernel's final state.
+    /// state gives a chunked acc32 kernel's final state. Declaring `recurrent`
+    /// keeps only recurrent baselines for the forward outputs (chunk-local
+    /// prefix sums of parallel forms err by `u·|ℓ|` in the exponent, which a
+    /// recurrence never does). Gradients keep every backward form.
     public var form: KernelForm?
 
     public init(operands: NumberFormat, accumulation: NumberFormat = .binary32, stateStorage: StateStorage = .float32,
