@@ -141,6 +141,50 @@ struct HalfGemmExactnessTests {
             }
         }
     }
+
+    /// Zero rows of A and zero rows of B (whole steps), as binary16 underflow
+    /// produces them, with and without an infinity or NaN elsewhere in the
+    /// other operand (which forbids the skip on that side): the same bits as
+    /// the operation-by-operation definition (`HalfGemmSkips`).
+    @Test func zeroRowsAndStepsAreExact() {
+        var rng = SplitMix(seed: 2026)
+        let arith = Arithmetic(.float16)
+        for trial in 0..<60 {
+            let m = 1 + Int(rng.next() % 13), n = 1 + Int(rng.next() % 37), k = 1 + Int(rng.next() % 24)
+            let transA = rng.next() & 1 == 1, transB = rng.next() & 1 == 1
+            let beta: Float = [0, 1, 0.5][Int(rng.next() % 3)]
+            var a = Self.matrices(rows: m, cols: k, edge: false, rng: &rng)   // logical op(A): m×k
+            var b = Self.matrices(rows: k, cols: n, edge: false, rng: &rng)   // logical op(B): k×n
+            for i in 0..<m where rng.next() % 3 != 0 { for p in 0..<k { a[i * k + p] = rng.next() & 1 == 0 ? 0 : -0.0 } }
+            for p in 0..<k where rng.next() % 3 != 0 { for j in 0..<n { b[p * n + j] = rng.next() & 1 == 0 ? 0 : -0.0 } }
+            let special: [Float] = [.infinity, -.infinity, .nan]
+            switch trial % 4 {
+            case 1: a[Int(rng.next() % UInt64(m * k))] = special[Int(rng.next() % 3)]
+            case 2: b[Int(rng.next() % UInt64(k * n))] = special[Int(rng.next() % 3)]
+            case 3: a[Int(rng.next() % UInt64(m * k))] = special[Int(rng.next() % 3)]
+                    b[Int(rng.next() % UInt64(k * n))] = special[Int(rng.next() % 3)]
+            default: break
+            }
+            // Stored as the kernels pass them (transposed when asked).
+            let aStored = transA ? (0..<(k * m)).map { a[($0 % m) * k + $0 / m] } : a
+            let bStored = transB ? (0..<(n * k)).map { b[($0 % k) * n + $0 / k] } : b
+            let c0 = Self.matrices(rows: m, cols: n, edge: false, rng: &rng)
+            var c = c0
+            aStored.withUnsafeBufferPointer { ap in bStored.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                arith.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: transA ? m : k,
+                           b: bp.baseAddress!, ldb: transB ? k : n, beta: beta, c: cp.baseAddress!, ldc: n)
+            } } }
+            let betaH = Float16(beta)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = Float16(0)
+                    for p in 0..<k { s = s + Float16(a[i * k + p]) * Float16(b[p * n + j]) }
+                    let want: Float16 = betaH == 0 ? s : (betaH == 1 ? Float16(c0[i * n + j]) : Float16(c0[i * n + j]) * betaH) + s
+                    #expect(Self.sameResult(c[i * n + j], Float(want)), "trial \(trial) (\(i),\(j)): \(c[i * n + j]) vs \(want)")
+                }
+            }
+        }
+    }
 }
 
 /// A small seeded generator (SplitMix64) for the tests of this file.
