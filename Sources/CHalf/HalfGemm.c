@@ -37,10 +37,25 @@ static void mc_half_gemm_scalar(const float *a, const float *b, float *acc, size
 __attribute__((target("avx,f16c"))) static inline __m256 mc_r16_f16c(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
+// n % 8 == 0: 16-column tiles, then one 8-column tile when n % 16 == 8 (a
+// normalised core's dv + 1 columns pad to 72 here instead of 80).
 __attribute__((target("avx,f16c")))
 static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
-        for (size_t j = 0; j < n; j += 16) {
+        if (n % 16) {
+            size_t j = n - 8;
+            __m256 c[MC_ROWS];
+            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
+            for (size_t p = 0; p < k; p++) {
+                __m256 b0 = _mm256_loadu_ps(b + p * n + j);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
+                    c[r] = mc_r16_f16c(_mm256_add_ps(c[r], mc_r16_f16c(_mm256_mul_ps(av, b0))));
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
+        }
+        for (size_t j = 0; j + 16 <= n; j += 16) {
             __m256 c[MC_ROWS][2];
             for (int r = 0; r < MC_ROWS; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
             for (size_t p = 0; p < k; p++) {
@@ -148,10 +163,22 @@ int mc_half_gemm_path(void) {
 #endif
 }
 
+#ifdef MC_X86
+static size_t mc_half_gemm_columns_on(int path) { return path == 1 ? 8 : MC_HALF_GEMM_COLUMNS; }
+#endif
+
+size_t mc_half_gemm_columns(void) {
+#ifdef MC_X86
+    return mc_half_gemm_columns_on(mc_half_gemm_path());
+#else
+    return MC_HALF_GEMM_COLUMNS;
+#endif
+}
+
 int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
 #ifdef MC_X86
     if (path < 0 || path > mc_detect_gemm_path()) return 0;
-    if (path > 0 && m % MC_HALF_GEMM_ROWS == 0 && n % MC_HALF_GEMM_COLUMNS == 0) {
+    if (path > 0 && m % MC_HALF_GEMM_ROWS == 0 && n % mc_half_gemm_columns_on(path) == 0) {
         if (path == 3) { mc_half_gemm_fp16(a, b, acc, m, n, k); return 1; }
         if (path == 2) { mc_half_gemm_avx512(a, b, acc, m, n, k); return 1; }
         mc_half_gemm_f16c(a, b, acc, m, n, k);

@@ -147,7 +147,9 @@ struct Arithmetic {
     /// in order from 0 (`mc_half_gemm`: native AVX512-FP16, or binary32
     /// operations rounded by F16C/AVX-512 conversions, chosen at run time —
     /// exact either way, docs/MATH.md §7.2); then `alpha·acc` (rounded),
-    /// `beta·C` (rounded) and their sum (rounded).
+    /// `beta·C` (rounded) and their sum (rounded). Steps and rows whose
+    /// products are all exactly ±0 are not formed (`HalfGemmSkips`: the
+    /// same bits).
     @usableFromInline
     func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -155,7 +157,7 @@ struct Arithmetic {
         let h = Float32Rounding.float16
         // Pack op(A) as mp×k and op(B) as k×np, row-major, zero-padded to the
         // vector kernel's multiples (padding rows/columns are computed, then dropped).
-        let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(MC_HALF_GEMM_COLUMNS)
+        let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(mc_half_gemm_columns())
         let mp = (m + rowMultiple - 1) / rowMultiple * rowMultiple
         let np = (n + columnMultiple - 1) / columnMultiple * columnMultiple
         let ap = scratch.buffer(0, mp * k)
