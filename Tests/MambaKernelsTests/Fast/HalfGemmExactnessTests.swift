@@ -74,6 +74,33 @@ struct HalfGemmExactnessTests {
         if path <= 1 && mc_half_gemm_path() >= path { #expect(ran == 60) }
     }
 
+    /// Sums small enough that no partial sum can overflow (the F16C path then
+    /// rounds them by Veltkamp splitting, `mc_half_sums_bounded`): long
+    /// reductions with ties, carries, cancellation to subnormal sums and
+    /// subnormal products, and one trial per size just over the bound.
+    @Test(arguments: [0, 1, 2, 3])
+    func boundedSumsMatchFloat16Arithmetic(path: Int32) throws {
+        var rng = SplitMix(seed: 0xB0_0000 + UInt64(path))
+        for trial in 0..<40 {
+            let m = Int(MC_HALF_GEMM_ROWS) * (1 + Int(rng.next() % 3))
+            let n = 8 * (1 + Int(rng.next() % 4))
+            let k = 1 + Int(rng.next() % 400)
+            // Magnitudes 2⁻¹² … 2¹ (products down to binary16 subnormals), both signs.
+            let draw = { (rng: inout SplitMix) -> Float in
+                let bits = UInt16(0x0C00 + rng.next() % 0x3400) | (rng.next() & 1 == 0 ? 0 : 0x8000)
+                return Float(Float16(bitPattern: bits))
+            }
+            let a = (0..<(m * k)).map { _ in draw(&rng) }
+            var b = (0..<(k * n)).map { _ in draw(&rng) }
+            if trial % 8 == 7 { b[0] = 32768 }  // a large entry: the bound fails, conversions round the sums
+            var c = [Float](repeating: .nan, count: m * n)
+            guard mc_half_gemm_on_path(path, a, b, &c, m, n, k) == 1 else { continue }
+            let want = Self.reference(a, b, m: m, n: n, k: k)
+            let bad = (0..<(m * n)).filter { !Self.sameResult(c[$0], want[$0]) }
+            #expect(bad.isEmpty, "path \(path) trial \(trial) (\(m)×\(n)×\(k)): \(bad.count) differ")
+        }
+    }
+
     /// Ties to even in the running sum: 1 + 2⁻¹¹ rounds down to 1 (even), and
     /// (1 + 2⁻¹⁰) + 2⁻¹¹ rounds up to 1 + 2⁻⁹; an overflowing product is +∞;
     /// the sum of +∞ and −∞ is NaN; a subnormal product stays exact.
