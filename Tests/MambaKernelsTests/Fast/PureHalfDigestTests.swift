@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import MambaKernels
 import MambaVariants
@@ -69,7 +70,7 @@ struct PureHalfDigestTests {
 
     @Test func digestsAreUnchanged() throws {
         let got = try Self.cases()
-        if ProcessInfoLite.printDigests {
+        if ProcessInfo.processInfo.environment["MAMBACHECK_PRINT_DIGESTS"] == "1" {
             for (name, d) in got { print("        \"\(name)\": 0x\(String(d, radix: 16)),") }
         }
         #expect(got.count == Self.recorded.count, "\(got.count) cases, \(Self.recorded.count) recorded")
@@ -271,17 +272,3 @@ struct PureHalfDigestTests {
         "backward squared-decay-sum tiled": 0xf686c1acf767ad37,
     ]
 }
-
-/// Environment switch without Foundation.
-enum ProcessInfoLite {
-    static var printDigests: Bool {
-        guard let v = getenv("MAMBACHECK_PRINT_DIGESTS") else { return false }
-        return String(cString: v) == "1"
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
