@@ -10,6 +10,7 @@
 #include "CHalf.h"
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <cpuid.h>
@@ -17,6 +18,30 @@
 #endif
 
 static inline float mc_r16(float x) { return mc_half_bits_to_float_scalar(mc_float_to_half_bits_scalar(x)); }
+
+#ifdef MC_X86
+/// 1 when no product or partial sum of any output can exceed 65504 in
+/// magnitude (so none overflows binary16), else 0 (also for non-finite
+/// inputs: the comparisons fail on NaN). With u = 2^-11, a product rounds to
+/// at most |a·b|(1 + u) + 2^-25 (the subnormal quantum's half) and a sum to
+/// at most (|s| + |r|)(1 + u), so every partial sum of row i is at most
+/// (1 + u)^(k+1)·(Σ_p |a_ip|·max|b| + k·2^-25); exp((k+1)·u) bounds the
+/// power from above, and the margin covers the double evaluation.
+static int mc_half_sums_bounded(const float *a, const float *b, size_t m, size_t n, size_t k) {
+    double bmax = 0;
+    for (size_t e = 0; e < k * n; e++) {
+        double v = fabs((double)b[e]);
+        if (!(v <= bmax)) bmax = v; // NaN sticks
+    }
+    double growth = exp((double)(k + 1) * 0x1p-11) * (1 + 0x1p-30), tiny = (double)k * 0x1p-25;
+    for (size_t i = 0; i < m; i++) {
+        double sa = 0;
+        for (size_t p = 0; p < k; p++) sa += fabs((double)a[i * k + p]);
+        if (!(growth * (sa * bmax + tiny) < 65504.0)) return 0;
+    }
+    return 1;
+}
+#endif
 
 /// Scalar reference: the same operation order as every vector path.
 static void mc_half_gemm_scalar(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
@@ -37,18 +62,51 @@ static void mc_half_gemm_scalar(const float *a, const float *b, float *acc, size
 __attribute__((target("avx,f16c"))) static inline __m256 mc_r16_f16c(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-__attribute__((target("avx,f16c")))
-static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+// A running sum rounded by Veltkamp splitting, g = 8193·t, g + (t − g): three
+// binary32 operations instead of two conversions, which cost more on CPUs
+// like this project's AMD EPYC. It is RN to 11 bits (ties to even; checked
+// exhaustively over every binary32 of magnitude 2^-24 … 2^16), which is the
+// binary16 rounding of t = s + r unless the result overflows binary16: a sum
+// of two binary16 values below 2^-14 is exact (at most 10 bits, unchanged).
+// Used only when mc_half_sums_bounded rules overflow out.
+__attribute__((target("avx,f16c"))) static inline __m256 mc_r16_sum_split(__m256 t) {
+    __m256 g = _mm256_mul_ps(t, _mm256_set1_ps(8193.0f));
+    return _mm256_add_ps(g, _mm256_sub_ps(t, g));
+}
+// One tile step: c ← h(c + h(a·b)); products always through F16C (their
+// rounding must handle binary16 subnormals), sums by split when `split`.
+#define MC_F16C_STEP(c, av, bv, split) \
+    (split ? mc_r16_sum_split(_mm256_add_ps(c, mc_r16_f16c(_mm256_mul_ps(av, bv)))) \
+           : mc_r16_f16c(_mm256_add_ps(c, mc_r16_f16c(_mm256_mul_ps(av, bv)))))
+
+// n % 8 == 0: 16-column tiles, then one 8-column tile when n % 16 == 8 (a
+// normalised core's dv + 1 columns pad to 72 here instead of 80).
+__attribute__((target("avx,f16c"), always_inline))
+static inline void mc_half_gemm_f16c_body(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k,
+                                          const int split) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
-        for (size_t j = 0; j < n; j += 16) {
+        if (n % 16) {
+            size_t j = n - 8;
+            __m256 c[MC_ROWS];
+            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
+            for (size_t p = 0; p < k; p++) {
+                __m256 b0 = _mm256_loadu_ps(b + p * n + j);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
+                    c[r] = MC_F16C_STEP(c[r], av, b0, split);
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
+        }
+        for (size_t j = 0; j + 16 <= n; j += 16) {
             __m256 c[MC_ROWS][2];
             for (int r = 0; r < MC_ROWS; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
             for (size_t p = 0; p < k; p++) {
                 __m256 b0 = _mm256_loadu_ps(b + p * n + j), b1 = _mm256_loadu_ps(b + p * n + j + 8);
                 for (int r = 0; r < MC_ROWS; r++) {
                     __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
-                    c[r][0] = mc_r16_f16c(_mm256_add_ps(c[r][0], mc_r16_f16c(_mm256_mul_ps(av, b0))));
-                    c[r][1] = mc_r16_f16c(_mm256_add_ps(c[r][1], mc_r16_f16c(_mm256_mul_ps(av, b1))));
+                    c[r][0] = MC_F16C_STEP(c[r][0], av, b0, split);
+                    c[r][1] = MC_F16C_STEP(c[r][1], av, b1, split);
                 }
             }
             for (int r = 0; r < MC_ROWS; r++) {
@@ -57,6 +115,15 @@ static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t
             }
         }
     }
+}
+__attribute__((target("avx,f16c")))
+static void mc_half_gemm_f16c_split(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    mc_half_gemm_f16c_body(a, b, acc, m, n, k, 1);
+}
+__attribute__((target("avx,f16c")))
+static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    if (mc_half_sums_bounded(a, b, m, n, k)) { mc_half_gemm_f16c_split(a, b, acc, m, n, k); return; }
+    mc_half_gemm_f16c_body(a, b, acc, m, n, k, 0);
 }
 
 // ---- AVX-512F: 16 lanes, VCVTPS2PH/VCVTPH2PS on ZMM ----
@@ -148,10 +215,22 @@ int mc_half_gemm_path(void) {
 #endif
 }
 
+#ifdef MC_X86
+static size_t mc_half_gemm_columns_on(int path) { return path == 1 ? 8 : MC_HALF_GEMM_COLUMNS; }
+#endif
+
+size_t mc_half_gemm_columns(void) {
+#ifdef MC_X86
+    return mc_half_gemm_columns_on(mc_half_gemm_path());
+#else
+    return MC_HALF_GEMM_COLUMNS;
+#endif
+}
+
 int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
 #ifdef MC_X86
     if (path < 0 || path > mc_detect_gemm_path()) return 0;
-    if (path > 0 && m % MC_HALF_GEMM_ROWS == 0 && n % MC_HALF_GEMM_COLUMNS == 0) {
+    if (path > 0 && m % MC_HALF_GEMM_ROWS == 0 && n % mc_half_gemm_columns_on(path) == 0) {
         if (path == 3) { mc_half_gemm_fp16(a, b, acc, m, n, k); return 1; }
         if (path == 2) { mc_half_gemm_avx512(a, b, acc, m, n, k); return 1; }
         mc_half_gemm_f16c(a, b, acc, m, n, k);

@@ -30,11 +30,14 @@ uint16_t mc_float_to_half_bits_scalar(float f);
 // binary32. Row-major a (m×k), b (k×n), acc (m×n). Paths, chosen at run time:
 // AVX512-FP16 native arithmetic, AVX-512F or F16C conversion after binary32
 // operations (exact, see HalfGemm.c), or scalar. The vector paths need
-// m % MC_HALF_GEMM_ROWS == 0 and n % MC_HALF_GEMM_COLUMNS == 0 (callers pad
-// with zero rows/columns); other sizes take the scalar path.
+// m % MC_HALF_GEMM_ROWS == 0 and n % mc_half_gemm_columns() == 0 (a divisor
+// of MC_HALF_GEMM_COLUMNS; callers pad with zero rows/columns); other sizes
+// take the scalar path.
 #define MC_HALF_GEMM_ROWS 4
 #define MC_HALF_GEMM_COLUMNS 16
 void mc_half_gemm(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k);
+/// The column multiple of the path in use: 8 on F16C, MC_HALF_GEMM_COLUMNS (16) on the AVX-512 paths.
+size_t mc_half_gemm_columns(void);
 /// mc_half_gemm on a given path (0…3, as mc_half_gemm_path) if this CPU has it: returns 1,
 /// else 0 and computes nothing. For tests: every path gives the same bits (NaN payloads aside).
 int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, size_t m, size_t n, size_t k);

@@ -185,13 +185,17 @@ enum ChunkedForm {
         // log2 magnitudes (unscaled) of the decayed state and of the new terms.
         var top: Int? = nil
         if hasState {
-            var ms: Float = 0
-            for e in 0..<(f * ldv) { ms = Swift.max(ms, abs(state[e])) }
+            let ms = maxMagnitude(state, f * ldv)
             if ms * beta > 0, (ms * beta).isFinite { top = Int((ms * beta).exponent) - sigma }
         }
+        // Column maxima of φ (f × cc) in one row-major sweep.
+        var mks = [Float](repeating: 0, count: cc)
+        mks.withUnsafeMutableBufferPointer { mk in
+            for r in 0..<f { let row = phi + r * cc; for j in 0..<cc { mk[j] = Swift.max(mk[j], abs(row[j])) } }
+        }
         for j in 0..<cc {
-            var mk: Float = 0, mv: Float = 0
-            for r in 0..<f { mk = Swift.max(mk, abs(phi[r * cc + j])) }
+            let mk = mks[j]
+            var mv: Float = 0
             for col in 0..<ldv { mv = Swift.max(mv, abs(vd[j * ldv + col])) }
             if mk * mv > 0, (mk * mv).isFinite { top = Swift.max(top ?? Int.min, Int((mk * mv).exponent) - p * kappa[j]) }
         }
@@ -205,6 +209,22 @@ enum ChunkedForm {
         a.op(vd, cc * ldv)
         a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vd, ldb: ldv,
                beta: beta, c: state, ldc: ldv)
+    }
+
+    /// `max |x_e|` over `count` values, NaN ignored (as `Swift.max(m, |x|)`
+    /// from 0 ignores it), in four interleaved partial maxima (independent
+    /// chains): the maximum of a set does not depend on the order, so the
+    /// result is the sequential loop's.
+    static func maxMagnitude(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+        var e = 0
+        while e + 4 <= count {
+            m0 = Swift.max(m0, abs(x[e])); m1 = Swift.max(m1, abs(x[e + 1]))
+            m2 = Swift.max(m2, abs(x[e + 2])); m3 = Swift.max(m3, abs(x[e + 3]))
+            e += 4
+        }
+        while e < count { m0 = Swift.max(m0, abs(x[e])); e += 1 }
+        return Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
     }
 
     /// Blocked KV-cache attention over chunks for the exponential score (see

@@ -147,7 +147,9 @@ struct Arithmetic {
     /// in order from 0 (`mc_half_gemm`: native AVX512-FP16, or binary32
     /// operations rounded by F16C/AVX-512 conversions, chosen at run time —
     /// exact either way, docs/MATH.md §7.2); then `alpha·acc` (rounded),
-    /// `beta·C` (rounded) and their sum (rounded).
+    /// `beta·C` (rounded) and their sum (rounded). Steps and rows whose
+    /// products are all exactly ±0 are not formed (`HalfGemmSkips`: the
+    /// same bits).
     @usableFromInline
     func halfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -155,7 +157,7 @@ struct Arithmetic {
         let h = Float32Rounding.float16
         // Pack op(A) as mp×k and op(B) as k×np, row-major, zero-padded to the
         // vector kernel's multiples (padding rows/columns are computed, then dropped).
-        let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(MC_HALF_GEMM_COLUMNS)
+        let rowMultiple = Int(MC_HALF_GEMM_ROWS), columnMultiple = Int(mc_half_gemm_columns())
         let mp = (m + rowMultiple - 1) / rowMultiple * rowMultiple
         let np = (n + columnMultiple - 1) / columnMultiple * columnMultiple
         let ap = scratch.buffer(0, mp * k)
@@ -176,34 +178,57 @@ struct Arithmetic {
             for p in 0..<k { let row = bp + p * np; for j in 0..<n { row[j] *= scaleB } }
             h.round(bp, k * np)
         }
+        // Steps and rows whose products are all exactly ±0 are dropped (HalfGemmSkips).
+        let (kept, kk) = HalfGemmSkips.compact(a: ap, m: m, k: k, b: bp, n: n, np: np, rowMultiple: rowMultiple)
+        let mk = (kept.count + rowMultiple - 1) / rowMultiple * rowMultiple
         let alphaH = h.round(alpha), betaH = h.round(beta)
         // Row blocks of at most ~64K accumulators (256 KiB): bounded scratch
         // for any m (the quadratic form's N×N scores included).
         let blockRows = Swift.min(mp, Swift.max(rowMultiple, 65_536 / np / rowMultiple * rowMultiple))
         let acc = scratch.buffer(2, blockRows * np)
         var i0 = 0
-        while i0 < m {
-            let rows = Swift.min(blockRows, mp - i0)
-            mc_half_gemm(ap + i0 * k, bp, acc, rows, np, k)
-            for r in 0..<Swift.min(rows, m - i0) {
-                let crow = c + (i0 + r) * ldc
-                let arow = acc + r * np
-                if alphaH != 1 {
-                    for j in 0..<n { arow[j] *= alphaH }
-                    mc_round_float_through_half(arow, n)
-                }
-                if betaH == 0 {
-                    crow.update(from: arow, count: n)
-                } else {
-                    if betaH != 1 {
-                        for j in 0..<n { crow[j] *= betaH }
-                        mc_round_float_through_half(crow, n)
-                    }
-                    for j in 0..<n { crow[j] += arow[j] }
-                    mc_round_float_through_half(crow, n)
-                }
+        while i0 < kept.count {
+            let rows = Swift.min(blockRows, mk - i0)
+            if kk == 0 {
+                acc.update(repeating: 0, count: rows * np)
+            } else {
+                mc_half_gemm(ap + i0 * kk, bp, acc, rows, np, kk)
+            }
+            for r in 0..<Swift.min(rows, kept.count - i0) {
+                finishRow(c + kept[i0 + r] * ldc, acc + r * np, n: n, alphaH: alphaH, betaH: betaH)
             }
             i0 += rows
+        }
+        if kept.count < m {
+            // Dropped rows: every sum is +0.
+            let zero = scratch.buffer(3, n)
+            var next = 0
+            for i in 0..<m {
+                if next < kept.count && kept[next] == i { next += 1; continue }
+                zero.update(repeating: 0, count: n)
+                finishRow(c + i * ldc, zero, n: n, alphaH: alphaH, betaH: betaH)
+            }
+        }
+    }
+
+    /// `crow ← alpha·arow (rounded) [+ beta·crow (rounded), rounded]`: the
+    /// end of `halfGemm` for one row (`arow` is overwritten).
+    @usableFromInline
+    func finishRow(_ crow: UnsafeMutablePointer<Float>, _ arow: UnsafeMutablePointer<Float>, n: Int,
+                   alphaH: Float, betaH: Float) {
+        if alphaH != 1 {
+            for j in 0..<n { arow[j] *= alphaH }
+            mc_round_float_through_half(arow, n)
+        }
+        if betaH == 0 {
+            crow.update(from: arow, count: n)
+        } else {
+            if betaH != 1 {
+                for j in 0..<n { crow[j] *= betaH }
+                mc_round_float_through_half(crow, n)
+            }
+            for j in 0..<n { crow[j] += arow[j] }
+            mc_round_float_through_half(crow, n)
         }
     }
 }

@@ -58,7 +58,8 @@ struct HalfGemmExactnessTests {
         var ran = 0
         for trial in 0..<60 {
             let m = Int(MC_HALF_GEMM_ROWS) * (1 + Int(rng.next() % 4))
-            let n = Int(MC_HALF_GEMM_COLUMNS) * (1 + Int(rng.next() % 3))
+            // Multiples of 8: the F16C path's 8-column tail tile (n % 16 == 8) as well.
+            let n = 8 * (1 + Int(rng.next() % 6))
             let k = 1 + Int(rng.next() % 90)
             let a = Self.matrices(rows: m, cols: k, edge: trial % 2 == 0, rng: &rng)
             let b = Self.matrices(rows: k, cols: n, edge: trial % 2 == 0, rng: &rng)
@@ -71,6 +72,33 @@ struct HalfGemmExactnessTests {
             #expect(bad.isEmpty, "path \(path) trial \(trial) (\(m)×\(n)×\(k)): \(bad.count) differ, first at \(bad.first ?? -1): \(bad.first.map { (c[$0].bitPattern, want[$0].bitPattern) }.map { "\($0)" } ?? "")")
         }
         if path <= 1 && mc_half_gemm_path() >= path { #expect(ran == 60) }
+    }
+
+    /// Sums small enough that no partial sum can overflow (the F16C path then
+    /// rounds them by Veltkamp splitting, `mc_half_sums_bounded`): long
+    /// reductions with ties, carries, cancellation to subnormal sums and
+    /// subnormal products, and one trial per size just over the bound.
+    @Test(arguments: [0, 1, 2, 3])
+    func boundedSumsMatchFloat16Arithmetic(path: Int32) throws {
+        var rng = SplitMix(seed: 0xB0_0000 + UInt64(path))
+        for trial in 0..<40 {
+            let m = Int(MC_HALF_GEMM_ROWS) * (1 + Int(rng.next() % 3))
+            let n = 8 * (1 + Int(rng.next() % 4))
+            let k = 1 + Int(rng.next() % 400)
+            // Magnitudes 2⁻¹² … 2¹ (products down to binary16 subnormals), both signs.
+            let draw = { (rng: inout SplitMix) -> Float in
+                let bits = UInt16(0x0C00 + rng.next() % 0x3400) | (rng.next() & 1 == 0 ? 0 : 0x8000)
+                return Float(Float16(bitPattern: bits))
+            }
+            let a = (0..<(m * k)).map { _ in draw(&rng) }
+            var b = (0..<(k * n)).map { _ in draw(&rng) }
+            if trial % 8 == 7 { b[0] = 32768 }  // a large entry: the bound fails, conversions round the sums
+            var c = [Float](repeating: .nan, count: m * n)
+            guard mc_half_gemm_on_path(path, a, b, &c, m, n, k) == 1 else { continue }
+            let want = Self.reference(a, b, m: m, n: n, k: k)
+            let bad = (0..<(m * n)).filter { !Self.sameResult(c[$0], want[$0]) }
+            #expect(bad.isEmpty, "path \(path) trial \(trial) (\(m)×\(n)×\(k)): \(bad.count) differ")
+        }
     }
 
     /// Ties to even in the running sum: 1 + 2⁻¹¹ rounds down to 1 (even), and
@@ -137,6 +165,50 @@ struct HalfGemmExactnessTests {
                     if alphaH != 1 { s = s * alphaH }
                     let want: Float16 = betaH == 0 ? s : (betaH == 1 ? h(c0[i * n + j]) : h(c0[i * n + j]) * betaH) + s
                     #expect(Self.sameResult(c[i * n + j], Float(want)), "trial \(trial) (\(i),\(j))")
+                }
+            }
+        }
+    }
+
+    /// Zero rows of A and zero rows of B (whole steps), as binary16 underflow
+    /// produces them, with and without an infinity or NaN elsewhere in the
+    /// other operand (which forbids the skip on that side): the same bits as
+    /// the operation-by-operation definition (`HalfGemmSkips`).
+    @Test func zeroRowsAndStepsAreExact() {
+        var rng = SplitMix(seed: 2026)
+        let arith = Arithmetic(.float16)
+        for trial in 0..<60 {
+            let m = 1 + Int(rng.next() % 13), n = 1 + Int(rng.next() % 37), k = 1 + Int(rng.next() % 24)
+            let transA = rng.next() & 1 == 1, transB = rng.next() & 1 == 1
+            let beta: Float = [0, 1, 0.5][Int(rng.next() % 3)]
+            var a = Self.matrices(rows: m, cols: k, edge: false, rng: &rng)   // logical op(A): m×k
+            var b = Self.matrices(rows: k, cols: n, edge: false, rng: &rng)   // logical op(B): k×n
+            for i in 0..<m where rng.next() % 3 != 0 { for p in 0..<k { a[i * k + p] = rng.next() & 1 == 0 ? 0 : -0.0 } }
+            for p in 0..<k where rng.next() % 3 != 0 { for j in 0..<n { b[p * n + j] = rng.next() & 1 == 0 ? 0 : -0.0 } }
+            let special: [Float] = [.infinity, -.infinity, .nan]
+            switch trial % 4 {
+            case 1: a[Int(rng.next() % UInt64(m * k))] = special[Int(rng.next() % 3)]
+            case 2: b[Int(rng.next() % UInt64(k * n))] = special[Int(rng.next() % 3)]
+            case 3: a[Int(rng.next() % UInt64(m * k))] = special[Int(rng.next() % 3)]
+                    b[Int(rng.next() % UInt64(k * n))] = special[Int(rng.next() % 3)]
+            default: break
+            }
+            // Stored as the kernels pass them (transposed when asked).
+            let aStored = transA ? (0..<(k * m)).map { a[($0 % m) * k + $0 / m] } : a
+            let bStored = transB ? (0..<(n * k)).map { b[($0 % k) * n + $0 / k] } : b
+            let c0 = Self.matrices(rows: m, cols: n, edge: false, rng: &rng)
+            var c = c0
+            aStored.withUnsafeBufferPointer { ap in bStored.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                arith.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: transA ? m : k,
+                           b: bp.baseAddress!, ldb: transB ? k : n, beta: beta, c: cp.baseAddress!, ldc: n)
+            } } }
+            let betaH = Float16(beta)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = Float16(0)
+                    for p in 0..<k { s = s + Float16(a[i * k + p]) * Float16(b[p * n + j]) }
+                    let want: Float16 = betaH == 0 ? s : (betaH == 1 ? Float16(c0[i * n + j]) : Float16(c0[i * n + j]) * betaH) + s
+                    #expect(Self.sameResult(c[i * n + j], Float(want)), "trial \(trial) (\(i),\(j)): \(c[i * n + j]) vs \(want)")
                 }
             }
         }
