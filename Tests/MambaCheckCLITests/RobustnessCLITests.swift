@@ -60,6 +60,28 @@ struct RobustnessCLITests {
         return lstat(path, &st) == 0 ? st.st_mode & 0o7777 : 0
     }
 
+    // MARK: item 6: determinism
+
+    /// The same comparison three times (forward and gradients, a failing
+    /// candidate so that the explanation reruns too): every report byte-identical.
+    @Test func compareReportsAreByteIdenticalOverThreeRuns() throws {
+        let dir = try CLI.temporaryDirectory("determinism")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (_, inputs, cand) = try dump(dir, withDo: true)
+        var arrays = try TensorFile.read(cand.path)
+        let o = try arrays["o"]!.asFloat64()
+        arrays["o"] = TensorData(rounding: o.map { $0 * (1 + 1e-3) }, to: .float32)  // a failing candidate
+        try TensorFile.write(arrays, to: cand.path)
+        var runs: [Data] = []
+        for i in 0..<3 {
+            let files = ["json", "xml", "md"].map { dir.appendingPathComponent("r\(i).\($0)") }
+            let r = try compare(inputs, cand, ["--json", files[0].path, "--junit", files[1].path, "--markdown", files[2].path])
+            #expect(r.status == 1, "\(r)")
+            runs.append(try files.reduce(Data(r.stdout.utf8)) { $0 + (try bytes($1)) })
+        }
+        #expect(runs[0] == runs[1] && runs[1] == runs[2], "three identical comparisons wrote different reports")
+    }
+
     // MARK: item 1: huge decays, scale
 
     /// a = −1e9 or −1e30 used to crash compare/reference/reference --grad (SIGILL in the fixed-point sums).
