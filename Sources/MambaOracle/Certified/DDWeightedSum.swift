@@ -39,7 +39,8 @@ struct SIMDRows: @unchecked Sendable {
 /// accumulation's error relative to `A = Σ_t |h_t||x_t|`:
 /// `κ_m = (8B² + 8B + 5K² + 9KB + 7K)u²`, `K = ⌈m/B⌉` blocks for `m` terms.
 /// The enclosure is `T + U ± (R + m·2^−1070)(1 + 2(m + 3)u)`, rounded up.
-/// Terms that are exactly 0 are skipped: a sum of none is exactly 0.
+/// Terms that are exactly 0 are skipped, and `ρ_t ≥ 2^−900`: `R = 0` only
+/// when every term's `x` is 0 in that column, and then the sum is exactly 0.
 final class DDWeightedSum {
     static let block = 64
     let chunks: Int
@@ -73,7 +74,9 @@ final class DDWeightedSum {
         inBlock += 1; terms += 1
         let (h1, h2) = DD.split(w.h)
         let a1 = SIMD4(repeating: h1), a2 = SIMD4(repeating: h2), a3 = SIMD4(repeating: w.l)
-        let rho = SIMD4(repeating: w.r + kappa * w.h.magnitude)
+        // ρ_t ≥ 2^−900: a term with x ≠ 0 (|x| ≥ 2^−149) then adds at least 2^−1049 to R, so R = 0
+        // means every x of the column was 0 and the sum is exactly T + U = 0 (kept decidable).
+        let rho = SIMD4(repeating: Swift.max(w.r + kappa * w.h.magnitude, 0x1p-900))
         rows.x.withUnsafeBufferPointer { xb in
             rows.ax.withUnsafeBufferPointer { ab in
                 let x = xb.baseAddress! + row * chunks, ax = ab.baseAddress! + row * chunks
@@ -110,7 +113,7 @@ final class DDWeightedSum {
         for col in 0..<width {
             let (lo, hi) = into(col)
             let r = rad[col / 4][col % 4]
-            let b = terms == 0 || dropBound ? 0 : ((r + m * 0x1p-1070) * grow).nextUp
+            let b = r == 0 || dropBound ? 0 : ((r + m * 0x1p-1070) * grow).nextUp
             DDBall.enclose(t[col / 4][col % 4], uu[col / 4][col % 4], b, lo, hi, tmp: tmp, tmp2: tmp2)
         }
     }
