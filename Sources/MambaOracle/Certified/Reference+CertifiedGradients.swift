@@ -17,8 +17,10 @@ public struct CertifiedGradients: Sendable, GradientTensors {
     public var summary: String { CertifiedOutput.summary(named, what: "gradients") }
 
     /// The certified values as the verdict's oracle: each decided element is
-    /// the lower end of its enclosure (within the enclosure's width, ≈ 2^−p
-    /// relative, of the exact value); an undecided one is NaN (judged as
+    /// the lower end of its enclosure (within the enclosure's width of the
+    /// exact value: ≈ 2^−p relative from the MPFR passes, ≈ 2^−90 of the
+    /// summed terms' magnitudes from the double-double first attempt, Proofs/T7
+    /// step 8; always below one Float64 ulp); an undecided one is NaN (judged as
     /// undefined, never guessed). `zeroDenominatorRows` lists the rows whose
     /// normaliser is exactly 0.
     public func referenceGradients(zeroDenominatorRows: [Int]) -> ReferenceGradients {
@@ -34,6 +36,9 @@ extension Reference {
     /// (batch, head) sequence, since every gradient of a sequence depends on
     /// all its rows (through `D_i`, `δ_i`); a sequence with an undecided
     /// element is enclosed again at twice the precision, up to `maxPrecision`.
+    /// At `p ≤ 128` a double-double first attempt (`fastEnclosedGradients`,
+    /// Proofs/T7 step 8) comes before the MPFR passes, which take a sequence it
+    /// declines or leaves with an undecided element.
     ///
     /// The enclosures follow `Reference.gradients` formula by formula
     /// (Proofs/T7, "Gradients"): the pairwise `w_ij`, `f′(X_ij)Γ_ij` and
