@@ -95,8 +95,10 @@ extension Reference {
         // Per row: δ_i and 1/D_i as balls (sum normalisation); the row part of dL_i (none).
         let rowBalls = UnsafeMutablePointer<DDBall>.allocate(capacity: 2 * n)
         rowBalls.initialize(repeating: .zero, count: 2 * n)
-        let failed = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
-        failed.initialize(to: false)
+        // Per row (row sweep) or column (column sweep): a ball out of range or a normaliser holding 0,
+        // each flag written by the one worker that owns its index.
+        let failed = UnsafeMutablePointer<Bool>.allocate(capacity: n)
+        failed.initialize(repeating: false, count: n)
         defer { rowBalls.deallocate(); failed.deallocate() }
         let rb = UnsafeMutableSendable(rowBalls), fl = UnsafeMutableSendable(failed)
         let rowL = hasDecay && !isSum ? EnclosedTensor(count: n, precision: p) : nil
@@ -112,9 +114,8 @@ extension Reference {
             let t = MPFRBuffer(count: 10, precision: p)
             let big = MPFRBuffer(count: 2, precision: p + 128)
             for i in rows {
-                if fl.pointer.pointee { return }
                 for j in 0...i {
-                    guard let x = pairs.terms(i, j) else { fl.pointer.pointee = true; return }
+                    guard let x = pairs.terms(i, j) else { fl.pointer[i] = true; return }
                     w[j] = x.w; fp[j] = x.fp; g[j] = x.g
                 }
                 var delta = DDBall.zero, inv = DDBall.one
@@ -123,11 +124,11 @@ extension Reference {
                     acc1.start(terms: i + 1)
                     for j in 0...i { acc1.add(w[j], ones, 0) }
                     acc1.finish(width: 1, tmp: t[8], tmp2: t[9]) { _ in (dl, dh) }
-                    guard Interval.excludesZero(dl, dh) else { fl.pointer.pointee = true; return }
+                    guard Interval.excludesZero(dl, dh) else { fl.pointer[i] = true; return }
                     acc1.start(terms: i + 1)
                     for j in 0...i {
                         let y = w[j] * g[j]
-                        guard y.inRange else { fl.pointer.pointee = true; return }
+                        guard y.inRange else { fl.pointer[i] = true; return }
                         acc1.add(y, ones, 0)
                     }
                     acc1.finish(width: 1, tmp: t[8], tmp2: t[9]) { _ in (nl, nh) }
@@ -137,7 +138,7 @@ extension Reference {
                     Interval.div(il, ih, t[8], t[8], dl, dh, tmp: t[9], tmp2: big[1])
                     guard let d = i == 0 ? g[0] : DDBall.holding(el, eh, tmp: big[0], tmp2: big[1]),
                           let v = DDBall.holding(il, ih, tmp: big[0], tmp2: big[1]), d.inRange, v.inRange else {
-                        fl.pointer.pointee = true; return
+                        fl.pointer[i] = true; return
                     }
                     delta = d; inv = v
                     rb.pointer[2 * i] = d; rb.pointer[2 * i + 1] = v
@@ -150,18 +151,18 @@ extension Reference {
                     if isSum {
                         if i == 0 { dW = .zero } else {
                             let y = g[j] - delta
-                            guard y.inRange else { fl.pointer.pointee = true; return }
+                            guard y.inRange else { fl.pointer[i] = true; return }
                             dW = y * inv
                         }
                     }
                     let a = fp[j] * dW
-                    guard dW.inRange, a.inRange else { fl.pointer.pointee = true; return }
+                    guard dW.inRange, a.inRange else { fl.pointer[i] = true; return }
                     let tij = a * pairs.s
-                    guard tij.inRange else { fl.pointer.pointee = true; return }
+                    guard tij.inRange else { fl.pointer[i] = true; return }
                     accQ.add(tij, ks, j)
                     if rowL != nil {
                         let y = w[j] * dW
-                        guard y.inRange else { fl.pointer.pointee = true; return }
+                        guard y.inRange else { fl.pointer[i] = true; return }
                         acc1.add(y, ones, 0)
                     }
                 }
@@ -169,7 +170,7 @@ extension Reference {
                 if let rowL { acc1.finish(width: 1, tmp: t[8], tmp2: t[9]) { _ in (rowL.lo[i], rowL.hi[i]) } }
             }
         }
-        if failed.pointee { return nil }
+        if (0..<n).contains(where: { failed[$0] }) { return nil }
 
         // Column sweep, columns j: dk̃_j = Σ_{i≥j} t_ij q̃_i, dv_j = Σ_{i≥j} (w_ij/D_i) dO_i, Σ_{i≥j} w_ij dW_ij.
         parallelRows(n) { columns in
@@ -178,31 +179,30 @@ extension Reference {
             accK.dropBound = drop; accV.dropBound = drop; acc1.dropBound = drop
             let t = MPFRBuffer(count: 4, precision: p)
             for j in columns {
-                if fl.pointer.pointee { return }
                 let m = n - j
                 accK.start(terms: m); accV.start(terms: m)
                 if hasDecay { acc1.start(terms: m) }
                 for i in j..<n {
-                    guard let x = pairs.terms(i, j) else { fl.pointer.pointee = true; return }
+                    guard let x = pairs.terms(i, j) else { fl.pointer[j] = true; return }
                     var dW = x.g, y = x.w
                     if isSum {
                         let delta = rb.pointer[2 * i], inv = rb.pointer[2 * i + 1]
                         if i == 0 { dW = .zero } else {
                             let d = x.g - delta
-                            guard d.inRange else { fl.pointer.pointee = true; return }
+                            guard d.inRange else { fl.pointer[j] = true; return }
                             dW = d * inv
                         }
                         y = x.w * inv
                     }
                     let a = x.fp * dW
-                    guard dW.inRange, a.inRange, y.inRange else { fl.pointer.pointee = true; return }
+                    guard dW.inRange, a.inRange, y.inRange else { fl.pointer[j] = true; return }
                     let tij = a * pairs.s
-                    guard tij.inRange else { fl.pointer.pointee = true; return }
+                    guard tij.inRange else { fl.pointer[j] = true; return }
                     accK.add(tij, qs, i)
                     accV.add(y, gs, i)
                     if hasDecay {
                         let z = x.w * dW
-                        guard z.inRange else { fl.pointer.pointee = true; return }
+                        guard z.inRange else { fl.pointer[j] = true; return }
                         acc1.add(z, ones, 0)
                     }
                 }
@@ -218,7 +218,7 @@ extension Reference {
                 }
             }
         }
-        if failed.pointee { return nil }
+        if (0..<n).contains(where: { failed[$0] }) { return nil }
         // relu-linear: ReLU′(x) = 0 for x ≤ 0: the gradient is exactly 0 (as in `enclosedGradients`).
         if c.spec.score == .reluLinear {
             for x in 0..<(n * dk) {
