@@ -92,15 +92,16 @@ struct DDBall {
         Self.enclose(h, l, r, lo, hi, tmp: tmp, tmp2: tmp2)
     }
 
-    /// `[(s + c) − b, (s + c) + b]` rounded outward into `lo`, `hi`.
+    /// `[(s + c) − b, (s + c) + b]` rounded outward into `lo`, `hi`. The
+    /// radius is subtracted even when 0, as `encloseWeightedSums` does, so that
+    /// an exact zero is `[−0, +0]` in both passes (the judged value, the lower
+    /// end, is then −0 in both, and reports print the same).
     static func enclose(_ s: Double, _ c: Double, _ b: Double, _ lo: MPFRPointer, _ hi: MPFRPointer,
                         tmp: MPFRPointer, tmp2: MPFRPointer) {
         mc_set_d(tmp, s, MPFR_RNDN)
         mc_set_d(tmp2, c, MPFR_RNDN)
         mc_add(lo, tmp, tmp2, MPFR_RNDD); mc_add(hi, tmp, tmp2, MPFR_RNDU)
-        if b != 0 {
-            mc_set_d(tmp, b, MPFR_RNDN)
-            mc_sub(lo, lo, tmp, MPFR_RNDD); mc_add(hi, hi, tmp, MPFR_RNDU)
-        }
+        mc_set_d(tmp, b, MPFR_RNDN)
+        mc_sub(lo, lo, tmp, MPFR_RNDD); mc_add(hi, hi, tmp, MPFR_RNDU)
     }
 }
