@@ -17,8 +17,10 @@ public struct CertifiedGradients: Sendable, GradientTensors {
     public var summary: String { CertifiedOutput.summary(named, what: "gradients") }
 
     /// The certified values as the verdict's oracle: each decided element is
-    /// the lower end of its enclosure (within the enclosure's width, ≈ 2^−p
-    /// relative, of the exact value); an undecided one is NaN (judged as
+    /// the lower end of its enclosure (within the enclosure's width of the
+    /// exact value: ≈ 2^−p relative from the MPFR passes, ≈ 2^−90 of the
+    /// summed terms' magnitudes from the double-double first attempt, Proofs/T7
+    /// step 8; always below one Float64 ulp); an undecided one is NaN (judged as
     /// undefined, never guessed). `zeroDenominatorRows` lists the rows whose
     /// normaliser is exactly 0.
     public func referenceGradients(zeroDenominatorRows: [Int]) -> ReferenceGradients {
@@ -34,6 +36,9 @@ extension Reference {
     /// (batch, head) sequence, since every gradient of a sequence depends on
     /// all its rows (through `D_i`, `δ_i`); a sequence with an undecided
     /// element is enclosed again at twice the precision, up to `maxPrecision`.
+    /// At `p ≤ 128` a double-double first attempt (`fastEnclosedGradients`,
+    /// Proofs/T7 step 8) comes before the MPFR passes, which take a sequence it
+    /// declines or leaves with an undecided element.
     ///
     /// The enclosures follow `Reference.gradients` formula by formula
     /// (Proofs/T7, "Gradients"): the pairwise `w_ij`, `f′(X_ij)Γ_ij` and
@@ -52,8 +57,10 @@ extension Reference {
                                fault: .none)
     }
 
+    /// - Parameter fastPath: try the double-double pass first (tests turn it off to compare).
     static func certifiedGradients(_ g: GradientProblem, precision: Int, maxPrecision: Int, decimalDigits: Int?,
-                                   fault: EnclosureFault) throws -> (gradients: CertifiedGradients, zeroDenominatorRows: [Int]) {
+                                   fault: EnclosureFault, fastPath: Bool = true) throws
+        -> (gradients: CertifiedGradients, zeroDenominatorRows: [Int]) {
         if let m = g.validationError() { throw ReferenceError.invalidProblem(m) }
         precondition(precision >= 64 && maxPrecision >= precision, "precision must be >= 64 and <= maxPrecision")
         let p = g.core, n = p.length, dk = p.keyDim, dv = p.valueDim, f = p.featureDim ?? 0
@@ -65,27 +72,39 @@ extension Reference {
         var bZ = hasState && sum ? builder(p.sequences * f) : nil
         var finalPrecision = precision, raised = 0
         var zeroRows: [Int] = []
+        // Records every tensor of a sequence's enclosures at `prec`; true when an element is left to a
+        // higher precision. With a zero normaliser, unbounded elements are hopeless.
+        func record(_ enc: GradientEnclosures, seq: Int, prec: Int, last: Bool) -> Bool {
+            let zero = !enc.zeroRows.isEmpty
+            var again = false
+            func put(_ b: inout CertifiedBuilder?, _ x: EnclosedTensor?) {
+                guard b != nil, let x else { return }
+                let first = seq * x.lo.count
+                again = b!.recordUnit(first ..< first + x.lo.count, lo: { x.lo[$0 - first] }, hi: { x.hi[$0 - first] },
+                                      precision: prec, last: last,
+                                      hopeless: { zero && (mc_number_p(x.lo[$0 - first]) == 0 || mc_number_p(x.hi[$0 - first]) == 0) })
+                    || again
+            }
+            put(&bq, enc.dq); put(&bk, enc.dk); put(&bv, enc.dv); put(&bL, enc.dL); put(&ba, enc.da)
+            put(&bS, enc.dS0); put(&bZ, enc.dz0)
+            return again
+        }
+        // The fast double-double attempt (Proofs/T7, step 8) at the default precision, as the forward's
+        // (step 6); a planted fault of the MPFR passes turns it off so that those passes see every element.
+        let fast = fastPath && precision <= 128 && (decimalDigits ?? 0) <= 17 && (fault == .none || fault == .fastBoundDropped)
         for seq in 0..<p.sequences {
             let dO = ValueRows(g.dO[seq * n * dv ..< (seq + 1) * n * dv], width: dv)
+            if fast, let enc = fastEnclosedGradients(EnclosedSequence(problem: p, sequence: seq, precision: precision),
+                                                     dO: dO, fault: fault),
+               !record(enc, seq: seq, prec: precision, last: false) {
+                continue  // every element decided; a sequence with one left goes through the MPFR passes whole
+            }
             var seqZeroRows: [Int] = []
             let r = ZivLoop.run(units: [seq], precision: precision, maxPrecision: maxPrecision) { _, prec, last in
                 let e = EnclosedSequence(problem: p, sequence: seq, precision: prec)
                 let enc = enclosedGradients(e, dO: dO, fault: fault)
                 seqZeroRows = enc.zeroRows
-                let zero = !enc.zeroRows.isEmpty
-                var again = false
-                // Records one tensor of this sequence; with a zero normaliser, unbounded elements are hopeless.
-                func put(_ b: inout CertifiedBuilder?, _ x: EnclosedTensor?) {
-                    guard b != nil, let x else { return }
-                    let first = seq * x.lo.count
-                    again = b!.recordUnit(first ..< first + x.lo.count, lo: { x.lo[$0 - first] }, hi: { x.hi[$0 - first] },
-                                          precision: prec, last: last,
-                                          hopeless: { zero && (mc_number_p(x.lo[$0 - first]) == 0 || mc_number_p(x.hi[$0 - first]) == 0) })
-                        || again
-                }
-                put(&bq, enc.dq); put(&bk, enc.dk); put(&bv, enc.dv); put(&bL, enc.dL); put(&ba, enc.da)
-                put(&bS, enc.dS0); put(&bZ, enc.dz0)
-                return again ? [seq] : []
+                return record(enc, seq: seq, prec: prec, last: last) ? [seq] : []
             }
             zeroRows += seqZeroRows.map { seq * n + $0 }
             finalPrecision = Swift.max(finalPrecision, r.finalPrecision); raised += r.raised

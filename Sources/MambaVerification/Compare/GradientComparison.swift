@@ -341,25 +341,58 @@ public enum GradientComparison {
         let spec = p.spec, isSum = spec.normalization == .sum
         let f = p.featureDim ?? 0
         let c = spec.score.traits.featureConstant(s)
-        /// Storage and accumulation accumulators of one tensor.
-        struct Acc {
-            var s: [Double], a: [Double]
-            init(_ n: Int) { s = [Double](repeating: 0, count: n); a = s }
-            mutating func add(_ i: Int, _ storage: Double, _ accumulation: Double) { s[i] += storage; a[i] += accumulation }
+        /// Storage and accumulation accumulators of one tensor (shared by the workers: each
+        /// element is written by one worker at a time, see the sweeps below).
+        final class Acc: @unchecked Sendable {
+            let s: UnsafeMutablePointer<Double>, a: UnsafeMutablePointer<Double>, count: Int
+            init(_ n: Int) {
+                count = n
+                s = .allocate(capacity: Swift.max(n, 1)); s.initialize(repeating: 0, count: Swift.max(n, 1))
+                a = .allocate(capacity: Swift.max(n, 1)); a.initialize(repeating: 0, count: Swift.max(n, 1))
+            }
+            deinit { s.deallocate(); a.deallocate() }
+            @inline(__always)
+            func add(_ i: Int, _ storage: Double, _ accumulation: Double) { s[i] += storage; a[i] += accumulation }
             func parts() -> GradientMagnitudes.Parts {
-                GradientMagnitudes.Parts(storage: s.map { $0.isNaN ? .infinity : $0 },
-                                         accumulation: a.map { $0.isNaN ? .infinity : $0 })
+                GradientMagnitudes.Parts(storage: (0..<count).map { s[$0].isNaN ? .infinity : s[$0] },
+                                         accumulation: (0..<count).map { a[$0].isNaN ? .infinity : a[$0] })
             }
         }
-        var mq = Acc(p.sequences * n * dk), mk = mq
-        var mv = Acc(p.sequences * n * dv)
-        var mL: Acc? = spec.hasDecay ? Acc(p.sequences * n) : nil
-        var mA = mL
+        let mq = Acc(p.sequences * n * dk), mk = Acc(p.sequences * n * dk)
+        let mv = Acc(p.sequences * n * dv)
+        let mL: Acc? = spec.hasDecay ? Acc(p.sequences * n) : nil
+        let mA: Acc? = spec.hasDecay ? Acc(p.sequences * n) : nil
         let hasState = p.initialState != nil && f > 0
-        var mS: Acc? = hasState ? Acc(p.sequences * f * dv) : nil
-        var mZ: Acc? = hasState && isSum ? Acc(p.sequences * f) : nil
+        let mS: Acc? = hasState ? Acc(p.sequences * f * dv) : nil
+        let mZ: Acc? = hasState && isSum ? Acc(p.sequences * f) : nil
         let sqrt2 = 2.0.squareRoot()
         let phiScore = spec.score   // applied to q after ReLU: ReLU again changes nothing
+        let workers = Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        func parallel(_ count: Int, _ body: @Sendable (Int) -> Void) {
+            if workers == 1 || count < 2 { for u in 0..<count { body(u) }; return }
+            DispatchQueue.concurrentPerform(iterations: Swift.min(workers, count)) { w in
+                for u in stride(from: w, to: count, by: Swift.min(workers, count)) { body(u) }
+            }
+        }
+        // Rows are swept in bands of R. Per band, the row pass (rows in parallel) forms every
+        // row-local quantity (the pair terms, the normaliser's conditions, dq, the row part of
+        // dL) and stores each pair's column contributions; the column pass (columns and state
+        // features in parallel) adds them to dk, dv, the column part of dL, dS₀ and dz₀ in
+        // increasing row order. Every element gets the same Double operations in the same order
+        // as a single sweep over the rows: the result is bit-identical for any worker count.
+        let bandRows = 64
+        let pairSlots = 6, stateSlots = 4
+        /// The band's stored contributions and the per-column/per-row sums of dL's parts.
+        final class Scratch: @unchecked Sendable {
+            let band: UnsafeMutablePointer<Double>, stateBand: UnsafeMutablePointer<Double>
+            let skip: UnsafeMutablePointer<Bool>, cols: UnsafeMutablePointer<Double>
+            init(_ a: Int, _ b: Int, _ c: Int, _ d: Int) {
+                band = .allocate(capacity: Swift.max(1, a)); stateBand = .allocate(capacity: Swift.max(1, b))
+                skip = .allocate(capacity: Swift.max(1, c)); cols = .allocate(capacity: Swift.max(1, d))
+            }
+            deinit { band.deallocate(); stateBand.deallocate(); skip.deallocate(); cols.deallocate() }
+        }
+        let sc = Scratch(bandRows * n * pairSlots, bandRows * f * stateSlots, bandRows, 4 * n)
         for seq in 0..<p.sequences {
             let L = p.prefixSums(sequence: seq)
             let relu = spec.score.traits.reluOnInputs
@@ -369,145 +402,179 @@ public enum GradientComparison {
             let dO = Array(problem.dO[(seq * n * dv)..<((seq + 1) * n * dv)])
             let s0 = hasState ? Array(p.initialState!.s[(seq * f * dv)..<((seq + 1) * f * dv)]) : []
             let z0 = hasState && isSum ? Array(p.initialState!.z![(seq * f)..<((seq + 1) * f)]) : []
-            var colS = [Double](repeating: 0, count: n), colA = colS, rowS = colS, rowA = colS
-            // Per pair j of the current row.
-            var w = [Double](repeating: 0, count: n), dw = w, fp = w, df = w, gs = w, gb = w
-            // Per feature a of the current row's state term.
-            var sig = [Double](repeating: 0, count: f), g0 = sig, g0b = sig, hS = sig, hA = sig
-            for i in 0..<n {
-                let li = L?[i] ?? 0
-                for j in 0...i {
-                    var x = 0.0, aa = 0.0
-                    for d in 0..<dk { let t = q[i * dk + d] * k[j * dk + d]; x += t; aa += Swift.abs(t) }
-                    x *= s; aa *= s
-                    let lam = L.map { l in
-                        conditioning == .segment ? Swift.abs(l[i] - l[j]) : Swift.abs(l[i]) + Swift.abs(l[j])
-                    } ?? 0
-                    let gam = L.map { exp($0[i] - $0[j]) } ?? 1
-                    var wij: Double, fpij: Double, wt: Double, ft: Double
-                    switch spec.score {
-                    case .linear, .reluLinear:
-                        wij = x * gam; fpij = gam; wt = aa * gam; ft = gam
-                    case .squared:
-                        wij = x * x * gam; fpij = 2 * Swift.abs(x) * gam; wt = aa * aa * gam; ft = 2 * aa * gam
-                    case .exponential:
-                        wij = L.map { exp(x + $0[i] - $0[j]) } ?? exp(x)
-                        fpij = wij; wt = wij * (1 + aa); ft = wt
-                    }
-                    let aw = Swift.abs(wij)
-                    w[j] = wij
-                    dw[j] = Swift.max(0, wt - aw) + aw * lam
-                    fp[j] = fpij
-                    df[j] = Swift.max(0, ft - fpij) + fpij * lam
-                    var g = 0.0, gbar = 0.0
-                    for col in 0..<dv { let t = dO[i * dv + col] * v[j * dv + col]; g += t; gbar += Swift.abs(t) }
-                    gs[j] = g; gb[j] = gbar
-                }
-                let stateScale = c * (L.map { exp($0[i]) } ?? 1)
-                if hasState {
-                    let phi = FeatureMap.apply(phiScore, (0..<dk).map { q[i * dk + $0] })
-                    for a in 0..<f {
-                        sig[a] = stateScale * phi[a]
-                        var t = 0.0, tb = 0.0
-                        for col in 0..<dv { let x = s0[a * dv + col] * dO[i * dv + col]; t += x; tb += Swift.abs(x) }
-                        g0[a] = t; g0b[a] = tb
-                    }
-                }
-                // Normaliser, δ and their conditions (un-normalised: D = 1, δ = 0).
-                var inv = 1.0, cond = 0.0, condA = 0.0, delta = 0.0, deltaBar = 0.0, deltaA = 0.0
-                if isSum {
-                    var den = 0.0, denBar = 0.0, denA = 0.0
-                    var num = [Double](repeating: 0, count: dv)
+            sc.cols.initialize(repeating: 0, count: 4 * n)
+            for i0 in stride(from: 0, to: n, by: bandRows) {
+                let i1 = Swift.min(n, i0 + bandRows)
+                // Row pass.
+                parallel(i1 - i0) { r in
+                    let i = i0 + r
+                    // Per pair j of the row.
+                    var w = [Double](repeating: 0, count: i + 1), dw = w, fp = w, df = w, gs = w, gb = w
+                    // Per feature a of the row's state term.
+                    var sig = [Double](repeating: 0, count: f), g0 = sig, g0b = sig, hS = sig, hA = sig
+                    let li = L?[i] ?? 0
                     for j in 0...i {
-                        den += w[j]; denBar += Swift.abs(w[j]); denA += dw[j]
-                        for col in 0..<dv { num[col] += w[j] * v[j * dv + col] }
-                    }
-                    for a in 0..<(hasState ? f : 0) {
-                        den += sig[a] * z0[a]
-                        denBar += Swift.abs(sig[a] * z0[a])
-                        denA += Swift.abs(sig[a] * z0[a]) * Swift.abs(li)
-                        for col in 0..<dv { num[col] += sig[a] * s0[a * dv + col] }
-                    }
-                    if den == 0 { continue }  // undefined row: contributes nothing
-                    inv = 1 / Swift.abs(den)
-                    cond = denBar * inv
-                    condA = denA * inv
-                    var od = 0.0
-                    for col in 0..<dv { let t = num[col] / den * dO[i * dv + col]; delta += t; od += Swift.abs(t) }
-                    var tb = 0.0, ta = 0.0
-                    for j in 0...i {
-                        let e = Swift.abs(gs[j] - delta)
-                        tb += Swift.abs(w[j]) * (gb[j] + e); ta += dw[j] * e
-                    }
-                    for a in 0..<(hasState ? f : 0) {
-                        let e = Swift.abs(g0[a] - delta * z0[a])
-                        tb += Swift.abs(sig[a]) * (g0b[a] + e); ta += Swift.abs(sig[a]) * Swift.abs(li) * e
-                    }
-                    deltaBar = tb * inv + od
-                    deltaA = ta * inv
-                }
-                // Row i's pairs.
-                var rS = 0.0, rA = 0.0
-                for j in 0...i {
-                    let e = Swift.abs(gs[j] - delta), aw = Swift.abs(w[j])
-                    let dW = e * inv
-                    let m = (gb[j] + deltaBar + e * cond) * inv
-                    let mAcc = (deltaA + e * condA) * inv
-                    let ts = s * fp[j] * m, ta = s * (df[j] * dW + fp[j] * mAcc)
-                    for d in 0..<dk {
-                        let kd = Swift.abs(k[j * dk + d]), qd = Swift.abs(q[i * dk + d])
-                        mq.add((seq * n + i) * dk + d, ts * kd, ta * kd)
-                        mk.add((seq * n + j) * dk + d, ts * qd, ta * qd)
-                    }
-                    let ys = aw * (1 + cond) * inv, ya = (dw[j] + aw * condA) * inv
-                    for col in 0..<dv {
-                        let o = Swift.abs(dO[i * dv + col])
-                        mv.add((seq * n + j) * dv + col, ys * o, ya * o)
-                    }
-                    colS[j] += aw * m
-                    colA[j] += dw[j] * dW + aw * mAcc
-                    rS += aw * gb[j]; rA += dw[j] * Swift.abs(gs[j])
-                }
-                if hasState {
-                    // The state's share of dq (through |J_φ|ᵀ), dS₀, dz₀ and the row part of dL.
-                    let ss = Swift.abs(stateScale)
-                    for a in 0..<f {
-                        let e = Swift.abs(g0[a] - delta * (isSum ? z0[a] : 0))
-                        let za = isSum ? Swift.abs(z0[a]) : 0
-                        hS[a] = ss * (g0b[a] + deltaBar * za + e * cond) * inv
-                        hA[a] = ss * (Swift.abs(li) * e + deltaA * za + e * condA) * inv
-                        let sa = Swift.abs(sig[a]), saA = sa * Swift.abs(li)
-                        rS += sa * g0b[a]; rA += saA * Swift.abs(g0[a])
-                        let ys = sa * (1 + cond) * inv, ya = (saA + sa * condA) * inv
-                        for col in 0..<dv {
-                            let o = Swift.abs(dO[i * dv + col])
-                            mS!.add((seq * f + a) * dv + col, ys * o, ya * o)
+                        var x = 0.0, aa = 0.0
+                        for d in 0..<dk { let t = q[i * dk + d] * k[j * dk + d]; x += t; aa += Swift.abs(t) }
+                        x *= s; aa *= s
+                        let lam = L.map { l in
+                            conditioning == .segment ? Swift.abs(l[i] - l[j]) : Swift.abs(l[i]) + Swift.abs(l[j])
+                        } ?? 0
+                        let gam = L.map { exp($0[i] - $0[j]) } ?? 1
+                        var wij: Double, fpij: Double, wt: Double, ft: Double
+                        switch spec.score {
+                        case .linear, .reluLinear:
+                            wij = x * gam; fpij = gam; wt = aa * gam; ft = gam
+                        case .squared:
+                            wij = x * x * gam; fpij = 2 * Swift.abs(x) * gam; wt = aa * aa * gam; ft = 2 * aa * gam
+                        case .exponential:
+                            wij = L.map { exp(x + $0[i] - $0[j]) } ?? exp(x)
+                            fpij = wij; wt = wij * (1 + aa); ft = wt
                         }
-                        if isSum {
-                            let ad = Swift.abs(delta)
-                            mZ!.add(seq * f + a, sa * (deltaBar + ad * cond) * inv,
-                                    (saA * ad + sa * (deltaA + ad * condA)) * inv)
+                        let aw = Swift.abs(wij)
+                        w[j] = wij
+                        dw[j] = Swift.max(0, wt - aw) + aw * lam
+                        fp[j] = fpij
+                        df[j] = Swift.max(0, ft - fpij) + fpij * lam
+                        var g = 0.0, gbar = 0.0
+                        for col in 0..<dv { let t = dO[i * dv + col] * v[j * dv + col]; g += t; gbar += Swift.abs(t) }
+                        gs[j] = g; gb[j] = gbar
+                    }
+                    let stateScale = c * (L.map { exp($0[i]) } ?? 1)
+                    if hasState {
+                        let phi = FeatureMap.apply(phiScore, (0..<dk).map { q[i * dk + $0] })
+                        for a in 0..<f {
+                            sig[a] = stateScale * phi[a]
+                            var t = 0.0, tb = 0.0
+                            for col in 0..<dv { let x = s0[a * dv + col] * dO[i * dv + col]; t += x; tb += Swift.abs(x) }
+                            g0[a] = t; g0b[a] = tb
                         }
                     }
-                    let qi = (0..<dk).map { Swift.abs(q[i * dk + $0]) }
-                    let base = (seq * n + i) * dk
-                    switch spec.score.traits.featureMap {
-                    case .packedSecondOrder:
-                        var idx = 0
-                        for a in 0..<dk {
-                            mq.add(base + a, 2 * qi[a] * hS[idx], 2 * qi[a] * hA[idx])
-                            idx += 1
-                            for b in (a + 1)..<Swift.max(dk, a + 1) {
-                                mq.add(base + a, sqrt2 * qi[b] * hS[idx], sqrt2 * qi[b] * hA[idx])
-                                mq.add(base + b, sqrt2 * qi[a] * hS[idx], sqrt2 * qi[a] * hA[idx])
-                                idx += 1
+                    // Normaliser, δ and their conditions (un-normalised: D = 1, δ = 0).
+                    var inv = 1.0, cond = 0.0, condA = 0.0, delta = 0.0, deltaBar = 0.0, deltaA = 0.0
+                    let skip = sc.skip, band = sc.band, stateBand = sc.stateBand
+                    let rowS = sc.cols + 2 * n, rowA = sc.cols + 3 * n
+                    skip[r] = false
+                    if isSum {
+                        var den = 0.0, denBar = 0.0, denA = 0.0
+                        var num = [Double](repeating: 0, count: dv)
+                        for j in 0...i {
+                            den += w[j]; denBar += Swift.abs(w[j]); denA += dw[j]
+                            for col in 0..<dv { num[col] += w[j] * v[j * dv + col] }
+                        }
+                        for a in 0..<(hasState ? f : 0) {
+                            den += sig[a] * z0[a]
+                            denBar += Swift.abs(sig[a] * z0[a])
+                            denA += Swift.abs(sig[a] * z0[a]) * Swift.abs(li)
+                            for col in 0..<dv { num[col] += sig[a] * s0[a * dv + col] }
+                        }
+                        if den == 0 { skip[r] = true; return }  // undefined row: contributes nothing
+                        inv = 1 / Swift.abs(den)
+                        cond = denBar * inv
+                        condA = denA * inv
+                        var od = 0.0
+                        for col in 0..<dv { let t = num[col] / den * dO[i * dv + col]; delta += t; od += Swift.abs(t) }
+                        var tb = 0.0, ta = 0.0
+                        for j in 0...i {
+                            let e = Swift.abs(gs[j] - delta)
+                            tb += Swift.abs(w[j]) * (gb[j] + e); ta += dw[j] * e
+                        }
+                        for a in 0..<(hasState ? f : 0) {
+                            let e = Swift.abs(g0[a] - delta * z0[a])
+                            tb += Swift.abs(sig[a]) * (g0b[a] + e); ta += Swift.abs(sig[a]) * Swift.abs(li) * e
+                        }
+                        deltaBar = tb * inv + od
+                        deltaA = ta * inv
+                    }
+                    // Row i's pairs: dq here, the column contributions stored for the column pass.
+                    var rS = 0.0, rA = 0.0
+                    for j in 0...i {
+                        let e = Swift.abs(gs[j] - delta), aw = Swift.abs(w[j])
+                        let dW = e * inv
+                        let m = (gb[j] + deltaBar + e * cond) * inv
+                        let mAcc = (deltaA + e * condA) * inv
+                        let ts = s * fp[j] * m, ta = s * (df[j] * dW + fp[j] * mAcc)
+                        for d in 0..<dk {
+                            let kd = Swift.abs(k[j * dk + d])
+                            mq.add((seq * n + i) * dk + d, ts * kd, ta * kd)
+                        }
+                        let ys = aw * (1 + cond) * inv, ya = (dw[j] + aw * condA) * inv
+                        let slot = band + (r * n + j) * pairSlots
+                        slot[0] = ts; slot[1] = ta; slot[2] = ys; slot[3] = ya
+                        slot[4] = aw * m
+                        slot[5] = dw[j] * dW + aw * mAcc
+                        rS += aw * gb[j]; rA += dw[j] * Swift.abs(gs[j])
+                    }
+                    if hasState {
+                        // The state's share of dq (through |J_φ|ᵀ) and the row part of dL here; dS₀, dz₀ stored.
+                        let ss = Swift.abs(stateScale)
+                        for a in 0..<f {
+                            let e = Swift.abs(g0[a] - delta * (isSum ? z0[a] : 0))
+                            let za = isSum ? Swift.abs(z0[a]) : 0
+                            hS[a] = ss * (g0b[a] + deltaBar * za + e * cond) * inv
+                            hA[a] = ss * (Swift.abs(li) * e + deltaA * za + e * condA) * inv
+                            let sa = Swift.abs(sig[a]), saA = sa * Swift.abs(li)
+                            rS += sa * g0b[a]; rA += saA * Swift.abs(g0[a])
+                            let slot = stateBand + (r * f + a) * stateSlots
+                            slot[0] = sa * (1 + cond) * inv; slot[1] = (saA + sa * condA) * inv
+                            if isSum {
+                                let ad = Swift.abs(delta)
+                                slot[2] = sa * (deltaBar + ad * cond) * inv
+                                slot[3] = (saA * ad + sa * (deltaA + ad * condA)) * inv
                             }
                         }
-                    case .identity, .relu, nil:
-                        for a in 0..<dk { mq.add(base + a, hS[a], hA[a]) }
+                        let qi = (0..<dk).map { Swift.abs(q[i * dk + $0]) }
+                        let base = (seq * n + i) * dk
+                        switch spec.score.traits.featureMap {
+                        case .packedSecondOrder:
+                            var idx = 0
+                            for a in 0..<dk {
+                                mq.add(base + a, 2 * qi[a] * hS[idx], 2 * qi[a] * hA[idx])
+                                idx += 1
+                                for b in (a + 1)..<Swift.max(dk, a + 1) {
+                                    mq.add(base + a, sqrt2 * qi[b] * hS[idx], sqrt2 * qi[b] * hA[idx])
+                                    mq.add(base + b, sqrt2 * qi[a] * hS[idx], sqrt2 * qi[a] * hA[idx])
+                                    idx += 1
+                                }
+                            }
+                        case .identity, .relu, nil:
+                            for a in 0..<dk { mq.add(base + a, hS[a], hA[a]) }
+                        }
+                    }
+                    if !isSum { rowS[i] = rS; rowA[i] = rA }
+                }
+                // Column pass: columns j < i1, then state features a, each over the band's rows in order.
+                parallel(i1 + (hasState ? f : 0)) { u in
+                    let skip = sc.skip, band = sc.band, stateBand = sc.stateBand
+                    let colS = sc.cols, colA = sc.cols + n
+                    if u < i1 {
+                        let j = u
+                        for i in Swift.max(i0, j)..<i1 where !skip[i - i0] {
+                            let slot = band + ((i - i0) * n + j) * pairSlots
+                            let ts = slot[0], ta = slot[1], ys = slot[2], ya = slot[3]
+                            for d in 0..<dk {
+                                let qd = Swift.abs(q[i * dk + d])
+                                mk.add((seq * n + j) * dk + d, ts * qd, ta * qd)
+                            }
+                            for col in 0..<dv {
+                                let o = Swift.abs(dO[i * dv + col])
+                                mv.add((seq * n + j) * dv + col, ys * o, ya * o)
+                            }
+                            colS[j] += slot[4]
+                            colA[j] += slot[5]
+                        }
+                    } else {
+                        let a = u - i1
+                        for i in i0..<i1 where !skip[i - i0] {
+                            let slot = stateBand + ((i - i0) * f + a) * stateSlots
+                            for col in 0..<dv {
+                                let o = Swift.abs(dO[i * dv + col])
+                                mS!.add((seq * f + a) * dv + col, slot[0] * o, slot[1] * o)
+                            }
+                            if isSum { mZ!.add(seq * f + a, slot[2], slot[3]) }
+                        }
                     }
                 }
-                if !isSum { rowS[i] = rS; rowA[i] = rA }
             }
             if relu {
                 for e in 0..<(n * dk) {
@@ -516,6 +583,7 @@ public enum GradientComparison {
                 }
             }
             if spec.hasDecay {
+                let colS = sc.cols, colA = sc.cols + n, rowS = sc.cols + 2 * n, rowA = sc.cols + 3 * n
                 var sufS = 0.0, sufA = 0.0
                 for t in stride(from: n - 1, through: 0, by: -1) {
                     let ms = colS[t] + rowS[t], ma = colA[t] + rowA[t]
