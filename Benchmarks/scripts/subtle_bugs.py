@@ -16,7 +16,11 @@ Each bug is rounded back to the kernel's storage format and judged by `mambachec
 case's declared arithmetic. A correct verdict fails every bug; the summary prints caught/total per
 bug type, and each miss with the kernel's error.
 
-usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK]
+With --declare-forms each case also declares its kernel's form (`+form=`, from the kernel's name: FLA's
+fused_recurrent -> recurrent, chunk kernels and the SSD -> chunked, parallel -> quadratic, the tiled Triton
+2Mamba -> tiled).
+
+usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK] [--declare-forms]
 """
 import argparse
 import json
@@ -61,6 +65,18 @@ def rows_view(x, layout):
     return x.copy(), (lambda r: r)
 
 
+def declared_form(name):
+    if "fused_recurrent" in name:
+        return "recurrent"
+    if "chunk_" in name or "ssd" in name:
+        return "chunked"
+    if "parallel" in name:
+        return "quadratic"
+    if "twomamba" in name:
+        return "tiled"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -69,6 +85,7 @@ def main():
     ap.add_argument("--mambacheck", default=os.path.join(ROOT, ".build/release/mambacheck"))
     ap.add_argument("--keep", default=None)
     ap.add_argument("--filter", default="")
+    ap.add_argument("--declare-forms", action="store_true")
     args = ap.parse_args()
     cases = [c for c in json.load(open(os.path.join(args.dir, "cases.json")))["cases"]
              if c["correct"] and args.filter in c["name"]]
@@ -129,8 +146,11 @@ def main():
             path = os.path.join(work, f"{c['name']}.{bug.replace('#', '-')}.safetensors")
             with open(path, "wb") as f:
                 mr.write_safetensors(f, out)
+            arith = c["arith"]
+            if args.declare_forms and declared_form(c["name"]):
+                arith += "+form=" + declared_form(c["name"])
             cmd = [args.mambacheck, "compare", "--variant", c["core"], "--inputs", inputs, "--candidate", path,
-                   "--layout", c["layout"], "--arith", c["arith"]]
+                   "--layout", c["layout"], "--arith", arith]
             if c.get("scale"):
                 cmd += ["--scale", c["scale"]]
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
