@@ -97,20 +97,10 @@ enum DD {
     /// with `|x − (h + l)| ≤ ρ·|h|` for every `x` in it (directed rounding),
     /// or nil when `h` is out of range.
     static func approximate(_ lo: MPFRPointer, _ hi: MPFRPointer, tmp: MPFRPointer, tmp2: MPFRPointer) -> (Double, Double, rho: Double)? {
-        let h = mc_get_d(lo, MPFR_RNDN)
-        guard inRange(h) else { return nil }
-        mc_set_d(tmp, h, MPFR_RNDN)
-        mc_sub(tmp, lo, tmp, MPFR_RNDN)
-        let l = mc_get_d(tmp, MPFR_RNDN)
-        // a ≥ hi − (h + l), b ≤ lo − (h + l)
-        mc_set_d(tmp2, h, MPFR_RNDN); mc_sub(tmp, hi, tmp2, MPFR_RNDU)
-        mc_set_d(tmp2, l, MPFR_RNDN); mc_sub(tmp, tmp, tmp2, MPFR_RNDU)
-        let a = mc_get_d(tmp, MPFR_RNDU)
-        mc_set_d(tmp2, h, MPFR_RNDN); mc_sub(tmp, lo, tmp2, MPFR_RNDD)
-        mc_set_d(tmp2, l, MPFR_RNDN); mc_sub(tmp, tmp, tmp2, MPFR_RNDD)
-        let b = mc_get_d(tmp, MPFR_RNDD)
-        guard a.isFinite, b.isFinite else { return nil }
-        let rho = ((Swift.max(a, -b, 0) / h.magnitude).nextUp * (1 + 0x1p-50)).nextUp
+        // The ball holding [lo, hi] (`DDBall.holding`: the same directed MPFR steps), then its radius relative to h.
+        guard let ball = DDBall.holding(lo, hi, tmp: tmp, tmp2: tmp2), inRange(ball.h) else { return nil }
+        let h = ball.h, l = ball.l
+        let rho = ((ball.r / h.magnitude).nextUp * (1 + 0x1p-50)).nextUp
         return (h, l, rho)
     }
 }
