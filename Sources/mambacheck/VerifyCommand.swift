@@ -81,7 +81,7 @@ struct PolicyOptions: ParsableArguments {
     var ulpAllowance: Double?
     @Option(help: "A-priori allowance in units of u·magnitude added per element (default 0 with baselines, 8 without).")
     var boundFactor: Double?
-    @Option(help: "Row test factor on the row yardstick (default 4).") var rowFactor: Double?
+    @Option(help: "Row test factor on the row yardstick (default 3.5).") var rowFactor: Double?
     @Option(help: "Norm test factor on the baselines' ‖error‖₂ (default 2).") var normFactor: Double?
 
     func verdictPolicy() throws -> VerdictPolicy {
