@@ -60,7 +60,7 @@ enum DD {
     }
 
     /// The exact dot product of two integer rows as a two's-complement
-    /// 128-bit integer `hi·2^64 + lo` (`IntegerRow.dotParts`, carry-free).
+    /// 128-bit integer `hi·2^64 + lo` (`IntegerRow.dotParts`).
     @inline(__always)
     static func dot(_ a: IntegerRow, _ b: IntegerRow) -> (Int64, UInt64) { IntegerRow.dotParts(a, b) }
 
