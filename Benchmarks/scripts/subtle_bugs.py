@@ -35,6 +35,8 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import mambacheck_runner as mr  # noqa: E402  (NumPy-only safetensors reader and writer)
+sys.path.insert(0, os.path.join(ROOT, "scripts", "gpu"))
+from kernel_forms import kernel_form  # noqa: E402
 
 
 def load(path):
@@ -63,18 +65,6 @@ def rows_view(x, layout):
     if layout == "bnhd":
         return x.transpose(0, 2, 1, 3).copy(), (lambda r: r.transpose(0, 2, 1, 3))
     return x.copy(), (lambda r: r)
-
-
-def declared_form(name):
-    if "fused_recurrent" in name:
-        return "recurrent"
-    if "chunk_" in name or "ssd" in name:
-        return "chunked"
-    if "parallel" in name:
-        return "quadratic"
-    if "twomamba" in name:
-        return "tiled"
-    return None
 
 
 def main():
@@ -147,8 +137,9 @@ def main():
             with open(path, "wb") as f:
                 mr.write_safetensors(f, out)
             arith = c["arith"]
-            if args.declare_forms and declared_form(c["name"]):
-                arith += "+form=" + declared_form(c["name"])
+            form = c.get("form") or kernel_form(c["name"])
+            if args.declare_forms and form:
+                arith += "+form=" + form
             cmd = [args.mambacheck, "compare", "--variant", c["core"], "--inputs", inputs, "--candidate", path,
                    "--layout", c["layout"], "--arith", arith]
             if c.get("scale"):

@@ -20,6 +20,7 @@ import os
 import struct
 import sys
 
+from kernel_forms import kernel_form  # noqa: E402  (beside this script)
 import torch
 import torch.nn.functional as F
 
@@ -59,6 +60,8 @@ class Dumper:
         save_safetensors(os.path.join(self.out, name + ".candidate.safetensors"), candidate)
         meta = dict(meta, name=name, inputs=(inputs_of or name) + ".inputs.safetensors",
                     candidate=name + ".candidate.safetensors")
+        if "form" not in meta and kernel_form(name):
+            meta["form"] = kernel_form(name)  # `+form=` of compare (judge_real.py --declare-forms)
         self.cases.append(meta)
         # cases.json is rewritten after every case, so a run cut short keeps what it dumped.
         with open(os.path.join(self.out, "cases.json"), "w") as f:

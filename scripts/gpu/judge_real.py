@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Judge every dumped case of a real-kernel dump folder with `mambacheck compare`.
 
-usage: judge_real.py DIR [--mambacheck PATH] [--filter SUBSTRING] [--jobs J]
+usage: judge_real.py DIR [--mambacheck PATH] [--filter SUBSTRING] [--jobs J] [--declare-forms]
 Reads DIR/cases.json (written by dump_real_kernels.py), runs compare in each case's declared
-arithmetic, and prints one line per case: expected (correct/bug), the verdict, and the largest
+arithmetic (with --declare-forms, also its kernel's form, `+form=`, from the case's "form"), and prints one line per case: expected (correct/bug), the verdict, and the largest
 share of each allowance used. Exit 1 when a correct case fails or a bug case passes.
 """
 import argparse
@@ -15,12 +15,13 @@ import sys
 import tempfile
 
 
-def judge(case, d, exe):
+def judge(case, d, exe, forms=False):
     with tempfile.TemporaryDirectory() as t:
         rep = os.path.join(t, "r.json")
         cmd = [exe, "compare", "--variant", case["core"], "--inputs", os.path.join(d, case["inputs"]),
                "--candidate", os.path.join(d, case["candidate"]), "--layout", case["layout"],
-               "--arith", case["arith"], "--json", rep] + (["--scale", case["scale"]] if "scale" in case else [])
+               "--arith", case["arith"] + ("+form=" + case["form"] if forms and case.get("form") else ""),
+               "--json", rep] + (["--scale", case["scale"]] if "scale" in case else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         r = json.load(open(rep)) if os.path.exists(rep) else None
     return case, p.returncode, r, p.stdout + p.stderr
@@ -33,11 +34,12 @@ def main():
     ap.add_argument("--filter", default="")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--declare-forms", action="store_true")
     a = ap.parse_args()
     cases = [c for c in json.load(open(os.path.join(a.dir, "cases.json")))["cases"] if a.filter in c["name"]]
     wrong = 0
     with cf.ThreadPoolExecutor(a.jobs) as ex:
-        for case, rc, r, out in ex.map(lambda c: judge(c, a.dir, a.mambacheck), cases):
+        for case, rc, r, out in ex.map(lambda c: judge(c, a.dir, a.mambacheck, a.declare_forms), cases):
             shares = []
             if r:
                 for c in r.get("cases", []):
