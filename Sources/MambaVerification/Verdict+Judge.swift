@@ -76,8 +76,19 @@ extension VerdictPolicy {
     /// a-priori bound and still count (`credibleBaselines`).
     static let baselineOutlierRatio = 64.0
 
+    /// Judges gradients: as `judge`, but every row also keeps the per-row rule
+    /// (`keepPerRowRule`): the pooled row yardstick was calibrated on forward
+    /// outputs, and a correct Float32 chunked backward (2Mamba, C = 32,
+    /// `mambacheck calibrate --gradients --core squared-decay-sum --length 256
+    /// --dim 32`) used 1.0 of it (0.85 of the per-row rule).
+    func judgeGradient(candidate: [Double], oracle: [BigFloat], magnitude: [Double], baselines: [[Double]],
+                       shape: [Int], format: NumberFormat) throws -> Verdict {
+        try judge(candidate: candidate, oracle: .exact(oracle), magnitude: magnitude, baselines: baselines,
+                  shape: shape, format: format, rowLength: nil, keepPerRowRule: true)
+    }
+
     func judge(candidate: [Double], oracle values: OracleValues, magnitude: [Double], baselines: [[Double]],
-               shape: [Int], format: NumberFormat, rowLength: Int?) throws -> Verdict {
+               shape: [Int], format: NumberFormat, rowLength: Int?, keepPerRowRule: Bool = false) throws -> Verdict {
         try validate()
         let n = try TensorShape.elementCount(of: shape)
         try TensorShape.check(candidate.count, "candidate", shape: shape, expected: n)
@@ -158,17 +169,23 @@ extension VerdictPolicy {
         let shortRows = width < 32
         let predictor = RowPredictor(draws: rowDraw, norms: rowNorm, scales: rowScale,
                                      percent: shortRows ? 100 : 95)  // short rows: noisy norms, use the maximum
-        // Rows shorter than 32 keep the per-row rule too, max(ρ_s·‖s‖_r, d_r) with ρ_s the largest
-        // d_r/‖s‖_r, at its measured factor 4 (8/7 of the default 3.5): the pooled predictor was
-        // measured on rows of 32 and 64, and a chunked 2Mamba kernel with dv = 16 (fp16-acc32,
-        // bf16-acc32, EveryCoreTests) used 1.8x the pooled allowance on a row whose value cancels.
+        // Rows shorter than 32, and gradients (`judgeGradient`), keep the per-row rule too:
+        // max(ρ_s·‖s‖_r, d_r), ρ_s the 90th percentile of d_r/‖s‖_r (the maximum for short rows),
+        // at its measured factor 4 (8/7 of the default 3.5). The pooled predictor was measured on
+        // forward rows of 32 and 64; a chunked 2Mamba kernel with dv = 16 (fp16-acc32, bf16-acc32,
+        // EveryCoreTests) used 1.8x the pooled allowance on a row whose value cancels.
+        let perRowRule = shortRows || keepPerRowRule
         var rhoS = 0.0
-        if shortRows { for r in 0..<rowCount where rowScale[r] > 0 { rhoS = Swift.max(rhoS, rowDraw[r] / rowScale[r]) } }
+        if perRowRule {
+            var ratios = (0..<rowCount).compactMap { rowScale[$0] > 0 ? rowDraw[$0] / rowScale[$0] : nil }
+            ratios.sort()
+            rhoS = Percentile.nearestRank(of: ratios, percent: shortRows ? 100 : 90)
+        }
         var rowYardstick = [Double](repeating: 0, count: rowCount)
         for r in 0..<rowCount {
             rowYardstick[r] = Swift.max(predictor.rho * predictor.predict(norm: rowNorm[r], scale: rowScale[r]),
                                         0.5 * rowDraw[r], stageFloor * rowScale[r])
-            if shortRows { rowYardstick[r] = Swift.max(rowYardstick[r], 8.0 / 7.0 * Swift.max(rhoS * rowScale[r], rowDraw[r])) }
+            if perRowRule { rowYardstick[r] = Swift.max(rowYardstick[r], 8.0 / 7.0 * Swift.max(rhoS * rowScale[r], rowDraw[r])) }
         }
         let aPriori = hasBaselines ? boundFactor : (boundFactor > 0 ? boundFactor : VerdictPolicy.aPrioriBoundFactor)
         beta = Swift.max(beta, stageFloor)

@@ -187,9 +187,9 @@ public enum GradientComparison {
             }
             let metrics = try TensorMetrics(candidate: cand, oracle: oracleValues, shape: shape,
                                             format: settings.format, condition: condition)
-            let verdict = try settings.policy.judge(candidate: cand, oracle: oracleValues, magnitude: magnitude,
-                                                    baselines: baseline.map { KernelComparison.stored($0, in: settings.format) },
-                                                    shape: shape, format: settings.format)
+            let verdict = try settings.policy.judgeGradient(candidate: cand, oracle: oracleValues, magnitude: magnitude,
+                                                            baselines: baseline.map { KernelComparison.stored($0, in: settings.format) },
+                                                            shape: shape, format: settings.format)
             cases.append(ReportCase(name: name, tensor: tensor, metrics: metrics, verdict: verdict,
                                     durationSeconds: KernelComparison.seconds(since: t0) + (cases.isEmpty ? setup : 0)))
         }
