@@ -174,12 +174,13 @@ extension VerdictPolicy {
         // at its measured factor 4 (8/7 of the default 3.5). The pooled predictor was measured on
         // forward rows of 32 and 64; a chunked 2Mamba kernel with dv = 16 (fp16-acc32, bf16-acc32,
         // EveryCoreTests) used 1.8x the pooled allowance on a row whose value cancels.
-        let perRowRule = shortRows || keepPerRowRule
+        // Tiny tensors (a stage floor) keep it as well, with that floor, as before the pooled rule.
+        let perRowRule = shortRows || keepPerRowRule || stageFloor > 0
         var rhoS = 0.0
         if perRowRule {
             var ratios = (0..<rowCount).compactMap { rowScale[$0] > 0 ? rowDraw[$0] / rowScale[$0] : nil }
             ratios.sort()
-            rhoS = Percentile.nearestRank(of: ratios, percent: shortRows ? 100 : 90)
+            rhoS = Swift.max(Percentile.nearestRank(of: ratios, percent: shortRows ? 100 : 90), stageFloor)
         }
         var rowYardstick = [Double](repeating: 0, count: rowCount)
         for r in 0..<rowCount {
