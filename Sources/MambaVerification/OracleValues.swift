@@ -94,12 +94,18 @@ struct OracleComparison {
     /// caller decides what a non-finite value means), and where `y_e` is not a
     /// finite number (these elements are never judged by their error).
     func absoluteDifferences(_ x: [Double]) -> [Double] {
+        signedDifferences(x).map { Swift.abs($0) }
+    }
+
+    /// `x_e − y_e` for every element, formed as in `absoluteDifferences`
+    /// (+∞ where either side is not finite).
+    func signedDifferences(_ x: [Double]) -> [Double] {
         precondition(x.count == oracle.count)
         var result = [Double](repeating: .infinity, count: x.count)
         switch values {
         case .rounded(let y):
             for e in 0..<x.count where x[e].isFinite && y[e].isFinite {
-                result[e] = Swift.abs(x[e] - y[e])
+                result[e] = x[e] - y[e]
             }
         case .exact(let y):
             let candidate = BigFloat(precision: 53)
@@ -107,7 +113,7 @@ struct OracleComparison {
             for e in 0..<x.count where x[e].isFinite && y[e].isFinite {
                 candidate.set(x[e])
                 difference.setDifference(candidate, y[e])
-                result[e] = Swift.abs(difference.doubleValue)
+                result[e] = difference.doubleValue
             }
         }
         return result

@@ -23,6 +23,10 @@ import MambaPrecision
 ///   shorter than 32 also keep `(8/7)·max(ρ_s‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r)`;
 /// - **norm**: `‖ŷ − y‖₂ ≤ normFactor·max_k ‖b⁽ᵏ⁾ − y‖₂ + ‖ulp_F(y)‖₂/√12`.
 ///
+/// Suffix sums (the decay gradient `da_t = Σ_{u≥t} dL_u`) take the row and
+/// norm tests through their increments `e_t − e_{t+1}`: a suffix sum's error
+/// is a random walk whose norm is a few correlated draws (Proofs/T9, "Suffix sums").
+///
 /// `‖ulp‖/√12` is the expected size of a correctly rounded result's own error
 /// (rounding error uniform in ±½ulp): even a perfect kernel has it.
 ///

@@ -63,7 +63,7 @@ struct CalibrateCommand: ParsableCommand {
                         minBugShare[a.name] = Swift.min(minBugShare[a.name] ?? .infinity, wb)
                         print("\(spec.name) | \(a.name) | \(ps ? "L" : "a") | \(seed) | \(g(o.baselineRelativeError)) | \(g(o.uniformFloorRatio)) | \(g(o.rowFloorRatio)) | \(g(wc)) | \(g(wb))")
                         for r in o.rows where verbose || !r.asExpected {
-                            print("    \(r.asExpected ? "  " : "!!") \(r.candidate): \(r.passed ? "pass" : "FAIL") share \(g(r.share)) (element \(g(r.elementShare)), row \(g(r.rowShare)), norm \(g(r.normShare)))")
+                            print("    \(r.asExpected ? "  " : "!!") \(r.candidate): \(r.passed ? "pass" : "FAIL") share \(g(r.share))\(r.worstTensor.isEmpty ? "" : " on \(r.worstTensor)") (element \(g(r.elementShare)), row \(g(r.rowShare)), norm \(g(r.normShare)))")
                         }
                         unexpected += o.rows.filter { !$0.asExpected }.count
                         total += o.rows.count

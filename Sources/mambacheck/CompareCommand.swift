@@ -129,9 +129,18 @@ struct CompareCommand: ParsableCommand {
             declared = a
         }
         let stateFormat = outArrays["final_state"].map { CandidateFormat.inferred(from: $0.dtype) }
-        let settings = ComparisonSettings(format: fmt, policy: try policy.verdictPolicy(), precision: precision,
+        var settings = ComparisonSettings(format: fmt, policy: try policy.verdictPolicy(), precision: precision,
                                           arithmetic: declared, finalStateFormat: format == nil ? stateFormat : fmt,
                                           explainFailures: true)
+        // Each gradient in the format its dump stores it in (FLA returns Float32 dg and dh0
+        // beside bf16 dq), unless --format says otherwise.
+        if format == nil {
+            for names in KernelDump.gradientNames {
+                guard let array = names.lazy.compactMap({ outArrays[$0] }).first else { continue }
+                let f = CandidateFormat.inferred(from: array.dtype)
+                if f != fmt { settings.gradientFormats[names[0]] = f }
+            }
+        }
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []

@@ -33,6 +33,8 @@ public enum Calibration {
         public var elementShare: Double
         public var rowShare: Double
         public var normShare: Double
+        /// The tensor that used the largest share (empty for none).
+        public var worstTensor: String = ""
         /// As expected: correct and passed, or a bug and failed.
         public var asExpected: Bool { correct == passed }
     }
@@ -245,7 +247,12 @@ extension Calibration.Row {
         let e = cases.map(\.verdict.margins.max).max() ?? 0
         let r = cases.map(\.verdict.rows.worstShare).max() ?? 0
         let n = cases.map(\.verdict.normwise.share).max() ?? 0
+        func top(_ c: ReportCase) -> Double {
+            Swift.max(c.verdict.margins.max, c.verdict.rows.worstShare, c.verdict.normwise.share)
+        }
+        let worst = cases.max { top($0) < top($1) }
         self.init(candidate: candidate, correct: correct, passed: cases.allSatisfy(\.passed),
-                  share: Swift.max(e, r, n), elementShare: e, rowShare: r, normShare: n)
+                  share: Swift.max(e, r, n), elementShare: e, rowShare: r, normShare: n,
+                  worstTensor: worst?.tensor ?? "")
     }
 }

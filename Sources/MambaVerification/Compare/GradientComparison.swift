@@ -181,15 +181,17 @@ public enum GradientComparison {
                 throw GradientComparisonError.notApplicable(tensor: tensor, reason: "the oracle has no such gradient")
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
+            let format = settings.gradientFormats[tensor] ?? settings.format
             let condition = zip(magnitude, oracleValues).map { m, y -> Double in
                 let a = Swift.abs(y.doubleValue)
                 return a == 0 ? (m == 0 ? 1 : .infinity) : Swift.max(1, m / a)
             }
             let metrics = try TensorMetrics(candidate: cand, oracle: oracleValues, shape: shape,
-                                            format: settings.format, condition: condition)
+                                            format: format, condition: condition)
             let verdict = try settings.policy.judgeGradient(candidate: cand, oracle: oracleValues, magnitude: magnitude,
-                                                            baselines: baseline.map { KernelComparison.stored($0, in: settings.format) },
-                                                            shape: shape, format: settings.format)
+                                                            baselines: baseline.map { KernelComparison.stored($0, in: format) },
+                                                            shape: shape, format: format,
+                                                            suffixSums: tensor == "da")
             cases.append(ReportCase(name: name, tensor: tensor, metrics: metrics, verdict: verdict,
                                     durationSeconds: KernelComparison.seconds(since: t0) + (cases.isEmpty ? setup : 0)))
         }
