@@ -86,6 +86,20 @@ struct RealKernelDumpTests {
         #expect(try judge(bad, arith + "+form=chunked") == 1, "declared chunked: the final state must fail")
     }
 
+    /// FLA's fused_recurrent_simple_gla in bf16 (N = 1000, weak decay, seed 7)
+    /// returns a Float32 final state in which Triton's biased `exp` compounds over
+    /// every step; with `+form=recurrent` only recurrent baselines judge it, so the
+    /// biased recurrence must be among them in bf16-acc32 too (Proofs/T9, "Biased
+    /// GPU exponentials": final-state norm share 2.7 before, 0.32 after).
+    @Test func declaredRecurrentFormCoversTheBiasedExponentialInBFloat16() throws {
+        let name = "fla-fused_recurrent_simple_gla-bfloat16-n1000-h1-d64-seed7"
+        let r = try CLI.run(["compare", "--variant", "linear-decay-none",
+                             "--inputs", Self.directory.appendingPathComponent(name + ".inputs.safetensors").path,
+                             "--candidate", Self.directory.appendingPathComponent(name + ".candidate.safetensors").path,
+                             "--layout", "bnhd", "--arith", "bfloat16-acc32+form=recurrent"])
+        #expect(r.status == 0, "\(r)")
+    }
+
     /// Declaring the recurrent form (`+form=recurrent`) keeps only recurrent
     /// baselines: FLA's correct fused_recurrent kernels still pass, and a
     /// uniform error of 8x the Float32 kernel's own (8.8e-8 relative, measured
