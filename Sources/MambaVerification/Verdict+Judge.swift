@@ -121,7 +121,7 @@ extension VerdictPolicy {
         // suffix sums their increments along the row (Proofs/T9, "Suffix sums"). A suffix sum's
         // error is a random walk whose norm is a few correlated draws: correct Float32 `da`
         // ranged over 0.13-2.9x the baselines' worst normwise (2Mamba, 16 seeds, chunk sizes
-        // 8-128), against 0.42-1.26x through the increments (`SuffixSumVerdictTests`).
+        // 8-128), against 0.42-1.26x through the increments (BENCHMARKS, "Suffix sums").
         let rowError: [Double], rowBaselineErrors: [[Double]], rowUlp: [Double], rowValue: [Double]
         if suffixSums {
             func increments(_ x: [Double]) -> [Double] {
