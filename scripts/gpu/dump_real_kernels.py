@@ -84,6 +84,7 @@ def grads_of(fn, leaves, do):
 
 
 QUICK = False  # --quick: N = 1000 only, chunk and fused_recurrent simple_gla (a short lease)
+ALT = False    # --shapes alt: other lengths, head counts and head dims (correct kernels only)
 
 
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
@@ -105,6 +106,8 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
 
     shapes = [(1000, 1, 64, 64, "weak", True), (100, 2, 64, 64, "strong", True),
               (2048, 1, 128, 128, "weak", False)]
+    if ALT:
+        shapes = [(512, 4, 128, 128, "strong", True), (4096, 1, 64, 64, "weak", True)]
     for (N, H, K, V, decay, with_h0) in shapes[:1] if QUICK else shapes:
         if N == 2048 and (dtname == "float16" or ieee_subset):
             continue  # size budget: the long case in fp32 and bf16 only
@@ -181,7 +184,7 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
 
         # Planted bugs at the call site of the chunk kernel (forward only): the kernel is right,
         # the call is not, just as a one-line bug in a model would be.
-        if N == 1000:
+        if N == 1000 and not ALT:
             scale = K ** -0.5
             u = {"float32": 2.0 ** -11 if fp32_dots == "tf32" else 2.0 ** -24,
                  "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}[dtname]
@@ -219,7 +222,8 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
     acc = {"float32": "tf32" if fp32_dots == "tf32" else "float32",
            "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
     tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
-    for (N, H, K, V) in [(1000, 2, 64, 64)] + ([] if QUICK else [(300, 1, 32, 32)]):
+    shapes = [(1000, 2, 64, 64)] + ([] if QUICK else [(300, 1, 32, 32)])
+    for (N, H, K, V) in [(700, 3, 64, 64), (2000, 1, 32, 32)] if ALT else shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
         k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
@@ -228,7 +232,7 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
         a_cumsum = torch.cumsum(a, dim=-1)  # the kernel receives prefix sums (paper's habit)
         inputs = {"q": q, "k": k, "v": v, "a_cumsum": a_cumsum}
         bugs = {"": 0, "-bug-strict-mask": 1, "-bug-key-decay-offbyone": 2, "-bug-eps-1e-5": 3,
-                "-bug-natural-exp2": 4} if N == 1000 else {"": 0}
+                "-bug-natural-exp2": 4} if N == 1000 and not ALT else {"": 0}
         # float64 self-check of the correct kernel (printed, not a verdict: MambaCheck judges).
         qd, kd, vd, ld = q.double(), k.double(), v.double(), a_cumsum.double()
         s = (qd @ kd.transpose(-1, -2)) * K ** -0.5
@@ -266,6 +270,8 @@ def ssd_cases(d, dtname, fp32_dots, seed):
            "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
     tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
     shapes = [(1000, 2, 64, 64, True), (777, 1, 128, 64, False)]
+    if ALT:
+        shapes = [(2048, 2, 64, 64, True), (300, 4, 128, 128, False)]
     for (N, H, K, V, with_h0) in shapes[:1] if QUICK else shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 11 * N + K)
         C = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
@@ -303,7 +309,7 @@ def ssd_cases(d, dtname, fp32_dots, seed):
                 # dL/dv = dL/dx / dt, exact for a power-of-two dt
                 "dv": (xs.grad.detach().float() / dt[..., None]).to(dtype)}
         d.add(name, inputs, cand, correct=True, **meta)
-        if N != 1000:
+        if N != 1000 or ALT:
             continue
         with torch.no_grad():
             bugs = {"no-initial-state": dict(h0=None),
@@ -329,10 +335,13 @@ def main():
     p.add_argument("--seed", type=int, default=20261205)
     p.add_argument("--only", default="fla,twomamba,ssd")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--shapes", choices=["default", "alt"], default="default",
+                   help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; correct kernels only")
     p.add_argument("--dtypes", default="", help="comma-separated subset of float32,float16,bfloat16")
     args = p.parse_args()
-    global QUICK
+    global QUICK, ALT
     QUICK = args.quick
+    ALT = args.shapes == "alt"
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     import triton

@@ -54,11 +54,20 @@ public struct KernelOptions: Sendable, Hashable {
     /// exponent `ℓ_i − ℓ_j` of neighbouring tokens deep in a chunk errs by
     /// `≈ u(|ℓ_i| + |ℓ_j|)` in every one of them (docs/MATH.md §7.2).
     public var prefixScan: PrefixScan
+    /// `float16Acc32`, `bfloat16Acc32` and `tf32` modes: every matrix product
+    /// accumulates as a GPU tensor core does instead of as `cblas_sgemm`
+    /// (`Arithmetic.tensorCoreGemm`): the accumulator and each block of
+    /// `Arithmetic.tensorCoreBlock` exact products are aligned to the largest
+    /// exponent among them, each truncated toward zero to 24 bits of that
+    /// exponent, summed, and the sum truncated to Float32 (Fasi, Higham,
+    /// Mikaitis & Pranesh 2021). Biased toward zero, several times the error
+    /// of round-to-nearest sums over long undecayed accumulations.
+    public var tensorCoreAccumulation: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
                 stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
-                prefixScan: PrefixScan = .sequential) {
+                prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -68,6 +77,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.stateStorage = stateStorage
         self.tf32Truncation = tf32Truncation
         self.prefixScan = prefixScan
+        self.tensorCoreAccumulation = tensorCoreAccumulation
     }
 }
 

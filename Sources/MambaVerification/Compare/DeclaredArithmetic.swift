@@ -208,3 +208,14 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension NumberFormat {
+    /// The 16-bit format a stored state is held in (nil for a Float32 state).
+    init?(stateStorage: StateStorage) {
+        switch stateStorage {
+        case .float32: return nil
+        case .float16: self = .binary16
+        case .bfloat16: self = .bfloat16
+        }
+    }
+}
