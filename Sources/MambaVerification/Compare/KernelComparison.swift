@@ -188,7 +188,7 @@ public enum KernelComparison {
             let note = explain(problem: problem, candidate: candidate, name: name, settings: settings, ref: ref,
                                declared: arithmetic)
             for i in cases.indices where !cases[i].passed && !cases[i].verdict.isUndefined {
-                cases[i].verdict.note = note
+                cases[i].verdict.note = [cases[i].verdict.note, note].compactMap { $0 }.joined(separator: "; ")
                 cases[i].verdict.reason = cases[i].verdict.describe()
             }
         }
@@ -208,9 +208,31 @@ public enum KernelComparison {
         let format = settings.format
         let metrics = try TensorMetrics(candidate: candidate.o, reference: ref, shape: shape, format: format)
         let scale = errorScale(ref, problem: problem, format: format, arithmetic: arithmetic)
-        let verdict = try settings.policy.judge(candidate: candidate.o, oracle: ref.o, magnitude: scale,
-                                                baselines: baselines.map { stored($0.o, in: format) },
-                                                shape: shape, format: format)
+        // In Float32 every error is measured modulo a coherent exponential bias
+        // (`CoherentExponentialBias`): the candidate's and each baseline's.
+        let groups = problem.batch * problem.heads
+        let bias = (try? arithmetic.mode()) == .float32
+            ? CoherentExponentialBias.direction(problem, options: settings.kernelOptions) : nil
+        func debiased(_ candidate: [Double], _ baselines: [[Double]], oracle: [Double], direction: [Double]?)
+            -> (candidate: [Double], baselines: [[Double]], gamma: [Double]) {
+            guard let d = direction else { return (candidate, baselines, []) }
+            let c = CoherentExponentialBias.remove(from: candidate, oracle: oracle, direction: d, groups: groups)
+            let b = baselines.map { CoherentExponentialBias.remove(from: $0, oracle: oracle, direction: d, groups: groups).values }
+            return (c.values, b, c.gamma)
+        }
+        func noted(_ v: Verdict, _ gamma: [Double]) -> Verdict {
+            guard let g = gamma.map({ Swift.abs($0) }).max(), g > 0 else { return v }
+            var v = v
+            v.note = "judged modulo a coherent exponential bias (up to \(NumberText.fixed(g, digits: 2))"
+                + " x 2^-25 per step removed, at most \(NumberText.fixed(CoherentExponentialBias.maxUnits, digits: 0)))"
+            v.reason = v.describe()
+            return v
+        }
+        let judgedO = debiased(candidate.o, baselines.map { stored($0.o, in: format) },
+                               oracle: bias == nil ? [] : ref.oDouble, direction: bias?.o)
+        let verdict = noted(try settings.policy.judge(candidate: judgedO.candidate, oracle: ref.o, magnitude: scale,
+                                                      baselines: judgedO.baselines, shape: shape, format: format),
+                            judgedO.gamma)
         cases.append(ReportCase(name: name, tensor: "o", metrics: metrics, verdict: verdict, durationSeconds: 0))
         if let cs = candidate.finalState, let f = problem.featureDim, let s = ref.finalStateS {
             let sa = stateArithmetic ?? arithmetic, sb = stateBaselines ?? baselines
@@ -225,11 +247,14 @@ public enum KernelComparison {
             }
             let sShape = [problem.batch, problem.heads, f, problem.valueDim]
             let bs = sb.compactMap { $0.finalState.map { stored($0.s, in: sf) } }
+            let stateBias = (try? sa.mode()) == .float32 ? bias?.s : nil
+            let judgedS = debiased(cs.s, bs, oracle: stateBias == nil ? [] : s.map(\.doubleValue), direction: stateBias)
             cases.append(ReportCase(
                 name: name, tensor: "final_state",
                 metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: sf),
-                verdict: try settings.policy.judge(candidate: cs.s, oracle: s, magnitude: scale(fm.s, fm.sAcc),
-                                                   baselines: bs, shape: sShape, format: sf),
+                verdict: noted(try settings.policy.judge(candidate: judgedS.candidate, oracle: s,
+                                                         magnitude: scale(fm.s, fm.sAcc), baselines: judgedS.baselines,
+                                                         shape: sShape, format: sf), judgedS.gamma),
                 durationSeconds: 0))
             if let cz = cs.z, let z = ref.finalStateZ {
                 let zShape = [problem.batch, problem.heads, f]
