@@ -133,4 +133,31 @@ struct RealKernelDumpTests {
         #expect(try judge(name, bad, "float32") == 0, "any form: the parallel baselines hide it")
         #expect(try judge(name, bad, "float32+form=recurrent") == 1, "declared recurrent: the output must fail")
     }
+
+    /// In Float32 errors are judged modulo a coherent exponential bias (Proofs/T9,
+    /// "A coherent exponential bias, judged modulo"): FLA's fused_recurrent kernel
+    /// (fp32, N = 1000, weak decay) passes with the bias it carries removed, and the
+    /// chunk kernel on the same inputs (IEEE fp32, its own error 2.18e-7 relative)
+    /// with a uniform error of 8x its own fails without a form. Before, the biased
+    /// recurrent yardstick (1.86e-6) let it pass.
+    @Test func coherentExponentialBiasIsJudgedModulo() throws {
+        func path(_ name: String, _ kind: String) -> String {
+            Self.directory.appendingPathComponent("\(name).\(kind).safetensors").path
+        }
+        let recurrent = "fla-fused_recurrent_simple_gla-float32-tf32-n1000-h1-d64"
+        let r = try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", path(recurrent, "inputs"),
+                             "--candidate", path(recurrent, "candidate"), "--layout", "bnhd", "--arith", "float32"])
+        #expect(r.status == 0, "\(r)")
+        let chunk = "fla-chunk_simple_gla-float32-ieee-n1000-h1-d64"
+        var contents = try Safetensors.read(contentsOf: path(chunk, "candidate"))
+        let o = try contents.arrays["o"]!.asFloat32()
+        contents.arrays["o"] = TensorData(Tensor(shape: o.shape, storage: o.storage.map { Float(Double($0) * (1 + 8 * 2.18e-7)) }))
+        let dir = try CLI.temporaryDirectory("coherent-bias")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write(contents.arrays, to: bad)
+        let b = try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", path(chunk, "inputs"),
+                             "--candidate", bad, "--layout", "bnhd", "--arith", "float32"])
+        #expect(b.status == 1, "no form declared: a uniform error of 8x the kernel's own must fail")
+    }
 }
