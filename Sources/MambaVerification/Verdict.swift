@@ -203,6 +203,7 @@ extension Verdict {
             }
             if rows.applicable { line += "; rows \(n(rows.worstShare, 2)) of allowance" }
             line += normwise.applicable ? "; " + normText : "; no baseline: row and norm tests not applicable"
+            if let note { line += "; " + note }
             return line
         }
         var text = (undefinedCount > 0 && failingCount == 0 && rows.passed && normwise.passed ? "" : "FAIL: ")
