@@ -50,6 +50,10 @@ public enum Calibration {
         /// Uniform and median single-row floors, divided by the baselines' relative error.
         public var uniformFloorRatio: Double
         public var rowFloorRatio: Double
+        /// The median single-row floor divided by the baselines' *normwise* relative
+        /// error `E_b/‖y‖` (the literal reading: a one-row relative error
+        /// against the baselines' own relative error); NaN where not measured.
+        public var rowFloorOverNormwise: Double = .nan
         public var baselineRelativeError: Double
         /// Real buggy kernels whose error was below 4 E_b on this problem (not counted).
         public var skipped: [String] = []
@@ -225,9 +229,11 @@ public enum Calibration {
                                                baselines: baselines)
         let f = cases[0].verdict.detectionFloor
         let rel = yNorm > 0 ? eb / yNorm : .nan
-        return Outcome(core: spec.name, arithmetic: arithmetic.name, length: length, seed: seed, prefixSums: prefixSums,
-                       rows: rows, uniformFloorRatio: f.uniform / rel, rowFloorRatio: f.singleRowMedianOverBaseline,
-                       baselineRelativeError: rel, skipped: skipped)
+        var outcome = Outcome(core: spec.name, arithmetic: arithmetic.name, length: length, seed: seed,
+                              prefixSums: prefixSums, rows: rows, uniformFloorRatio: f.uniform / rel,
+                              rowFloorRatio: f.singleRowMedianOverBaseline, baselineRelativeError: rel, skipped: skipped)
+        outcome.rowFloorOverNormwise = f.singleRowMedian / rel
+        return outcome
     }
 
     static func norm(_ x: [Double]) -> Double {
