@@ -54,6 +54,8 @@ public enum Calibration {
         /// error `E_b/‖y‖` (the literal reading: a one-row relative error
         /// against the baselines' own relative error); NaN where not measured.
         public var rowFloorOverNormwise: Double = .nan
+        /// The smallest single-row floor (the most sensitive row) over `E_b/‖y‖`.
+        public var rowFloorMinOverNormwise: Double = .nan
         public var baselineRelativeError: Double
         /// Real buggy kernels whose error was below 4 E_b on this problem (not counted).
         public var skipped: [String] = []
@@ -233,6 +235,7 @@ public enum Calibration {
                               prefixSums: prefixSums, rows: rows, uniformFloorRatio: f.uniform / rel,
                               rowFloorRatio: f.singleRowMedianOverBaseline, baselineRelativeError: rel, skipped: skipped)
         outcome.rowFloorOverNormwise = f.singleRowMedian / rel
+        outcome.rowFloorMinOverNormwise = f.singleRowMin / rel
         return outcome
     }
 
