@@ -63,6 +63,53 @@ public enum CoherentExponentialBias {
         return Direction(o: diff(y1.o, y0.o), s: s)
     }
 
+    /// `d` for each gradient of `problem` (two Float32 chunked backward runs),
+    /// the same finite difference as `direction`; nil as there.
+    public static func gradientDirections(_ problem: GradientProblem, options: KernelOptions) -> CoreGradients? {
+        guard case .perStep(let a) = problem.core.decay, a.contains(where: { $0 < 0 }) else { return nil }
+        var shifted = problem
+        shifted.core.decay = .perStep(a.map { $0 < 0 ? $0 + probeShift : $0 })
+        guard let g0 = try? CoreBackward.run(problem, form: .chunked, mode: .float32, options: options),
+              let g1 = try? CoreBackward.run(shifted, form: .chunked, mode: .float32, options: options)
+        else { return nil }
+        let unit = log1p(-KernelComparison.exponentialBias) / probeShift
+        func diff(_ x: [Double]?, _ y: [Double]?) -> [Double]? {
+            guard let x, let y, x.count == y.count else { return nil }
+            return zip(x, y).map { ($0.0 - $0.1) * unit }
+        }
+        var d = g0
+        d.dq = diff(g1.dq, g0.dq) ?? []
+        d.dk = diff(g1.dk, g0.dk) ?? []
+        d.dv = diff(g1.dv, g0.dv) ?? []
+        d.dL = diff(g1.dL, g0.dL)
+        d.da = diff(g1.da, g0.da)
+        d.dInitialState = diff(g1.dInitialState, g0.dInitialState)
+        d.dInitialStateZ = diff(g1.dInitialStateZ, g0.dInitialStateZ)
+        return d
+    }
+
+    /// The candidate's and every baseline's values with their components along
+    /// `d` removed (`remove`), and the candidate's coefficients; unchanged
+    /// without a direction (or one of another length).
+    public static func judgedModulo(candidate: [Double], baselines: [[Double]], oracle: [Double],
+                                    direction d: [Double]?, groups: Int)
+        -> (candidate: [Double], baselines: [[Double]], gamma: [Double]) {
+        guard let d, d.count == candidate.count, oracle.count == d.count else { return (candidate, baselines, []) }
+        let c = remove(from: candidate, oracle: oracle, direction: d, groups: groups)
+        let b = baselines.map { $0.count == d.count ? remove(from: $0, oracle: oracle, direction: d, groups: groups).values : $0 }
+        return (c.values, b, c.gamma)
+    }
+
+    /// `verdict` with a note saying how much bias was removed (unchanged when none was).
+    public static func noted(_ verdict: Verdict, gamma: [Double]) -> Verdict {
+        guard let g = gamma.map({ Swift.abs($0) }).max(), g > 0 else { return verdict }
+        var v = verdict
+        v.note = "judged modulo a coherent exponential bias (up to \(NumberText.fixed(g, digits: 2))"
+            + " x 2^-25 per step removed, at most \(NumberText.fixed(maxUnits, digits: 0)))"
+        v.reason = v.describe()
+        return v
+    }
+
     /// `values − γ_g·d` for each of `groups` equal contiguous groups, `γ_g` the
     /// least-squares coefficient of `values − oracle` on `d` over the elements
     /// where all three are finite, clamped to `±maxUnits`. Returns the values

@@ -174,6 +174,18 @@ public enum GradientComparison {
             items.append(("dinitial_state_z", c, ref.dInitialStateZ, mags.dInitialStateZ,
                           bases.compactMap(\.dInitialStateZ), [b, h, f]))
         }
+        // In Float32, modulo a coherent exponential bias, as the outputs
+        // (`CoherentExponentialBias`): the biased recurrent backward is a yardstick there.
+        let bias = settings.effectiveMode == .float32
+            ? CoherentExponentialBias.gradientDirections(problem, options: settings.kernelOptions) : nil
+        let directions: [String: [Double]] = bias.map { d in
+            var m = ["dq": d.dq, "dk": d.dk, "dv": d.dv]
+            m["da"] = d.da
+            m["da_cumsum"] = d.dL
+            m["dinitial_state"] = d.dInitialState
+            m["dinitial_state_z"] = d.dInitialStateZ
+            return m
+        } ?? [:]
         var cases: [ReportCase] = []
         let setup = KernelComparison.seconds(since: start)
         for (tensor, cand, oracleValues, magnitude, baseline, shape) in items {
@@ -188,10 +200,16 @@ public enum GradientComparison {
             }
             let metrics = try TensorMetrics(candidate: cand, oracle: oracleValues, shape: shape,
                                             format: format, condition: condition)
-            let verdict = try settings.policy.judgeGradient(candidate: cand, oracle: oracleValues, magnitude: magnitude,
-                                                            baselines: baseline.map { KernelComparison.stored($0, in: format) },
-                                                            shape: shape, format: format,
-                                                            suffixSums: tensor == "da")
+            let stored = baseline.map { KernelComparison.stored($0, in: format) }
+            let judged = CoherentExponentialBias.judgedModulo(
+                candidate: cand, baselines: stored,
+                oracle: directions[tensor] == nil ? [] : oracleValues.map(\.doubleValue),
+                direction: directions[tensor], groups: core.batch * core.heads)
+            let verdict = CoherentExponentialBias.noted(
+                try settings.policy.judgeGradient(candidate: judged.candidate, oracle: oracleValues, magnitude: magnitude,
+                                                  baselines: judged.baselines, shape: shape, format: format,
+                                                  suffixSums: tensor == "da"),
+                gamma: judged.gamma)
             cases.append(ReportCase(name: name, tensor: tensor, metrics: metrics, verdict: verdict,
                                     durationSeconds: KernelComparison.seconds(since: t0) + (cases.isEmpty ? setup : 0)))
         }

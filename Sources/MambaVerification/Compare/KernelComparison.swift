@@ -215,19 +215,10 @@ public enum KernelComparison {
             ? CoherentExponentialBias.direction(problem, options: settings.kernelOptions) : nil
         func debiased(_ candidate: [Double], _ baselines: [[Double]], oracle: [Double], direction: [Double]?)
             -> (candidate: [Double], baselines: [[Double]], gamma: [Double]) {
-            guard let d = direction else { return (candidate, baselines, []) }
-            let c = CoherentExponentialBias.remove(from: candidate, oracle: oracle, direction: d, groups: groups)
-            let b = baselines.map { CoherentExponentialBias.remove(from: $0, oracle: oracle, direction: d, groups: groups).values }
-            return (c.values, b, c.gamma)
+            CoherentExponentialBias.judgedModulo(candidate: candidate, baselines: baselines, oracle: oracle,
+                                                 direction: direction, groups: groups)
         }
-        func noted(_ v: Verdict, _ gamma: [Double]) -> Verdict {
-            guard let g = gamma.map({ Swift.abs($0) }).max(), g > 0 else { return v }
-            var v = v
-            v.note = "judged modulo a coherent exponential bias (up to \(NumberText.fixed(g, digits: 2))"
-                + " x 2^-25 per step removed, at most \(NumberText.fixed(CoherentExponentialBias.maxUnits, digits: 0)))"
-            v.reason = v.describe()
-            return v
-        }
+        func noted(_ v: Verdict, _ gamma: [Double]) -> Verdict { CoherentExponentialBias.noted(v, gamma: gamma) }
         let judgedO = debiased(candidate.o, baselines.map { stored($0.o, in: format) },
                                oracle: bias == nil ? [] : ref.oDouble, direction: bias?.o)
         let verdict = noted(try settings.policy.judge(candidate: judgedO.candidate, oracle: ref.o, magnitude: scale,
