@@ -62,6 +62,28 @@ struct CoherentExponentialBiasTests {
         #expect(Self.relativeError(bug, y) < 2 * Self.relativeError(yardstick.o, y))
     }
 
+    /// Gradients too: a recurrent backward with the same biased exponential
+    /// passes in Float32 and each gradient's verdict names the bias it removed;
+    /// `dv` off by 8x its own error (relative, uniformly) fails.
+    @Test func recurrentBackwardBiasPassesAndScaledGradientFails() throws {
+        let p = Self.problem
+        let n = p.batch * p.heads * p.length * p.valueDim
+        let dO = (0..<n).map { Double(Float(sin(Double($0) * 0.37))) }
+        let g = GradientProblem(core: p, dO: dO)
+        let ref = try Reference.gradients(g, precision: 128)
+        let mine = try CoreBackward.run(GradientProblem(core: Self.biased(0.65), dO: dO), form: .recurrent, mode: .float32)
+        let good = try GradientComparison.compare(problem: g, candidate: CandidateGradients(mine), name: "recurrent",
+                                                  settings: Self.settings, oracle: ref)
+        #expect(good.allSatisfy { $0.passed }, "\(good.map { $0.tensor + ": " + $0.verdict.reason })")
+        #expect(good.allSatisfy { $0.verdict.note?.contains("coherent exponential bias") ?? false })
+        let dvRef = try #require(ref.dv).map(\.doubleValue)
+        let eps = Self.relativeError(mine.dv, dvRef)
+        let bad = try GradientComparison.compare(
+            problem: g, candidate: CandidateGradients(dv: mine.dv.map { Double(Float($0 * (1 + 8 * eps))) }),
+            name: "dv scaled", settings: Self.settings, oracle: ref)
+        #expect(!bad[0].passed, "\(bad[0].verdict.reason)")
+    }
+
     /// The coefficient is fitted per group and clamped to ±`maxUnits`.
     @Test func removalIsPerGroupAndClamped() {
         let d: [Double] = [1, 2, 3, 4, 1, 2, 3, 4]
