@@ -61,6 +61,10 @@ public struct Verdict: Codable, Sendable, Equatable {
     public var worstElements: [VerdictElement]
     /// What explains a failure (e.g. "consistent with TF32 dot products; declared float32"), when known.
     public var note: String?
+    /// The largest coherent exponential bias removed from the candidate's error
+    /// before judging, in units of `2⁻²⁵` per decay step (Float32 with per-step
+    /// decays only, `CoherentExponentialBias`; nil where none was removed).
+    public var removedExponentialBias: Double? = nil
     /// One line for humans, with the numbers.
     public var reason: String
 

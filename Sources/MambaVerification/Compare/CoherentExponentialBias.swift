@@ -104,6 +104,7 @@ public enum CoherentExponentialBias {
     public static func noted(_ verdict: Verdict, gamma: [Double]) -> Verdict {
         guard let g = gamma.map({ Swift.abs($0) }).max(), g > 0 else { return verdict }
         var v = verdict
+        v.removedExponentialBias = g
         v.note = "judged modulo a coherent exponential bias (up to \(NumberText.fixed(g, digits: 2))"
             + " x 2^-25 per step removed, at most \(NumberText.fixed(maxUnits, digits: 0)))"
         v.reason = v.describe()
