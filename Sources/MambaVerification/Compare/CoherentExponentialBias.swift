@@ -24,8 +24,8 @@ import MambaVariants
 /// So in Float32 the verdict measures every error — the candidate's and each
 /// baseline's — after removing its least-squares component along `d`, per
 /// `(batch, head)` sequence, with `|γ| ≤ maxUnits`. A bug keeps whatever part
-/// of it is not along `d` (a uniform scale error is about 70% correlated with
-/// `d` under weak decays: the rest still fails), and no more than `maxUnits`
+/// of it is not along `d` (a uniform scale error is 70% correlated with `d`
+/// under weak decays, measured on FLA's inputs: 71% of its norm remains), and no more than `maxUnits`
 /// of the modelled bias is ever removed (Proofs/T9, "A coherent exponential bias").
 public enum CoherentExponentialBias {
     /// The largest bias removed, in units of `2⁻²⁵` per step: 3x the H100's
