@@ -160,4 +160,27 @@ struct RealKernelDumpTests {
                              "--candidate", bad, "--layout", "bnhd", "--arith", "float32"])
         #expect(b.status == 1, "no form declared: a uniform error of 8x the kernel's own must fail")
     }
+
+    /// Gradients follow the declared recurrent form too: FLA's fused_recurrent
+    /// (fp32, N = 100, strong decay) with `dv` off by 8x its own error (8.5e-8
+    /// relative, uniformly) passes with any form allowed (the parallel backward
+    /// passes' prefix sums err more) and fails with `+form=recurrent` (its uniform
+    /// floor there is 3.4e-7).
+    @Test func declaredRecurrentFormTightensTheGradients() throws {
+        let name = "fla-fused_recurrent_simple_gla-float32-tf32-n100-h2-d64"
+        let inputs = Self.directory.appendingPathComponent(name + ".inputs.safetensors").path
+        var contents = try Safetensors.read(contentsOf: Self.directory.appendingPathComponent(name + ".candidate.safetensors").path)
+        let dv = try contents.arrays["dv"]!.asFloat32()
+        contents.arrays["dv"] = TensorData(Tensor(shape: dv.shape, storage: dv.storage.map { Float(Double($0) * (1 + 8 * 8.5e-8)) }))
+        let dir = try CLI.temporaryDirectory("form-recurrent-grad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write(contents.arrays, to: bad)
+        func judge(_ arith: String) throws -> Int32 {
+            try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", inputs, "--candidate", bad,
+                         "--layout", "bnhd", "--arith", arith]).status
+        }
+        #expect(try judge("float32") == 0, "any form: the parallel backward passes hide it")
+        #expect(try judge("float32+form=recurrent") == 1, "declared recurrent: dv must fail")
+    }
 }

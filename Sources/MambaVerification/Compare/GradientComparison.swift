@@ -226,8 +226,20 @@ public enum GradientComparison {
         // candidate of any form must pass (Proofs/T9).
         var forms = settings.baselineForms
         for f in [KernelForm.recurrent, .tiled] where !forms.contains(f) { forms.append(f) }
+        // A declared recurrent form keeps recurrent backward passes only, as its
+        // outputs do (`KernelComparison.recurrentBaselines`): the parallel forms'
+        // chunk-local prefix sums err more under strong decays (FLA's
+        // fused_recurrent_simple_gla, fp32, N = 100: its gradients used at most
+        // 0.06 of an allowance set by them).
+        let recurrentOnly = settings.effectiveArithmetic.form == .recurrent
+        if recurrentOnly { forms = [.recurrent] }
         var out = forms.compactMap {
             try? CoreBackward.run(problem, form: $0, mode: settings.effectiveMode, options: settings.kernelOptions)
+        }
+        if recurrentOnly, out.isEmpty {  // a core without a recurrent backward keeps every form's
+            out = settings.baselineForms.compactMap {
+                try? CoreBackward.run(problem, form: $0, mode: settings.effectiveMode, options: settings.kernelOptions)
+            }
         }
         // FLA's decay gradient (first-order un-normalised cores): from the
         // identity dL_t = q_t·dq_t − k_t·dk_t applied to a kernel's own dq, dk,
@@ -237,11 +249,13 @@ public enum GradientComparison {
         if settings.effectiveMode == .tf32 {
             var t = settings.kernelOptions
             t.tf32Truncation = true
-            if let g = try? CoreBackward.run(problem, form: .chunked, mode: .tf32, options: t) { out.append(g) }
+            if let g = try? CoreBackward.run(problem, form: recurrentOnly ? .recurrent : .chunked, mode: .tf32, options: t) {
+                out.append(g)
+            }
         }
         // Chunk-local prefix sums formed in other orders, as in
         // `KernelComparison.baselineOutputs` (Mamba-2 SSD's backward, IEEE fp32).
-        if case .perStep = problem.core.decay, settings.effectiveMode != .float16 {
+        if case .perStep = problem.core.decay, settings.effectiveMode != .float16, !recurrentOnly {
             for scan in [PrefixScan.koggeStone, .brentKungBase2] {
                 var t = settings.kernelOptions
                 t.prefixScan = scan
