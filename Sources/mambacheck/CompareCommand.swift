@@ -28,8 +28,10 @@ struct CompareCommand: ParsableCommand {
             is stored in 16 bits between chunks/tokens), +chunk=C (the kernel's chunk length, default 64; e.g. 256 \
             for Mamba-2's SSD kernels), +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that \
             form's baselines are yardsticks, a tighter verdict; without it every form's legitimate error is \
-            allowed, and in Float32 the forms differ up to ~9x: a token-by-token recurrence compounds a GPU \
-            exponential's bias, chunk-local prefix sums err by u·|ℓ|). Default: from o's dtype (float32 → float32, \
+            allowed: under strong decays chunk-local prefix sums err by u·|ℓ|, up to ~9x a token-by-token \
+            recurrence). In Float32 every error is judged modulo a coherent exponential bias (a GPU exp biased \
+            alike every token, compounded by a recurrence; up to 2 x 2^-25 per step removed, reported in the JSON \
+            as removedExponentialBias). Default: from o's dtype (float32 → float32, \
             float16 → float16-acc32, bfloat16 → bfloat16-acc32). The storage format of each tensor always comes \
             from its dtype.
 
