@@ -57,6 +57,17 @@ struct RealKernelDumpTests {
     }
 
     /// FLA's chunk kernel (fp16, declared with a 16-bit stored state) returns a
+    /// Writes `name`'s candidate with `tensor` scaled by `factor` (in Float32, as
+    /// stored) to `dir/bad.safetensors`, and returns that path.
+    static func scaledCandidate(_ name: String, tensor: String, by factor: Double, in dir: URL) throws -> String {
+        var contents = try Safetensors.read(contentsOf: directory.appendingPathComponent(name + ".candidate.safetensors").path)
+        let t = try contents.arrays[tensor]!.asFloat32()
+        contents.arrays[tensor] = TensorData(Tensor(shape: t.shape, storage: t.storage.map { Float(Double($0) * factor) }))
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write(contents.arrays, to: bad)
+        return bad
+    }
+
     /// Float32 final state that no 16-bit carry could produce, so it is judged
     /// against Float32-carry baselines (Proofs/T9, "A stored state that was not
     /// carried in 16 bits"): the correct kernel passes with and without its form,
@@ -123,13 +134,9 @@ struct RealKernelDumpTests {
             #expect(try judge(name, nil, arith + "+form=recurrent") == 0, "\(name): correct recurrent kernel failed")
         }
         let name = "fla-fused_recurrent_simple_gla-float32-tf32-n100-h2-d64"
-        var contents = try Safetensors.read(contentsOf: Self.directory.appendingPathComponent(name + ".candidate.safetensors").path)
-        let o = try contents.arrays["o"]!.asFloat32()
-        contents.arrays["o"] = TensorData(Tensor(shape: o.shape, storage: o.storage.map { Float(Double($0) * (1 + 7.0e-7)) }))
         let dir = try CLI.temporaryDirectory("form-recurrent")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let bad = dir.appendingPathComponent("bad.safetensors").path
-        try Safetensors.write(contents.arrays, to: bad)
+        let bad = try Self.scaledCandidate(name, tensor: "o", by: 1 + 7.0e-7, in: dir)
         #expect(try judge(name, bad, "float32") == 0, "any form: the parallel baselines hide it")
         #expect(try judge(name, bad, "float32+form=recurrent") == 1, "declared recurrent: the output must fail")
     }
@@ -149,13 +156,9 @@ struct RealKernelDumpTests {
                              "--candidate", path(recurrent, "candidate"), "--layout", "bnhd", "--arith", "float32"])
         #expect(r.status == 0, "\(r)")
         let chunk = "fla-chunk_simple_gla-float32-ieee-n1000-h1-d64"
-        var contents = try Safetensors.read(contentsOf: path(chunk, "candidate"))
-        let o = try contents.arrays["o"]!.asFloat32()
-        contents.arrays["o"] = TensorData(Tensor(shape: o.shape, storage: o.storage.map { Float(Double($0) * (1 + 8 * 2.18e-7)) }))
         let dir = try CLI.temporaryDirectory("coherent-bias")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let bad = dir.appendingPathComponent("bad.safetensors").path
-        try Safetensors.write(contents.arrays, to: bad)
+        let bad = try Self.scaledCandidate(chunk, tensor: "o", by: 1 + 8 * 2.18e-7, in: dir)
         let b = try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", path(chunk, "inputs"),
                              "--candidate", bad, "--layout", "bnhd", "--arith", "float32"])
         #expect(b.status == 1, "no form declared: a uniform error of 8x the kernel's own must fail")
@@ -169,13 +172,9 @@ struct RealKernelDumpTests {
     @Test func declaredRecurrentFormTightensTheGradients() throws {
         let name = "fla-fused_recurrent_simple_gla-float32-tf32-n100-h2-d64"
         let inputs = Self.directory.appendingPathComponent(name + ".inputs.safetensors").path
-        var contents = try Safetensors.read(contentsOf: Self.directory.appendingPathComponent(name + ".candidate.safetensors").path)
-        let dv = try contents.arrays["dv"]!.asFloat32()
-        contents.arrays["dv"] = TensorData(Tensor(shape: dv.shape, storage: dv.storage.map { Float(Double($0) * (1 + 8 * 8.5e-8)) }))
         let dir = try CLI.temporaryDirectory("form-recurrent-grad")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let bad = dir.appendingPathComponent("bad.safetensors").path
-        try Safetensors.write(contents.arrays, to: bad)
+        let bad = try Self.scaledCandidate(name, tensor: "dv", by: 1 + 8 * 8.5e-8, in: dir)
         func judge(_ arith: String) throws -> Int32 {
             try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", inputs, "--candidate", bad,
                          "--layout", "bnhd", "--arith", arith]).status
