@@ -102,7 +102,7 @@ def main():
         ob, back = rows_view(o, c["layout"])
         yb, _ = rows_view(y["o"], c["layout"])
         B, H, N, D = ob.shape
-        bugs = {}
+        bugs, own = {}, {}
         bugs["uniform"] = {"o": o * (1 + args.factor * eps)}
         for k in range(args.rows):
             b, h, t = rng.integers(B), rng.integers(H), rng.integers(N)
@@ -110,6 +110,11 @@ def main():
             r = ob.copy()
             r[b, h, t] += args.factor * eps * np.linalg.norm(yb[b, h, t]) * d / np.linalg.norm(d)
             bugs[f"row#{k}"] = {"o": back(r)}
+            # The bug's size over the correct kernel's own error on that row: below ~2 no
+            # sound verdict can tell the bug from the row's legitimate error.
+            row_err = np.linalg.norm(ob[b, h, t] - yb[b, h, t])
+            own[f"row#{k}"] = own[f"row-scale#{k}"] = (
+                args.factor * eps * np.linalg.norm(yb[b, h, t]) / row_err if row_err > 0 else float("inf"))
             r = ob.copy()
             r[b, h, t] *= 1 + args.factor * eps
             bugs[f"row-scale#{k}"] = {"o": back(r)}
@@ -151,7 +156,8 @@ def main():
             t[0] += caught
             t[1] += 1
             if not caught:
-                misses.append(f"{c['name']} {bug}: exit {r.returncode}, kernel eps {eps:.3g} ({c['arith']})")
+                extra = f", bug / own row error {own[bug]:.3g}" if bug in own else ""
+                misses.append(f"{c['name']} {bug}: exit {r.returncode}, kernel eps {eps:.3g} ({c['arith']}){extra}")
             print(f"{'caught' if caught else 'MISSED'}  {c['name']} {bug}", flush=True)
     print(f"\nfactor {args.factor} x the kernel's own error, {len(cases)} correct kernels")
     for kind, (k, n) in tally.items():

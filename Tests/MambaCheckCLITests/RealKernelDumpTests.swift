@@ -182,4 +182,29 @@ struct RealKernelDumpTests {
         #expect(try judge("float32") == 0, "any form: the parallel backward passes hide it")
         #expect(try judge("float32+form=recurrent") == 1, "declared recurrent: dv must fail")
     }
+
+    /// A kernel that loads 16-bit inputs into Float32 registers (FLA's
+    /// fused_recurrent_simple_gla, bf16, N = 1000, seed 7) computes in Float32:
+    /// declared so, it passes, and its Float32 final state off by 8x its own error
+    /// (1.28e-6 relative) fails. Declared `bf16` the baselines round dot operands to
+    /// 16 bits, the same bug passes, and the report says the declaration is loose
+    /// (`LooseDeclaration`: a norm share below 1%).
+    @Test func float32RegistersOnSixteenBitInputs() throws {
+        let name = "fla-fused_recurrent_simple_gla-bfloat16-n1000-h1-d64-seed7"
+        let inputs = Self.directory.appendingPathComponent(name + ".inputs.safetensors").path
+        let correct = Self.directory.appendingPathComponent(name + ".candidate.safetensors").path
+        let dir = try CLI.temporaryDirectory("float32-registers")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = try Self.scaledCandidate(name, tensor: "final_state", by: 1 + 8 * 1.28e-6, in: dir)
+        func judge(_ candidate: String, _ arith: String, json: String? = nil) throws -> Int32 {
+            try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", inputs, "--candidate", candidate,
+                         "--layout", "bnhd", "--arith", arith] + (json.map { ["--json", $0] } ?? [])).status
+        }
+        #expect(try judge(correct, "float32") == 0, "the correct kernel, declared as its source computes")
+        #expect(try judge(bad, "float32") == 1, "declared float32: the final state must fail")
+        let report = dir.appendingPathComponent("loose.json").path
+        #expect(try judge(bad, "bfloat16-acc32", json: report) == 0, "declared bf16: within 16-bit noise")
+        let text = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(text.contains("--arith float32 judges it sharply"), "the loose declaration is named")
+    }
 }

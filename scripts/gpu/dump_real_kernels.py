@@ -11,6 +11,9 @@ Every case is a pair of safetensors files `<case>.inputs.safetensors` and
 the arithmetic its source code uses (`--arith` of `mambacheck compare`), so each case replays
 with the command written next to it.
 
+PyTorch's causal `scaled_dot_product_attention` (flash, memory-efficient, cuDNN and math
+backends) covers softmax attention (`--only sdpa`: no Triton compilation, about a minute).
+
 usage: python3 dump_real_kernels.py OUTDIR [--fp32-dots tf32|ieee]
 """
 import argparse
@@ -96,12 +99,14 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
     # - chunk_* : tl.dot on the input dtype (fp32 -> TF32 unless TRITON_F32_DEFAULT=ieee); the
     #   per-chunk states h are stored in k.dtype (chunk_h.py: new_empty(dtype=k.dtype)), so
     #   16-bit inputs mean a 16-bit stored state; exp2 of chunk-local prefix sums scaled by 1/ln2.
-    # - fused_recurrent_* : elementwise fp32 state in registers, no tl.dot.
+    # - fused_recurrent_* : elementwise fp32 state in registers, no tl.dot (declared float32).
     # - parallel_simple_gla : tl.dot in blocks, no state.
     acc = {"float32": "tf32" if fp32_dots == "tf32" else "float32",
            "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
     st16 = {"float32": "", "float16": "+state=float16", "bfloat16": "+state=bfloat16"}[dtname]
-    rec = {"float32": "float32", "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    # fused_recurrent loads 16-bit inputs into Float32 registers and never rounds an intermediate
+    # (no tl.dot): Float32 arithmetic whatever the input dtype (storage still from the dtypes).
+    rec = "float32"
     tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
 
     shapes = [(1000, 1, 64, 64, "weak", True), (100, 2, 64, 64, "strong", True),
@@ -328,6 +333,68 @@ def ssd_cases(d, dtname, fp32_dots, seed):
                 d.add(f"{name}-bug-{bname}", None, out, inputs_of=name, correct=False, bug=bname, **meta)
 
 
+def sdpa_cases(d, dtname, seed):
+    """PyTorch's causal scaled_dot_product_attention (softmax attention, the core
+    exponential-nodecay-sum) through each backend the GPU offers: FlashAttention-2 (fp16/bf16),
+    the memory-efficient CUTLASS kernel, cuDNN, and the math reference (matmul + softmax)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    dtype = DTYPES[dtname]
+    dev = "cuda"
+    # Declared arithmetic, from the kernels' sources: flash, efficient and cuDNN run q·k and p·v
+    # on tensor cores with the input dtype as operands and Float32 accumulation, softmax in
+    # Float32 (P rounded to the input dtype before p·v); the efficient kernel's fp32 path uses
+    # 3xTF32 (OpMultiplyAddFastF32), about Float32-accurate. The math backend stores the scores
+    # and probabilities in the input dtype; fp32 matmuls are IEEE (allow_tf32 is off by default).
+    acc = {"float32": "float32", "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    backends = [("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+                ("cudnn", SDPBackend.CUDNN_ATTENTION), ("math", SDPBackend.MATH)]
+    shapes = [(1000, 2, 64), (512, 4, 128)]
+    if ALT:
+        shapes = [(2048, 1, 64), (300, 2, 128)]
+    for (N, H, K) in shapes:
+        gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
+        q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        do = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        # The kernels take the scale as a C float: pass that value, and record it exactly.
+        scale = torch.tensor(1 / math.sqrt(K), dtype=torch.float32).item()
+        inputs = {"q": q, "k": k, "v": v, "do": do}
+        shape_tag = f"n{N}-h{H}-d{K}"
+        first = None
+        for bname, backend in backends:
+            if bname == "flash" and dtname == "float32":
+                continue
+            lv = {n: t.clone().requires_grad_(True) for n, t in (("q", q), ("k", k), ("v", v))}
+            try:
+                with sdpa_kernel([backend]):
+                    o = F.scaled_dot_product_attention(lv["q"], lv["k"], lv["v"], is_causal=True, scale=scale)
+                    o.backward(do)
+            except RuntimeError as e:
+                print(f"sdpa {bname} {dtname} {shape_tag}: unavailable ({str(e)[:100]})", flush=True)
+                continue
+            cand = {"o": o.detach(), "dq": lv["q"].grad, "dk": lv["k"].grad, "dv": lv["v"].grad}
+            name = f"torch-sdpa_{bname}-{dtname}-{shape_tag}"
+            meta = dict(kernel=f"torch.nn.functional.scaled_dot_product_attention ({bname})",
+                        core="exponential-nodecay-sum", layout="bhnd", arith=acc, dtype=dtname, N=N, H=H,
+                        dk=K, dv=K, decay="none", seed=seed, scale=repr(scale))
+            # The first backend that runs writes the inputs; the others share them.
+            d.add(name, inputs, cand, inputs_of=first, correct=True, **meta)
+            first = first or name
+            if bname != "flash" or ALT:
+                continue
+            # Call-site bugs on the flash kernel (forward only): a scale off by 8 units of the
+            # input format, and the output stored through bfloat16 (fp16 only).
+            with torch.no_grad(), sdpa_kernel([backend]):
+                u = 2.0 ** -11 if dtname == "float16" else 2.0 ** -8
+                ob = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale * (1 + 8 * u))
+                d.add(f"{name}-bug-scale-8u", None, {"o": ob}, inputs_of=name, correct=False,
+                      bug="scale-8u", **meta)
+                if dtname == "float16":
+                    d.add(f"{name}-bug-o-via-bfloat16", None, {"o": o.detach().to(torch.bfloat16).to(dtype)},
+                          inputs_of=name, correct=False, bug="o-via-bfloat16", **meta)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
@@ -366,7 +433,8 @@ def main():
         families = [("fla", lambda: fla_cases(d, dt, args.fp32_dots, args.seed,
                                               ieee_subset=args.fp32_dots == "ieee")),
                     ("twomamba", lambda: twomamba_cases(d, dt, args.fp32_dots, args.seed)),
-                    ("ssd", lambda: ssd_cases(d, dt, args.fp32_dots, args.seed))]
+                    ("ssd", lambda: ssd_cases(d, dt, args.fp32_dots, args.seed)),
+                    ("sdpa", lambda: sdpa_cases(d, dt, args.seed))]
         for fam, run_family in families:
             if fam not in args.only:
                 continue

@@ -205,11 +205,11 @@ public enum GradientComparison {
                 candidate: cand, baselines: stored,
                 oracle: directions[tensor] == nil ? [] : oracleValues.map(\.doubleValue),
                 direction: directions[tensor], groups: core.batch * core.heads)
-            let verdict = CoherentExponentialBias.noted(
+            let verdict = LooseDeclaration.noted(CoherentExponentialBias.noted(
                 try settings.policy.judgeGradient(candidate: judged.candidate, oracle: oracleValues, magnitude: magnitude,
                                                   baselines: judged.baselines, shape: shape, format: format,
                                                   suffixSums: tensor == "da"),
-                gamma: judged.gamma)
+                gamma: judged.gamma), storage: format, arithmetic: settings.effectiveArithmetic)
             cases.append(ReportCase(name: name, tensor: tensor, metrics: metrics, verdict: verdict,
                                     durationSeconds: KernelComparison.seconds(since: t0) + (cases.isEmpty ? setup : 0)))
         }

@@ -243,9 +243,11 @@ public enum KernelComparison {
             cases.append(ReportCase(
                 name: name, tensor: "final_state",
                 metrics: try TensorMetrics(candidate: cs.s, oracle: s, shape: sShape, format: sf),
-                verdict: noted(try settings.policy.judge(candidate: judgedS.candidate, oracle: s,
-                                                         magnitude: scale(fm.s, fm.sAcc), baselines: judgedS.baselines,
-                                                         shape: sShape, format: sf), judgedS.gamma),
+                verdict: LooseDeclaration.noted(
+                    noted(try settings.policy.judge(candidate: judgedS.candidate, oracle: s,
+                                                    magnitude: scale(fm.s, fm.sAcc), baselines: judgedS.baselines,
+                                                    shape: sShape, format: sf), judgedS.gamma),
+                    storage: sf, arithmetic: sa),
                 durationSeconds: 0))
             if let cz = cs.z, let z = ref.finalStateZ {
                 let zShape = [problem.batch, problem.heads, f]
@@ -253,8 +255,10 @@ public enum KernelComparison {
                 cases.append(ReportCase(
                     name: name, tensor: "final_state_z",
                     metrics: try TensorMetrics(candidate: cz, oracle: z, shape: zShape, format: sf),
-                    verdict: try settings.policy.judge(candidate: cz, oracle: z, magnitude: scale(fm.z, fm.zAcc),
-                                                       baselines: bz, shape: zShape, format: sf, rowLength: f),
+                    verdict: LooseDeclaration.noted(
+                        try settings.policy.judge(candidate: cz, oracle: z, magnitude: scale(fm.z, fm.zAcc),
+                                                  baselines: bz, shape: zShape, format: sf, rowLength: f),
+                        storage: sf, arithmetic: sa),
                     durationSeconds: 0))
             }
         }
