@@ -11,6 +11,9 @@ error, and plants bugs sized at FACTOR times that error on top of the kernel's r
   boundary     the rows at chunk starts (t % 64 == 0, t > 0) * (1 + F*eps)
   state        final_state * (1 + F*eps_S)          eps_S: the final state's own error
   last-row-0   the last row zeroed (gross)
+  with --grads, for cases dumped with gradients (eps_g: the gradient's own error):
+  grad-uniform every gradient g * (1 + F*eps_g), one at a time
+  grad-row     one row (seeded) of dq, dk, dv + F*eps_g*||g_r|| in a random direction
 
 Each bug is rounded back to the kernel's storage format and judged by `mambacheck compare` in the
 case's declared arithmetic. A correct verdict fails every bug; the summary prints caught/total per
@@ -20,7 +23,7 @@ With --declare-forms each case also declares its kernel's form (`+form=`, from t
 fused_recurrent -> recurrent, chunk kernels and the SSD -> chunked, parallel -> quadratic, the tiled Triton
 2Mamba -> tiled).
 
-usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK] [--declare-forms]
+usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK] [--declare-forms] [--grads]
 """
 import argparse
 import json
@@ -76,12 +79,16 @@ def main():
     ap.add_argument("--keep", default=None)
     ap.add_argument("--filter", default="")
     ap.add_argument("--declare-forms", action="store_true")
+    ap.add_argument("--grads", action="store_true",
+                    help="also plant gradient bugs: each gradient scaled by 1 + F*eps_g (its own error), "
+                         "and one row of dq/dk/dv moved by F*eps_g*||g_r|| (cases dumped with do)")
     args = ap.parse_args()
     cases = [c for c in json.load(open(os.path.join(args.dir, "cases.json")))["cases"]
              if c["correct"] and args.filter in c["name"]]
     work = args.keep or tempfile.mkdtemp(prefix="subtle-")
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(20261206)
+    grng = np.random.default_rng(20261207)  # gradient bugs: their own stream, so o's rows stay as before
     tally, misses = {}, []
     for c in cases:
         inputs = os.path.join(args.dir, c["inputs"])
@@ -129,6 +136,25 @@ def main():
         r = ob.copy()
         r[:, :, N - 1] = 0
         bugs["last-row-0"] = {"o": back(r)}
+        grads = [n for n in ("dq", "dk", "dv", "dg", "da", "dinitial_state") if n in cand]
+        if args.grads and grads:
+            gref = os.path.join(work, c["name"] + ".gref.npz")
+            if not os.path.exists(gref):
+                subprocess.run(cmd[:cmd.index("--output") + 1] + [gref] + cmd[cmd.index("--output") + 2:]
+                               + ["--grad"], check=True, stdout=subprocess.DEVNULL)
+            gy = dict(np.load(gref))
+            for n in grads:
+                g = cand[n].astype(np.float64)
+                yg = gy["da" if n == "dg" else n]
+                eps_g = np.linalg.norm(g - yg) / np.linalg.norm(yg)
+                bugs[f"grad-uniform#{n}"] = {n: g * (1 + args.factor * eps_g)}
+                if n in ("dq", "dk", "dv"):
+                    gb, gback = rows_view(g, c["layout"])
+                    ygb, _ = rows_view(yg, c["layout"])
+                    b, h, t = grng.integers(gb.shape[0]), grng.integers(gb.shape[1]), grng.integers(gb.shape[2])
+                    d = grng.standard_normal(gb.shape[3])
+                    gb[b, h, t] += args.factor * eps_g * np.linalg.norm(ygb[b, h, t]) * d / np.linalg.norm(d)
+                    bugs[f"grad-row#{n}"] = {n: gback(gb)}
         for bug, change in bugs.items():
             out = {}
             for n, x in cand.items():

@@ -167,6 +167,13 @@ public struct VerdictElement: Codable, Sendable, Equatable {
 }
 
 extension Verdict {
+    /// Puts `text` before any existing note and refreshes `reason` (a note explains;
+    /// it never changes the verdict).
+    public mutating func prependNote(_ text: String) {
+        note = [text, note].compactMap { $0 }.joined(separator: "; ")
+        reason = describe()
+    }
+
     /// The one-line summary stored in `reason`.
     func describe() -> String {
         let n = NumberText.significant

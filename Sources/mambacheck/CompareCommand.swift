@@ -26,7 +26,8 @@ struct CompareCommand: ParsableCommand {
             float16-acc32 (fp16: fp16 operands, fp32 accumulation — tensor cores), bfloat16-acc32 (bf16), \
             float16-pure (pure-fp16: every operation in half). Suffixes: +state=float16|bfloat16 (the carried state \
             is stored in 16 bits between chunks/tokens), +chunk=C (the kernel's chunk length, default 64; e.g. 256 \
-            for Mamba-2's SSD kernels), +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that \
+            for Mamba-2's SSD kernels; undeclared, in true Float32 a length of 128 or 256 is inferred when rows \
+            deep in such chunks err several times more than the rest, and the report says so), +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that \
             form's baselines are yardsticks, a tighter verdict; without it every form's legitimate error is \
             allowed: under strong decays chunk-local prefix sums err by u·|ℓ|, up to ~9x a token-by-token \
             recurrence). In Float32 every error is judged modulo a coherent exponential bias (a GPU exp biased \
@@ -151,13 +152,23 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
-        var oracleStatement: String? = nil, gradientStatement: String? = nil
+        var oracleStatement: String? = nil, gradientStatement: String? = nil, chunkNote: String? = nil
         let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
         defer { progress.finish() }
         if let o {
             // Verdicts use certified oracle values (Proofs/T7); the report says so.
             let oracle = try ComparisonOracle(problem: problem, precision: precision, finalState: state != nil)
             oracleStatement = oracle.statement
+            // An undeclared chunk length is read from the candidate's error pattern
+            // (true Float32 only; `ChunkLengthInference`); `+chunk=` always wins.
+            if arith?.contains("+chunk=") != true,
+               let inferred = ChunkLengthInference.infer(problem, candidate: o, oracle: oracle.reference.oDouble,
+                                                         arithmetic: settings.effectiveArithmetic) {
+                var a = settings.effectiveArithmetic
+                a.chunkSize = inferred.chunkSize
+                settings.arithmetic = a
+                chunkNote = inferred.note
+            }
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
                                                   name: name, settings: settings, oracle: oracle.reference)
         }
@@ -176,6 +187,9 @@ struct CompareCommand: ParsableCommand {
             }
         }
         progress.finish()
+        if let chunkNote {
+            for i in cases.indices { cases[i].verdict.prependNote(chunkNote) }
+        }
         var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)

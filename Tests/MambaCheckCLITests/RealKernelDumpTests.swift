@@ -207,4 +207,23 @@ struct RealKernelDumpTests {
         let text = try String(contentsOfFile: report, encoding: .utf8)
         #expect(text.contains("--arith float32 judges it sharply"), "the loose declaration is named")
     }
+
+    /// An IEEE Float32 kernel (FLA's chunk_simple_gla with `TRITON_F32_DEFAULT=ieee`)
+    /// declared `tf32` passes with a note naming the loose declaration (it uses
+    /// 6e-5 of its norm allowance); declared as its dots are, no such note.
+    @Test func ieeeKernelDeclaredTF32IsNoted() throws {
+        let name = "fla-chunk_simple_gla-float32-ieee-n1000-h1-d64"
+        let dir = try CLI.temporaryDirectory("loose-tf32")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (arith, noted) in [("tf32", true), ("float32", false)] {
+            let report = dir.appendingPathComponent("\(arith).json").path
+            let r = try CLI.run(["compare", "--variant", "linear-decay-none",
+                                 "--inputs", Self.directory.appendingPathComponent(name + ".inputs.safetensors").path,
+                                 "--candidate", Self.directory.appendingPathComponent(name + ".candidate.safetensors").path,
+                                 "--layout", "bnhd", "--arith", arith, "--json", report])
+            #expect(r.status == 0, "\(r)")
+            let text = try String(contentsOfFile: report, encoding: .utf8)
+            #expect(text.contains("TF32 dots allow far more error") == noted, "declared \(arith)")
+        }
+    }
 }

@@ -343,9 +343,13 @@ def sdpa_cases(d, dtname, seed):
     # Declared arithmetic, from the kernels' sources: flash, efficient and cuDNN run q·k and p·v
     # on tensor cores with the input dtype as operands and Float32 accumulation, softmax in
     # Float32 (P rounded to the input dtype before p·v); the efficient kernel's fp32 path uses
-    # 3xTF32 (OpMultiplyAddFastF32), about Float32-accurate. The math backend stores the scores
-    # and probabilities in the input dtype; fp32 matmuls are IEEE (allow_tf32 is off by default).
+    # 3xTF32 (OpMultiplyAddFastF32), about Float32-accurate. The math backend is matmul + softmax;
+    # its fp32 matmuls are IEEE (allow_tf32 is off by default).
     acc = {"float32": "float32", "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    # Since PyTorch 2.5 the math backend upcasts fp16/bf16 to Float32 unless
+    # allow_fp16_bf16_reduction_math_sdp(True) was called: Float32 arithmetic then.
+    allowed = getattr(torch.backends.cuda, "fp16_bf16_reduction_math_sdp_allowed", None)
+    math_arith = "float32" if allowed is not None and not allowed() else acc
     backends = [("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION),
                 ("cudnn", SDPBackend.CUDNN_ATTENTION), ("math", SDPBackend.MATH)]
     shapes = [(1000, 2, 64), (512, 4, 128)]
@@ -376,7 +380,8 @@ def sdpa_cases(d, dtname, seed):
             cand = {"o": o.detach(), "dq": lv["q"].grad, "dk": lv["k"].grad, "dv": lv["v"].grad}
             name = f"torch-sdpa_{bname}-{dtname}-{shape_tag}"
             meta = dict(kernel=f"torch.nn.functional.scaled_dot_product_attention ({bname})",
-                        core="exponential-nodecay-sum", layout="bhnd", arith=acc, dtype=dtname, N=N, H=H,
+                        core="exponential-nodecay-sum", layout="bhnd", arith=math_arith if bname == "math" else acc,
+                        dtype=dtname, N=N, H=H,
                         dk=K, dv=K, decay="none", seed=seed, scale=repr(scale))
             # The first backend that runs writes the inputs; the others share them.
             d.add(name, inputs, cand, inputs_of=first, correct=True, **meta)

@@ -34,7 +34,8 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// from chunk-local prefix sums over up to `chunkSize` tokens, whose
     /// error `u_acc·|ℓ_i|` grows with it (Proofs/T9; visible in true Float32
     /// only). 64 (FLA's) by default; Mamba-2's SSD kernels use 256. The
-    /// chunked baseline runs with it.
+    /// chunked baseline runs with it. `compare` infers a longer one when none
+    /// is declared (`ChunkLengthInference`).
     public var chunkSize: Int
     /// The kernel's form, when declared; nil: any form. A recurrent kernel sums
     /// its state token by token, so where no form is declared its error is a

@@ -1,7 +1,7 @@
 import MambaPrecision
 
 /// A hint, never a verdict: a tensor stored in Float32 that passes while using
-/// almost none of an allowance sized for 16-bit dot operands.
+/// almost none of an allowance sized for 16-bit or TF32 dot operands.
 ///
 /// Under `fp16-acc32` or `bf16-acc32` the baselines round their dot-product
 /// operands to 16 bits (decayed keys, the carried state), so a Float32-stored
@@ -14,7 +14,9 @@ import MambaPrecision
 /// (`dinitial_state`) declared `bf16`; 0.16–0.49 declared `float32`, which is
 /// what its source computes in. Correct chunked kernels' Float32 final states
 /// use 0.2–0.45, so a share below `threshold` means the declaration, not the
-/// kernel, sets the allowance.
+/// kernel, sets the allowance. Likewise TF32: IEEE Float32 kernels declared
+/// `tf32` use 6e-5–7e-4 (FLA's chunk_simple_gla and the Mamba-2 SSD with
+/// `TRITON_F32_DEFAULT=ieee`), correct TF32 kernels 0.4–0.72 (Fixtures/real).
 public enum LooseDeclaration {
     /// Norm shares below this (1%: the allowance is over 100x the error) are noted.
     public static let threshold = 0.01
@@ -23,12 +25,15 @@ public enum LooseDeclaration {
     /// below `threshold` under 16-bit operands (unchanged otherwise).
     public static func noted(_ verdict: Verdict, storage: NumberFormat, arithmetic: DeclaredArithmetic) -> Verdict {
         guard verdict.passed, verdict.normwise.applicable, storage == .binary32,
-              arithmetic.operands == .binary16 || arithmetic.operands == .bfloat16,
+              [NumberFormat.binary16, .bfloat16, .tf32].contains(arithmetic.operands),
               verdict.normwise.share < threshold else { return verdict }
         var v = verdict
-        let hint = "used \(NumberText.significant(verdict.normwise.share, digits: 2)) of its norm allowance: "
-            + "16-bit operands allow far more error than this kernel makes; if it computes in Float32 registers "
-            + "(no 16-bit dot operands, e.g. FLA's fused_recurrent), --arith float32 judges it sharply"
+        let share = "used \(NumberText.significant(verdict.normwise.share, digits: 2)) of its norm allowance: "
+        let hint = arithmetic.operands == .tf32
+            ? share + "TF32 dots allow far more error than this kernel makes; if its dots are IEEE Float32 "
+                + "(TRITON_F32_DEFAULT=ieee, torch's allow_tf32 off), --arith float32 judges it sharply"
+            : share + "16-bit operands allow far more error than this kernel makes; if it computes in Float32 "
+                + "registers (no 16-bit dot operands, e.g. FLA's fused_recurrent), --arith float32 judges it sharply"
         v.note = [v.note, hint].compactMap { $0 }.joined(separator: "; ")
         v.reason = v.describe()
         return v

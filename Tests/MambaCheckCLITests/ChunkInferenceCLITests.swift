@@ -1,0 +1,34 @@
+import Foundation
+import MambaKernels
+import MambaVariants
+import Testing
+
+/// `compare` reads an undeclared chunk length from the candidate's error pattern
+/// (`ChunkLengthInference`, Proofs/T9 "An undeclared chunk length"), says so, and
+/// never overrides a declared `+chunk=`.
+struct ChunkInferenceCLITests {
+    @Test func undeclaredLongChunkIsInferredAndDeclaredOneWins() throws {
+        var p = CoreProblem.random(spec: CoreSpec(score: .linear, hasDecay: true, normalization: .none),
+                                   length: 768, keyDim: 32, valueDim: 32, seed: 41)
+        p.q = p.q.map { Double(Float($0)) }
+        p.k = p.k.map { Double(Float($0)) }
+        p.v = p.v.map { Double(Float($0)) }
+        if case .perStep(let a)? = p.decay { p.decay = .perStep(a.map { Double(Float($0)) }) }
+        let dir = try CLI.temporaryDirectory("chunk-inference")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = dir.appendingPathComponent("in.npz"), candidate = dir.appendingPathComponent("c256.npz")
+        try Dumps.writeInputs(p, layout: .bhnd, dtype: .float32, to: inputs)
+        let o = try CoreKernels.run(p, form: .chunked, mode: .float32, options: KernelOptions(chunkSize: 256)).o
+        try Dumps.writeCandidate(o, problem: p, layout: .bhnd, dtype: .float32, to: candidate)
+        func judge(_ arith: String) throws -> CLI.Result {
+            try CLI.run(["compare", "--variant", "linear-decay-none", "--inputs", inputs.path,
+                         "--candidate", candidate.path, "--arith", arith])
+        }
+        let inferred = try judge("float32")
+        #expect(inferred.status == 0, "\(inferred)")
+        #expect(inferred.stdout.contains("inferred (not declared)"), "\(inferred)")
+        let declared = try judge("float32+chunk=64")
+        #expect(declared.status == 1, "declared chunk 64: judged at 64\n\(declared)")
+        #expect(!declared.stdout.contains("inferred (not declared)"))
+    }
+}
