@@ -109,7 +109,7 @@ def main():
         ob, back = rows_view(o, c["layout"])
         yb, _ = rows_view(y["o"], c["layout"])
         B, H, N, D = ob.shape
-        bugs, own = {}, {}
+        bugs, own, eps_of = {}, {}, {}
         bugs["uniform"] = {"o": o * (1 + args.factor * eps)}
         for k in range(args.rows):
             b, h, t = rng.integers(B), rng.integers(H), rng.integers(N)
@@ -148,11 +148,15 @@ def main():
                 yg = gy["da" if n == "dg" else n]
                 eps_g = np.linalg.norm(g - yg) / np.linalg.norm(yg)
                 bugs[f"grad-uniform#{n}"] = {n: g * (1 + args.factor * eps_g)}
+                eps_of[f"grad-uniform#{n}"] = eps_of[f"grad-row#{n}"] = eps_g
                 if n in ("dq", "dk", "dv"):
                     gb, gback = rows_view(g, c["layout"])
                     ygb, _ = rows_view(yg, c["layout"])
                     b, h, t = grng.integers(gb.shape[0]), grng.integers(gb.shape[1]), grng.integers(gb.shape[2])
                     d = grng.standard_normal(gb.shape[3])
+                    row_err = np.linalg.norm(gb[b, h, t] - ygb[b, h, t])
+                    own[f"grad-row#{n}"] = (args.factor * eps_g * np.linalg.norm(ygb[b, h, t]) / row_err
+                                            if row_err > 0 else float("inf"))
                     gb[b, h, t] += args.factor * eps_g * np.linalg.norm(ygb[b, h, t]) * d / np.linalg.norm(d)
                     bugs[f"grad-row#{n}"] = {n: gback(gb)}
         for bug, change in bugs.items():
@@ -183,7 +187,7 @@ def main():
             t[1] += 1
             if not caught:
                 extra = f", bug / own row error {own[bug]:.3g}" if bug in own else ""
-                misses.append(f"{c['name']} {bug}: exit {r.returncode}, kernel eps {eps:.3g} ({c['arith']}){extra}")
+                misses.append(f"{c['name']} {bug}: exit {r.returncode}, kernel eps {eps_of.get(bug, eps):.3g} ({c['arith']}){extra}")
             print(f"{'caught' if caught else 'MISSED'}  {c['name']} {bug}", flush=True)
     print(f"\nfactor {args.factor} x the kernel's own error, {len(cases)} correct kernels")
     for kind, (k, n) in tally.items():
