@@ -27,6 +27,9 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     /// What the oracle was: the scale used and whether its values are certified
     /// (e.g. "scale 1/sqrt(64) exact; oracle certified: all 65536 elements correctly rounded (Float64)").
     public var oracle: String?
+    /// The chunk length `compare` read from the candidate's error pattern because
+    /// none was declared (`ChunkLengthInference`); absent otherwise.
+    public var inferredChunkLength: Int?
     public var cases: [ReportCase]
 
     public init(toolVersion: String, command: String, seed: UInt64, timestamp: String? = nil, cases: [ReportCase]) {

@@ -152,7 +152,8 @@ struct CompareCommand: ParsableCommand {
         let arithName = settings.effectiveArithmetic.name
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
-        var oracleStatement: String? = nil, gradientStatement: String? = nil, chunkNote: String? = nil
+        var oracleStatement: String? = nil, gradientStatement: String? = nil
+        var chunkNote: String? = nil, inferredChunk: Int? = nil
         let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
         defer { progress.finish() }
         if let o {
@@ -168,6 +169,7 @@ struct CompareCommand: ParsableCommand {
                 a.chunkSize = inferred.chunkSize
                 settings.arithmetic = a
                 chunkNote = inferred.note
+                inferredChunk = inferred.chunkSize
             }
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
                                                   name: name, settings: settings, oracle: oracle.reference)
@@ -193,6 +195,7 @@ struct CompareCommand: ParsableCommand {
         var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
+        report.inferredChunkLength = inferredChunk
         report.oracle = [oracleStatement ?? (gradientStatement != nil ? "scale \(problem.scaleSpec)" : nil), gradientStatement]
             .compactMap { $0 }.joined(separator: "; ")
         if report.oracle?.isEmpty == true { report.oracle = nil }
