@@ -27,8 +27,9 @@ struct CompareCommand: ParsableCommand {
             float16-pure (pure-fp16: every operation in half). Suffixes: +state=float16|bfloat16 (the carried state \
             is stored in 16 bits between chunks/tokens), +chunk=C (the kernel's chunk length, default 64; e.g. 256 \
             for Mamba-2's SSD kernels; undeclared, in true Float32 a length of 128 or 256 is inferred when rows \
-            deep in such chunks err several times more than the rest, and the report says so), +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that \
-            form's baselines are yardsticks, a tighter verdict; without it every form's legitimate error is \
+            deep in such chunks err several times more than the rest, and the report says so), \
+            +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that form's baselines are \
+            yardsticks, a tighter verdict; without it every form's legitimate error is \
             allowed: under strong decays chunk-local prefix sums err by u·|ℓ|, up to ~9x a token-by-token \
             recurrence). In Float32 every error is judged modulo a coherent exponential bias (a GPU exp biased \
             alike every token, compounded by a recurrence; up to 2 x 2^-25 per step removed, reported in the JSON \
