@@ -8,12 +8,8 @@ import Testing
 /// never overrides a declared `+chunk=`.
 struct ChunkInferenceCLITests {
     @Test func undeclaredLongChunkIsInferredAndDeclaredOneWins() throws {
-        var p = CoreProblem.random(spec: CoreSpec(score: .linear, hasDecay: true, normalization: .none),
-                                   length: 768, keyDim: 32, valueDim: 32, seed: 41)
-        p.q = p.q.map { Double(Float($0)) }
-        p.k = p.k.map { Double(Float($0)) }
-        p.v = p.v.map { Double(Float($0)) }
-        if case .perStep(let a)? = p.decay { p.decay = .perStep(a.map { Double(Float($0)) }) }
+        let p = CoreProblem.random(spec: CoreSpec(score: .linear, hasDecay: true, normalization: .none),
+                                   length: 768, keyDim: 32, valueDim: 32, seed: 41).rounded(to: .float32)
         let dir = try CLI.temporaryDirectory("chunk-inference")
         defer { try? FileManager.default.removeItem(at: dir) }
         let inputs = dir.appendingPathComponent("in.npz"), candidate = dir.appendingPathComponent("c256.npz")
