@@ -30,6 +30,9 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     /// The chunk length `compare` read from the candidate's error pattern because
     /// none was declared (`ChunkLengthInference`); absent otherwise.
     public var inferredChunkLength: Int?
+    /// The form `compare` read from the candidate's error pattern because none
+    /// was declared (`RecurrentFormInference`: "recurrent"); absent otherwise.
+    public var inferredForm: String?
     public var cases: [ReportCase]
 
     public init(toolVersion: String, command: String, seed: UInt64, timestamp: String? = nil, cases: [ReportCase]) {

@@ -31,7 +31,9 @@ struct CompareCommand: ParsableCommand {
             +form=chunked|quadratic|tiled|recurrent (the kernel's form: only that form's baselines are \
             yardsticks, a tighter verdict; without it every form's legitimate error is \
             allowed: under strong decays chunk-local prefix sums err by u·|ℓ|, up to ~9x a token-by-token \
-            recurrence). In Float32 every error is judged modulo a coherent exponential bias (a GPU exp biased \
+            recurrence; undeclared, in true Float32 the recurrent form is inferred for the outputs when 90% of \
+            rows are as accurate as a Float32 recurrence and errors do not grow where prefix sums err more, and \
+            the report says so). In Float32 every error is judged modulo a coherent exponential bias (a GPU exp biased \
             alike every token, compounded by a recurrence; up to 2 x 2^-25 per step removed, reported in the JSON \
             as removedExponentialBias). Default: from o's dtype (float32 → float32, \
             float16 → float16-acc32, bfloat16 → bfloat16-acc32). The storage format of each tensor always comes \
@@ -154,7 +156,7 @@ struct CompareCommand: ParsableCommand {
         let name = "\(variant)/candidate/\(fmt.rawValue)" + (declared == nil ? "" : "+\(arithName)")
         var cases: [ReportCase] = []
         var oracleStatement: String? = nil, gradientStatement: String? = nil
-        var chunkNote: String? = nil, inferredChunk: Int? = nil
+        var chunkNote: String? = nil, inferredChunk: Int? = nil, inferredForm: String? = nil, formNote: String? = nil
         let progress = ProgressTicker(label: "compare", stage: "oracle and baselines for o")
         defer { progress.finish() }
         if let o {
@@ -171,20 +173,33 @@ struct CompareCommand: ParsableCommand {
                 settings.arithmetic = a
                 chunkNote = inferred.note
                 inferredChunk = inferred.chunkSize
+            } else if let inferred = RecurrentFormInference.infer(problem, candidate: o, oracle: oracle.reference.oDouble,
+                                                                  settings: settings), inferred.recurrent {
+                // Likewise an undeclared recurrent form (`RecurrentFormInference`); `+form=` always wins.
+                var a = settings.effectiveArithmetic
+                a.form = .recurrent
+                settings.arithmetic = a
+                formNote = inferred.note
+                inferredForm = "recurrent"
             }
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
                                                   name: name, settings: settings, oracle: oracle.reference)
         }
+        let forwardCount = cases.count
         if let gradients, let gradientProblem {
             progress.set(stage: "oracle and baselines for the gradients")
             // Verdicts use certified gradients (Proofs/T7); the report says which elements are certified.
             let (certified, zeroRows) = try Reference.certifiedGradients(gradientProblem, precision: precision,
                                                                          maxPrecision: Swift.max(4096, precision))
             gradientStatement = certified.summary
+            let gradientOracle = certified.referenceGradients(zeroDenominatorRows: zeroRows)
+            // The gradients keep the declared form: a recurrent forward may pair with a
+            // chunked backward (`RecurrentFormInference` reads outputs only).
+            var gradientSettings = settings
+            if inferredForm != nil { gradientSettings.arithmetic?.form = nil }
             do {
                 cases += try GradientComparison.compare(problem: gradientProblem, candidate: gradients, name: name,
-                                                        settings: settings,
-                                                        oracle: certified.referenceGradients(zeroDenominatorRows: zeroRows))
+                                                        settings: gradientSettings, oracle: gradientOracle)
             } catch let e as GradientComparisonError {
                 throw InputProblem(description: "\(candidate): \(e)")
             }
@@ -193,10 +208,14 @@ struct CompareCommand: ParsableCommand {
         if let chunkNote {
             for i in cases.indices { cases[i].verdict.prependNote(chunkNote) }
         }
+        if let formNote {
+            for i in 0..<forwardCount { cases[i].verdict.prependNote(formNote) }
+        }
         var report = VerificationReport(toolVersion: MambaCheckVersion.string,
                                         command: commandLine(format: fmt, arith: declared.map { _ in arithName }),
                                         seed: 0, cases: cases)
         report.inferredChunkLength = inferredChunk
+        report.inferredForm = inferredForm
         report.oracle = [oracleStatement ?? (gradientStatement != nil ? "scale \(problem.scaleSpec)" : nil), gradientStatement]
             .compactMap { $0 }.joined(separator: "; ")
         if report.oracle?.isEmpty == true { report.oracle = nil }
