@@ -179,7 +179,7 @@ def main():
                    "--layout", c["layout"], "--arith", arith]
             if c.get("scale"):
                 cmd += ["--scale", c["scale"]]
-            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
             kind = bug.split("#")[0]
             caught = r.returncode == 1
             t = tally.setdefault(kind, [0, 0])
