@@ -53,13 +53,7 @@ public enum ChunkLengthInference {
         guard let declared = try? CoreKernels.run(problem, form: .chunked, mode: .float32, options: base),
               declared.o.count == y.count else { return nil }
         let width = problem.valueDim
-        func rowErrors(_ x: [Double]) -> [Double] {
-            stride(from: 0, to: y.count, by: width).map { s in
-                var sum = 0.0
-                for e in s..<(s + width) { let d = x[e] - y[e]; sum += d * d }
-                return sum.squareRoot()
-            }
-        }
+        func rowErrors(_ x: [Double]) -> [Double] { rowErrorNorms(x, y, width: width) }
         let d0 = rowErrors(declared.o), e = rowErrors(o)
         var best: Inference? = nil
         for c in candidates where c > arithmetic.chunkSize && c < 2 * problem.length {
