@@ -213,9 +213,20 @@ extension VerdictPolicy {
             ratios.sort()
             rhoS = Swift.max(Percentile.nearestRank(of: ratios, percent: shortRows ? 100 : 90), stageFloor)
         }
+        // The pooled yardstick at the candidate's own level (Proofs/T9, "The candidate's own
+        // level"): `ρ` scaled by `λ = median_r(e_r/π_r) / median_r(d_r/π_r)` where the candidate is
+        // the more accurate at the typical row, floored at ¼. A kernel twice as accurate as the
+        // baselines on most rows is then judged by twice its own tail, not the baselines': a row
+        // several times worse than the kernel's own rows fails even when the baselines would err
+        // as much there. The median moves with neither a few wrong rows nor a wrong chunk
+        // boundary (1/64 of the rows); a uniform error raises it and is the norm test's to catch.
+        let level = hasBaselines
+            ? candidateLevel(rowErrors: candidateRowErrors(rowError, oracle: oracle, width: width, rowCount: rowCount),
+                             draws: rowDraw, predictor: predictor, norms: rowNorm, scales: rowScale)
+            : 1
         var rowYardstick = [Double](repeating: 0, count: rowCount)
         for r in 0..<rowCount {
-            rowYardstick[r] = Swift.max(predictor.rho * predictor.predict(norm: rowNorm[r], scale: rowScale[r]),
+            rowYardstick[r] = Swift.max(level * predictor.rho * predictor.predict(norm: rowNorm[r], scale: rowScale[r]),
                                         0.5 * rowDraw[r], stageFloor * rowScale[r])
             if perRowRule { rowYardstick[r] = Swift.max(rowYardstick[r], 8.0 / 7.0 * Swift.max(rhoS * rowScale[r], rowDraw[r])) }
         }
@@ -382,6 +393,40 @@ extension VerdictPolicy {
             worstElements: elements, note: nil, reason: "")
         verdict.reason = verdict.describe()
         return verdict
+    }
+
+    /// The floor of the candidate-level scale `λ` of the pooled row yardstick: at most a
+    /// factor 4 tighter than the baselines' own (the lowest level measured on a correct real
+    /// kernel is 0.47, FLA's fused_recurrent_simple_gla in Float32, N = 512).
+    static let minimumCandidateLevel = 0.25
+
+    /// `min(1, max(¼, median_r(e_r/π_r) / median_r(d_r/π_r)))` over the rows with positive,
+    /// finite `e_r`, `d_r` and `π_r` (`e_r` the candidate's row error, `d_r` the baselines'
+    /// largest); 1 where fewer than 16 rows qualify.
+    private func candidateLevel(rowErrors e: [Double], draws d: [Double], predictor: RowPredictor,
+                                norms: [Double], scales: [Double]) -> Double {
+        var own: [Double] = [], theirs: [Double] = []
+        for r in e.indices {
+            let p = predictor.predict(norm: norms[r], scale: scales[r])
+            guard p > 0, p.isFinite, e[r] > 0, e[r].isFinite, d[r] > 0, d[r].isFinite else { continue }
+            own.append(e[r] / p)
+            theirs.append(d[r] / p)
+        }
+        guard own.count >= 16 else { return 1 }
+        let ratio = Percentile.nearestRank(of: own.sorted(), percent: 50) / Percentile.nearestRank(of: theirs.sorted(), percent: 50)
+        guard ratio.isFinite else { return 1 }
+        return Swift.min(1, Swift.max(Self.minimumCandidateLevel, ratio))
+    }
+
+    /// The candidate's error norm on each row (finite elements only).
+    private func candidateRowErrors(_ rowError: [Double], oracle: OracleComparison, width: Int, rowCount: Int) -> [Double] {
+        (0..<rowCount).map { r in
+            var err = ScaledNorm()
+            for e in (r * width)..<Swift.min(rowError.count, (r + 1) * width) where oracle.classes[e] == .finite {
+                err.add(rowError[e])
+            }
+            return err.value
+        }
     }
 
     /// Whether `candidate` is what a correct kernel returns for an oracle value

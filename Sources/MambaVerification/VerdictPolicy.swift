@@ -17,9 +17,10 @@ import MambaPrecision
 ///   error per unit of scale, their own output rounding removed);
 /// - **row** (groups of `rowLength` consecutive elements, a token's `dv`
 ///   outputs): `‖ŷ − y‖_r ≤ rowFactor·R_r + ‖ulp_F(y)‖_r/√12`, with the yardstick
-///   `R_r = max(ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r)`: `π_r` a mix of the row's value norm
+///   `R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r)`: `π_r` a mix of the row's value norm
 ///   `‖y‖_r` and scale norm `‖s‖_r` fitted to the baselines' row errors, `ρ` the
-///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`); rows
+///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [¼, 1]`
+///   the candidate's median of `‖ŷ − y‖_r/π_r` over the baselines' (its own level); rows
 ///   shorter than 32 also keep `(8/7)·max(ρ_s‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r)`;
 /// - **norm**: `‖ŷ − y‖₂ ≤ normFactor·max_k ‖b⁽ᵏ⁾ − y‖₂ + ‖ulp_F(y)‖₂/√12`.
 ///

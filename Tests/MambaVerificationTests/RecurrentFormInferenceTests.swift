@@ -7,8 +7,9 @@ import Testing
 
 /// An undeclared recurrent form is read from the candidate's error pattern
 /// (Proofs/T9, "An undeclared recurrent form"): a Float32 recurrence is taken
-/// for one and its one-row bugs are then caught; chunk kernels, even at chunk
-/// 8, and a uniformly scaled recurrence are not.
+/// for one and its one-row bugs are then caught, a uniform scale is read past; chunk
+/// kernels, even at chunk 8, and a recurrence with a bug raising every row in
+/// no fixed direction are not.
 @Suite("Recurrent form inference")
 struct RecurrentFormInferenceTests {
     /// The generator's strong decays (a ≈ −0.7): prefix sums deep in a chunk reach |ℓ| ≈ 40.
@@ -55,7 +56,26 @@ struct RecurrentFormInferenceTests {
         #expect(!caught.allSatisfy { $0.passed })
     }
 
-    @Test func chunkKernelsAndAUniformErrorAreNotTakenForARecurrence() throws {
+    /// A uniform scale error is no form: where it carries most of the error it is removed
+    /// before the form is read, and a correct kernel's output is read as given (Proofs/T9,
+    /// "An undeclared recurrent form"; on a real kernel:
+    /// `RealKernelDumpTests.declaredRecurrentFormTightensTheOutput`).
+    @Test func aUniformScaleIsRemovedBeforeTheFormIsRead() throws {
+        let y = try Reference.quadratic(Self.problem, precision: 128, finalState: false).oDouble
+        let o = try Self.run(.recurrent)
+        #expect(RecurrentFormInference.withoutUniformScale(o, oracle: y) == o)
+        let eps = Self.normwise(o, y)
+        let uniform = o.map { $0 * (1 + 8 * eps) }
+        #expect(Self.normwise(uniform, y) > 7 * eps)
+        let removed = RecurrentFormInference.withoutUniformScale(uniform, oracle: y)
+        #expect(Self.normwise(removed, y) < 1.1 * eps, "\(Self.normwise(removed, y) / eps)")
+        // One wrong row carries no uniform scale: read as given.
+        var row = o
+        for d in 0..<32 { row[200 * 32 + d] += (d % 2 == 0 ? 1 : -1) * 8 * eps * Swift.abs(y[200 * 32 + d]) }
+        #expect(RecurrentFormInference.withoutUniformScale(row, oracle: y) == row)
+    }
+
+    @Test func chunkKernelsAndANoisyErrorAreNotTakenForARecurrence() throws {
         let y = try Reference.quadratic(Self.problem, precision: 128, finalState: false).oDouble
         for (chunk, scan) in [(64, PrefixScan.sequential), (64, .koggeStone), (16, .sequential), (8, .koggeStone)] {
             let o = try Self.run(.chunked, chunk: chunk, scan: scan)
@@ -65,11 +85,11 @@ struct RecurrentFormInferenceTests {
         let quadratic = try Self.run(.quadratic)
         #expect(RecurrentFormInference.infer(Self.problem, candidate: quadratic, oracle: y,
                                              settings: Self.settings)?.recurrent != true)
-        // A bug raising every row keeps every form's allowance (never a tighter one).
+        // A bug raising every row in no fixed direction keeps every form's allowance (never a tighter one).
         let o = try Self.run(.recurrent)
         let eps = Self.normwise(o, y)
-        let uniform = o.map { Double(Float($0 * (1 + 8 * eps))) }
-        #expect(RecurrentFormInference.infer(Self.problem, candidate: uniform, oracle: y,
+        let noisy = o.indices.map { Double(Float(o[$0] + ($0 % 3 == 0 ? -8 : 8) * eps * Swift.abs(y[$0]))) }
+        #expect(RecurrentFormInference.infer(Self.problem, candidate: noisy, oracle: y,
                                              settings: Self.settings)?.recurrent != true)
         // Only true Float32 and undeclared forms.
         var declared = Self.settings

@@ -82,4 +82,32 @@ struct RowYardstickTests {
         let bug = try judge(kernel(4, bugRow: 77))
         #expect(!bug.rows.passed && bug.rows.worstRow == [77, 0], "\(bug.reason)")
     }
+
+    /// The pooled yardstick at the candidate's own level (Proofs/T9, "The candidate's own
+    /// level"). Baselines err `δ` per element, a candidate four times as accurate `δ/4`,
+    /// with one row `2δ` off: 8 times the candidate's own row error but only twice the
+    /// baselines' — inside `3.5·ρ·π_r` at the baselines' level, outside it at the
+    /// candidate's (`λ = ¼`, the yardstick then resting on `½·d_r`: 1.75δ). The same
+    /// candidate without the wrong row passes, and a candidate as accurate as the
+    /// baselines keeps their yardstick (`λ = 1`): the same row, twice its own error, passes.
+    @Test func aRowEightTimesTheCandidatesOwnErrorFailsWhenTheBaselinesAreWorse() throws {
+        let rows = 256, width = 64, n = rows * width
+        let y: [Double] = (0..<n).map { 1 + Double(($0 * 7919) % 1000) / 1000 }
+        let delta = 16 * NumberFormat.binary32.unitRoundoff
+        func kernel(_ seed: Int, size: Double, row100: Double) -> [Double] {
+            (0..<n).map { e in y[e] * (1 + (e / width == 100 ? row100 : size) * Self.sign(e, seed)) }
+        }
+        let baselines = [kernel(1, size: delta, row100: delta), kernel(2, size: delta, row100: delta)]
+        func judge(_ c: [Double]) throws -> Verdict {
+            try VerdictPolicy.standard.judge(candidate: c, oracle: y, magnitude: y, baselines: baselines,
+                                             shape: [rows, width], format: .binary64)
+        }
+        let accurate = try judge(kernel(3, size: delta / 4, row100: delta / 4))
+        #expect(accurate.passed, "\(accurate.reason)")
+        let bug = try judge(kernel(4, size: delta / 4, row100: 2 * delta))
+        #expect(!bug.rows.passed && bug.rows.failingRows == 1 && bug.rows.worstRow == [100, 0], "\(bug.reason)")
+        #expect(bug.failingCount == 0 && bug.normwise.passed, "the row test decides alone: \(bug.reason)")
+        let asAccurateAsTheBaselines = try judge(kernel(5, size: delta, row100: 2 * delta))
+        #expect(asAccurateAsTheBaselines.passed, "\(asAccurateAsTheBaselines.reason)")
+    }
 }

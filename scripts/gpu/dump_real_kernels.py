@@ -416,6 +416,11 @@ def main():
     ALT = args.shapes == "alt"
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
+    if args.fp32_dots == "ieee":
+        # Triton reads this when it compiles a tl.dot; without it fp32 dots run at TF32 and the
+        # dump would be labelled float32 while it is TF32 (a 2026-12-07 dump was: MambaCheck
+        # failed it and named TF32 as the arithmetic its error fits).
+        os.environ["TRITON_F32_DEFAULT"] = "ieee"
     import triton
     env = {"torch": torch.__version__, "triton": triton.__version__,
            "gpu": torch.cuda.get_device_name(), "fp32_dots": args.fp32_dots,

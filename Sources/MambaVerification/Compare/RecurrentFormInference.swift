@@ -154,7 +154,28 @@ public enum RecurrentFormInference {
         let rows = { (x: [Double]) in rowErrorNorms(x, y, width: width) }
         let b = rowMax(recurrent.filter { $0.o.count == y.count }.map { rows($0.o) })
         let s = rowMax(parallel.filter { $0.o.count == y.count }.map { rows($0.o) })
-        return correlation(candidate: rows(o), recurrent: b, parallel: s)
+        return correlation(candidate: rows(withoutUniformScale(o, oracle: y)), recurrent: b, parallel: s)
+    }
+
+    /// `o − α·y` with `α = ⟨o − y, y⟩/⟨y, y⟩` where that scale carries at least half of the
+    /// error's energy (`α²·‖y‖² ≥ ½‖o − y‖²`), else `o`. A scale error is no form: on a
+    /// recurrent kernel, `o·(1 + 8ε)` (ε its own relative error) lifts every row's `e_r/b_r`
+    /// and kept the parallel forms' allowance, under which it passed (FLA's
+    /// fused_recurrent_simple_gla, fp32, N = 100). A correct kernel's error, or one with a
+    /// wrong row, has no such dominant scale and is read exactly as given, so its statistics
+    /// are those of the measurements; the verdict always judges `o` as given.
+    static func withoutUniformScale(_ o: [Double], oracle y: [Double]) -> [Double] {
+        var dot = 0.0, yy = 0.0, ee = 0.0
+        for i in o.indices where i < y.count && o[i].isFinite && y[i].isFinite {
+            let e = o[i] - y[i]
+            dot += e * y[i]
+            yy += y[i] * y[i]
+            ee += e * e
+        }
+        guard yy > 0, yy.isFinite, ee.isFinite, (dot / yy).isFinite else { return o }
+        let alpha = dot / yy
+        guard alpha * alpha * yy >= 0.5 * ee else { return o }
+        return zip(o, y).map { $0 - alpha * $1 }
     }
 
     static func rowMax(_ rows: [[Double]]) -> [Double] {
