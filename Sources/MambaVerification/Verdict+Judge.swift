@@ -175,10 +175,10 @@ extension VerdictPolicy {
             }
             for k in rowBaseline.indices { baselineRows[k][r] = rowBaseline[k].value }
         }
-        // The row test's yardstick (Proofs/T9, "Row yardstick"): R_r = max(ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r),
+        // The row test's yardstick (Proofs/T9, "Row yardstick"): R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r),
         // π_r = (1 − t)·‖y‖_r/Y + t·‖s‖_r/S (Y, S the RMS over rows) the pooled predictor of a row's
         // error, t ∈ {0, 0.1, …, 1} the mix that predicts the baselines' row errors best (smallest
-        // 95th/50th percentile spread of max_k ‖b⁽ᵏ⁾ − y‖_r / π_r), ρ that 95th percentile.
+        // 95th/50th percentile spread of max_k ‖b⁽ᵏ⁾ − y‖_r / π_r), ρ that 95th percentile, λ below.
         // One baseline's error on one row is a single noisy draw (a correct SSD reached 3.7x it);
         // the pooled predictor is far steadier (measured on 14 real GPU kernels and every form:
         // correct rows at most 2.45x it). The halved per-row draw keeps rows the baselines find
@@ -214,8 +214,9 @@ extension VerdictPolicy {
             rhoS = Swift.max(Percentile.nearestRank(of: ratios, percent: shortRows ? 100 : 90), stageFloor)
         }
         // The pooled yardstick at the candidate's own level (Proofs/T9, "The candidate's own
-        // level"): `ρ` scaled by `λ = median_r(e_r/π_r) / median_r(d_r/π_r)` where the candidate is
-        // the more accurate at the typical row, floored at ¼. A kernel twice as accurate as the
+        // level"): `ρ` scaled by the candidate's row errors over the baselines' (`e/π` over `d/π`
+        // at the median and at the 95th percentile, the larger) where the candidate is the more
+        // accurate, floored at ¼. A kernel twice as accurate as the
         // baselines on most rows is then judged by twice its own tail, not the baselines': a row
         // several times worse than the kernel's own rows fails even when the baselines would err
         // as much there. The median moves with neither a few wrong rows nor a wrong chunk
@@ -400,9 +401,11 @@ extension VerdictPolicy {
     /// kernel is 0.47, FLA's fused_recurrent_simple_gla in Float32, N = 512).
     static let minimumCandidateLevel = 0.25
 
-    /// `min(1, max(¼, median_r(e_r/π_r) / median_r(d_r/π_r)))` over the rows with positive,
-    /// finite `e_r`, `d_r` and `π_r` (`e_r` the candidate's row error, `d_r` the baselines'
-    /// largest); 1 where fewer than 16 rows qualify.
+    /// `min(1, max(¼, P₅₀(e/π)/P₅₀(d/π), P₉₅(e/π)/P₉₅(d/π)))`, percentiles over the rows with
+    /// positive, finite `e_r`, `d_r` and `π_r` (`e_r` the candidate's row error, `d_r` the
+    /// baselines' largest): the candidate's level at its typical row and at its tail, the
+    /// larger, so that neither a heavier tail nor a heavier body than the baselines' tightens
+    /// the yardstick past what its own rows show; 1 where fewer than 16 rows qualify.
     private func candidateLevel(rowErrors e: [Double], draws d: [Double], predictor: RowPredictor,
                                 norms: [Double], scales: [Double]) -> Double {
         var own: [Double] = [], theirs: [Double] = []
@@ -413,7 +416,11 @@ extension VerdictPolicy {
             theirs.append(d[r] / p)
         }
         guard own.count >= 16 else { return 1 }
-        let ratio = Percentile.nearestRank(of: own.sorted(), percent: 50) / Percentile.nearestRank(of: theirs.sorted(), percent: 50)
+        own.sort()
+        theirs.sort()
+        let ratio = [50, 95].map {
+            Percentile.nearestRank(of: own, percent: $0) / Percentile.nearestRank(of: theirs, percent: $0)
+        }.max()!
         guard ratio.isFinite else { return 1 }
         return Swift.min(1, Swift.max(Self.minimumCandidateLevel, ratio))
     }

@@ -20,7 +20,8 @@ import MambaPrecision
 ///   `R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r)`: `π_r` a mix of the row's value norm
 ///   `‖y‖_r` and scale norm `‖s‖_r` fitted to the baselines' row errors, `ρ` the
 ///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [¼, 1]`
-///   the candidate's median of `‖ŷ − y‖_r/π_r` over the baselines' (its own level); rows
+///   the candidate's own level: its `‖ŷ − y‖_r/π_r` over the baselines' at the median and at
+///   the 95th percentile, the larger; rows
 ///   shorter than 32 also keep `(8/7)·max(ρ_s‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r)`;
 /// - **norm**: `‖ŷ − y‖₂ ≤ normFactor·max_k ‖b⁽ᵏ⁾ − y‖₂ + ‖ulp_F(y)‖₂/√12`.
 ///
