@@ -19,9 +19,9 @@ import MambaPrecision
 ///   outputs): `‖ŷ − y‖_r ≤ rowFactor·R_r + ‖ulp_F(y)‖_r/√12`, with the yardstick
 ///   `R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r)`: `π_r` a mix of the row's value norm
 ///   `‖y‖_r` and scale norm `‖s‖_r` fitted to the baselines' row errors, `ρ` the
-///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [¼, 1]`
-///   the candidate's own level: its `‖ŷ − y‖_r/π_r` over the baselines' at the median and at
-///   the 95th percentile, the larger; rows
+///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [½, 1]`
+///   the candidate's own level: its `‖ŷ − y‖_r/π_r` over the baselines' at the 50th, 95th
+///   and 99th percentiles, the largest; rows
 ///   shorter than 32 also keep `(8/7)·max(ρ_s‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r)`;
 /// - **norm**: `‖ŷ − y‖₂ ≤ normFactor·max_k ‖b⁽ᵏ⁾ − y‖₂ + ‖ulp_F(y)‖₂/√12`.
 ///

@@ -87,7 +87,7 @@ struct RowYardstickTests {
     /// level"). Baselines err `δ` per element, a candidate four times as accurate `δ/4`,
     /// with one row `2δ` off: 8 times the candidate's own row error but only twice the
     /// baselines' — inside `3.5·ρ·π_r` at the baselines' level, outside it at the
-    /// candidate's (`λ = ¼`, the yardstick then resting on `½·d_r`: 1.75δ). The same
+    /// candidate's (`λ` at its floor ½, the yardstick then 3.5 × ½δ = 1.75δ). The same
     /// candidate without the wrong row passes, and a candidate as accurate as the
     /// baselines keeps their yardstick (`λ = 1`): the same row, twice its own error, passes.
     @Test func aRowEightTimesTheCandidatesOwnErrorFailsWhenTheBaselinesAreWorse() throws {
