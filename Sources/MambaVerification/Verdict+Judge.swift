@@ -216,11 +216,11 @@ extension VerdictPolicy {
         // The pooled yardstick at the candidate's own level (Proofs/T9, "The candidate's own
         // level"): `ρ` scaled by the candidate's row errors over the baselines' (`e/π` over `d/π`
         // at the 50th, 95th and 99th percentiles, the largest) where the candidate is the more
-        // accurate, floored at ½. A kernel twice as accurate as the
-        // baselines on most rows is then judged by twice its own tail, not the baselines': a row
-        // several times worse than the kernel's own rows fails even when the baselines would err
-        // as much there. The median moves with neither a few wrong rows nor a wrong chunk
-        // boundary (1/64 of the rows); a uniform error raises it and is the norm test's to catch.
+        // accurate, floored at ½. A kernel twice as accurate as the baselines is then judged by
+        // its own rows, not the baselines': a row several times worse than them fails even when
+        // the baselines would err as much there. A single wrong row moves none of the three
+        // percentiles; wrong rows beyond 1% of them can only raise `λ` (a looser yardstick), and
+        // a uniform error, which raises all three, is the norm test's to catch.
         let level = hasBaselines
             ? candidateLevel(rowErrors: candidateRowErrors(rowError, oracle: oracle, width: width, rowCount: rowCount),
                              draws: rowDraw, predictor: predictor, norms: rowNorm, scales: rowScale)
