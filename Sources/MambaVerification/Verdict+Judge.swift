@@ -221,9 +221,9 @@ extension VerdictPolicy {
         // the baselines would err as much there. A single wrong row moves none of the three
         // percentiles; wrong rows beyond 1% of them can only raise `λ` (a looser yardstick), and
         // a uniform error, which raises all three, is the norm test's to catch.
+        let candidateRows = candidateRowErrors(rowError, oracle: oracle, width: width, rowCount: rowCount)
         let level = hasBaselines
-            ? candidateLevel(rowErrors: candidateRowErrors(rowError, oracle: oracle, width: width, rowCount: rowCount),
-                             draws: rowDraw, predictor: predictor, norms: rowNorm, scales: rowScale)
+            ? candidateLevel(rowErrors: candidateRows, draws: rowDraw, predictor: predictor, norms: rowNorm, scales: rowScale)
             : 1
         var rowYardstick = [Double](repeating: 0, count: rowCount)
         for r in 0..<rowCount {
@@ -330,12 +330,11 @@ extension VerdictPolicy {
         var rowFloors: [Double] = []
         var rowFloorRatios: [Double] = []
         for r in 0..<rowCount {
-            var err = ScaledNorm(), ulps = ScaledNorm(), ys = ScaledNorm(), unbacked = ScaledNorm()
+            var ulps = ScaledNorm(), ys = ScaledNorm(), unbacked = ScaledNorm()
             var elementFloor = Double.infinity
             var finite = false
             for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite {
                 finite = true
-                err.add(rowError[e])
                 ulps.add(rowUlp[e])
                 ys.add(rowValue[e])
                 if pointwise[e] == nil, magnitude[e].isFinite { unbacked.add(magnitude[e]) }
@@ -356,7 +355,8 @@ extension VerdictPolicy {
                 let rowAllowance = rowFactor * rowYardstick[r] + roundingRMS * ulps.value
                     + (aPriori == 0 ? 0 : aPriori * format.unitRoundoff * rowScale[r])
                     + VerdictPolicy.aPrioriBoundFactor * format.unitRoundoff * unbacked.value
-                let share = rowAllowance > 0 ? err.value / rowAllowance : (err.value == 0 ? 0 : .infinity)
+                let err = candidateRows[r]
+                let share = rowAllowance > 0 ? err / rowAllowance : (err == 0 ? 0 : .infinity)
                 if share > 1 { failingRows += 1 }
                 if share > worstRowShare || worstRow == nil { worstRowShare = share; worstRow = r }
                 if yNorm > 0 {
