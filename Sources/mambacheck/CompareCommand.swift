@@ -162,19 +162,21 @@ struct CompareCommand: ParsableCommand {
         if let o {
             // Verdicts use certified oracle values (Proofs/T7); the report says so.
             let oracle = try ComparisonOracle(problem: problem, precision: precision, finalState: state != nil)
+            // The inferences below and the verdict run the same kernels: each runs once.
+            let runs = BaselineRuns()
             oracleStatement = oracle.statement
             // An undeclared chunk length is read from the candidate's error pattern
             // (true Float32 only; `ChunkLengthInference`); `+chunk=` always wins.
             if arith?.contains("+chunk=") != true,
                let inferred = ChunkLengthInference.infer(problem, candidate: o, oracle: oracle.reference.oDouble,
-                                                         arithmetic: settings.effectiveArithmetic) {
+                                                         arithmetic: settings.effectiveArithmetic, runs: runs) {
                 var a = settings.effectiveArithmetic
                 a.chunkSize = inferred.chunkSize
                 settings.arithmetic = a
                 chunkNote = inferred.note
                 inferredChunk = inferred.chunkSize
             } else if let inferred = RecurrentFormInference.infer(problem, candidate: o, oracle: oracle.reference.oDouble,
-                                                                  settings: settings), inferred.recurrent {
+                                                                  settings: settings, runs: runs), inferred.recurrent {
                 // Likewise an undeclared recurrent form (`RecurrentFormInference`); `+form=` always wins.
                 var a = settings.effectiveArithmetic
                 a.form = .recurrent
@@ -183,7 +185,7 @@ struct CompareCommand: ParsableCommand {
                 inferredForm = "recurrent"
             }
             cases += try KernelComparison.compare(problem: problem, candidate: CandidateTensors(o: o, finalState: state),
-                                                  name: name, settings: settings, oracle: oracle.reference)
+                                                  name: name, settings: settings, oracle: oracle.reference, runs: runs)
         }
         let forwardCount = cases.count
         if let gradients, let gradientProblem {

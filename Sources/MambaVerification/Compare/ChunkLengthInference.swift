@@ -44,13 +44,14 @@ public enum ChunkLengthInference {
     /// Float32, decays not per-step, a declared form other than chunked) or no
     /// candidate length reaches `minimumContrast`.
     public static func infer(_ problem: CoreProblem, candidate o: [Double], oracle y: [Double],
-                             arithmetic: DeclaredArithmetic, options: KernelOptions = .init()) -> Inference? {
+                             arithmetic: DeclaredArithmetic, options: KernelOptions = .init(),
+                             runs: BaselineRuns? = nil) -> Inference? {
         guard (try? arithmetic.mode()) == .float32, arithmetic.form == nil || arithmetic.form == .chunked,
               case .perStep = problem.decay, o.count == y.count, problem.valueDim > 0 else { return nil }
         var base = options
         base.roundOutput = false
         base.chunkSize = arithmetic.chunkSize
-        guard let declared = try? CoreKernels.run(problem, form: .chunked, mode: .float32, options: base),
+        guard let declared = try? runs.run(problem, .base, form: .chunked, mode: .float32, options: base),
               declared.o.count == y.count else { return nil }
         let width = problem.valueDim
         func rowErrors(_ x: [Double]) -> [Double] { rowErrorNorms(x, y, width: width) }
@@ -59,7 +60,7 @@ public enum ChunkLengthInference {
         for c in candidates where c > arithmetic.chunkSize && c < 2 * problem.length {
             var t = base
             t.chunkSize = c
-            guard let run = try? CoreKernels.run(problem, form: .chunked, mode: .float32, options: t) else { continue }
+            guard let run = try? runs.run(problem, .base, form: .chunked, mode: .float32, options: t) else { continue }
             let dc = rowErrors(run.o)
             var deep: [Double] = [], alike: [Double] = []
             for r in d0.indices where d0[r] > 0 && d0[r].isFinite && dc[r].isFinite && e[r].isFinite {

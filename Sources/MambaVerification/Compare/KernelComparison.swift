@@ -156,12 +156,12 @@ public enum KernelComparison {
     ///   arithmetic (their outputs are rounded to the candidate's format here), or nil.
     public static func compare(problem: CoreProblem, candidate: CandidateTensors, name: String,
                                settings: ComparisonSettings, oracle: ReferenceOutput? = nil,
-                               baselines precomputed: [CoreOutput]? = nil) throws -> [ReportCase] {
+                               baselines precomputed: [CoreOutput]? = nil, runs: BaselineRuns? = nil) throws -> [ReportCase] {
         let start = DispatchTime.now().uptimeNanoseconds
         let wantState = candidate.finalState != nil
         let ref = try oracle ?? Reference.quadratic(problem, precision: settings.precision, finalState: wantState)
         let arithmetic = settings.effectiveArithmetic
-        let baselines = try precomputed ?? baselineOutputs(problem, settings: settings)
+        let baselines = try precomputed ?? baselineOutputs(problem, settings: settings, runs: runs)
         // A declared 16-bit stored state (`+state=`) says the state *may* pass through 16 bits
         // between chunks; a returned final state with a value that format cannot hold was not
         // carried in it (FLA's chunk kernels store 16-bit copies of the states for the output
@@ -178,7 +178,7 @@ public enum KernelComparison {
             stateArithmetic.stateStorage = .float32
             var s = settings
             s.arithmetic = stateArithmetic
-            stateBaselines = try baselineOutputs(problem, settings: s)
+            stateBaselines = try baselineOutputs(problem, settings: s, runs: runs)
         }
         var cases = try judge(problem: problem, candidate: candidate, name: name, settings: settings, ref: ref,
                               arithmetic: arithmetic, baselines: baselines,
@@ -300,7 +300,10 @@ public enum KernelComparison {
     /// 2 from separately rescaled prefix sums (`exp2(L_i·log₂e − L_j·log₂e)`,
     /// absolute exponent error `≈ u(|L_i| + |L_j|)`), which is correct by the
     /// contract of a kernel handed prefix sums.
-    public static func baselineOutputs(_ problem: CoreProblem, settings: ComparisonSettings) throws -> [CoreOutput] {
+    ///
+    /// - Parameter runs: kernel runs on `problem` kept across calls (the inferences and the verdict share them).
+    public static func baselineOutputs(_ problem: CoreProblem, settings: ComparisonSettings,
+                                       runs: BaselineRuns? = nil) throws -> [CoreOutput] {
         let arithmetic = settings.effectiveArithmetic
         let mode = try arithmetic.mode()
         var options = settings.kernelOptions
@@ -308,13 +311,13 @@ public enum KernelComparison {
         options.stateStorage = arithmetic.stateStorage
         if settings.arithmetic != nil || settings.mode == nil { options.chunkSize = arithmetic.chunkSize }
         if arithmetic.form == .recurrent {
-            let r = recurrentBaselines(problem, mode: mode, options: options)
+            let r = recurrentBaselines(problem, mode: mode, options: options, runs: runs)
             if !r.isEmpty { return r }  // a core without a recurrent form keeps every form's baselines
         }
         var out: [CoreOutput] = []
         for form in settings.baselineForms {
             do {
-                out.append(try CoreKernels.run(problem, form: form, mode: mode, options: options))
+                out.append(try runs.run(problem, .base, form: form, mode: mode, options: options))
             } catch is KernelError {
                 continue
             }
@@ -331,8 +334,7 @@ public enum KernelComparison {
         // ulp per step).
         let recurrentYardstick = arithmetic.form == nil || arithmetic.form == .recurrent
         if (mode == .float32 || mode == .float16), recurrentYardstick, !settings.baselineForms.contains(.recurrent),
-           let r = try? CoreKernels.run(mode == .float32 ? (exponentialBiasProblem(problem) ?? problem) : problem,
-                                        form: .recurrent, mode: mode, options: options) {
+           let r = try? recurrentYardstickRun(problem, mode: mode, options: options, runs: runs) {
             out.append(r)
         }
         // In the acc32 and TF32 profiles a recurrent kernel's *final state* is a
@@ -350,8 +352,9 @@ public enum KernelComparison {
         // with its form declared, before the biased baseline joined in bf16-acc32).
         if mode != .float32, mode != .float16, recurrentYardstick, let first = out.first, first.finalState != nil,
            !settings.baselineForms.contains(.recurrent) {
-            for p in [problem] + (exponentialBiasProblem(problem).map { [$0] } ?? []) {
-                guard var r = try? CoreKernels.run(p, form: .recurrent, mode: mode, options: options) else { continue }
+            let biased = exponentialBiasProblem(problem).map { [($0, BaselineRuns.Variant.exponentialBias)] } ?? []
+            for (p, v) in [(problem, BaselineRuns.Variant.base)] + biased {
+                guard var r = try? runs.run(p, v, form: .recurrent, mode: mode, options: options) else { continue }
                 r.o = first.o
                 out.append(r)
             }
@@ -368,13 +371,13 @@ public enum KernelComparison {
            first.finalState != nil {
             var t = options
             t.tensorCoreAccumulation = true
-            if var r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: t) {
+            if var r = try? runs.run(problem, .base, form: .chunked, mode: mode, options: t) {
                 r.o = first.o
                 out.append(r)
             }
         }
         if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
-            if let r = try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options) { out.append(r) }
+            if let r = try? runs.run(habit, .base2PrefixSums, form: .chunked, mode: mode, options: options) { out.append(r) }
         }
         // The query scaled and stored back in the 16-bit operand format before the
         // score product (`b_q = (b_q * scale).to(b_q.dtype)`, FLA's parallel_simple_gla
@@ -384,8 +387,8 @@ public enum KernelComparison {
         // error against a median of 0.29%, 5.04x its row allowance before this baseline.
         if mode == .float16Acc32 || mode == .bfloat16Acc32, arithmetic.form != .recurrent,
            let habit = prescaledQueryProblem(problem, operand: arithmetic.operands) {
-            if let r = (try? CoreKernels.run(habit, form: .chunked, mode: mode, options: options))
-                ?? (try? CoreKernels.run(habit, form: .quadratic, mode: mode, options: options)) {
+            if let r = (try? runs.run(habit, .prescaledQuery, form: .chunked, mode: mode, options: options))
+                ?? (try? runs.run(habit, .prescaledQuery, form: .quadratic, mode: mode, options: options)) {
                 out.append(r)
             }
         }
@@ -405,7 +408,7 @@ public enum KernelComparison {
             for scan in [PrefixScan.koggeStone, .brentKungBase2] {
                 var t = options
                 t.prefixScan = scan
-                if let r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: t) { out.append(r) }
+                if let r = try? runs.run(problem, .base, form: .chunked, mode: mode, options: t) { out.append(r) }
             }
         }
         // TF32 operands formed by truncation, as tensor cores do with Float32
@@ -415,7 +418,7 @@ public enum KernelComparison {
         if mode == .tf32 {
             var t = options
             t.tf32Truncation = true
-            if let r = try? CoreKernels.run(problem, form: .chunked, mode: mode, options: t) { out.append(r) }
+            if let r = try? runs.run(problem, .base, form: .chunked, mode: mode, options: t) { out.append(r) }
         }
         return out
     }
@@ -430,18 +433,31 @@ public enum KernelComparison {
     /// baselines 9x less accurate than FLA's `fused_recurrent_simple_gla`
     /// (fp32, N = 100: 7.85e-7 vs 8.8e-8 relative) and let a uniform error
     /// of 8x the kernel's own pass.
-    static func recurrentBaselines(_ problem: CoreProblem, mode: PrecisionMode, options: KernelOptions) -> [CoreOutput] {
-        var problems = [problem]
+    static func recurrentBaselines(_ problem: CoreProblem, mode: PrecisionMode, options: KernelOptions,
+                                   runs: BaselineRuns? = nil) -> [CoreOutput] {
+        var problems = [(problem, BaselineRuns.Variant.base)]
         // Not in pure binary16, whose every rounding dwarfs a 2⁻²⁵ bias.
-        if mode != .float16, let biased = exponentialBiasProblem(problem) { problems.append(biased) }
-        if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) { problems.append(habit) }
-        var out = problems.compactMap { try? CoreKernels.run($0, form: .recurrent, mode: mode, options: options) }
+        if mode != .float16, let biased = exponentialBiasProblem(problem) { problems.append((biased, .exponentialBias)) }
+        if case .prefixSum = problem.decay, let habit = base2PrefixSumProblem(problem) {
+            problems.append((habit, .base2PrefixSums))
+        }
+        var out = problems.compactMap { try? runs.run($0.0, $0.1, form: .recurrent, mode: mode, options: options) }
         if mode == .tf32 {
             var t = options
             t.tf32Truncation = true
-            if let r = try? CoreKernels.run(problem, form: .recurrent, mode: mode, options: t) { out.append(r) }
+            if let r = try? runs.run(problem, .base, form: .recurrent, mode: mode, options: t) { out.append(r) }
         }
         return out
+    }
+
+    /// The recurrent yardstick of `baselineOutputs`: in Float32 on the problem with biased
+    /// exponentials (where the decay is per step), else on the problem itself.
+    private static func recurrentYardstickRun(_ problem: CoreProblem, mode: PrecisionMode, options: KernelOptions,
+                                              runs: BaselineRuns?) throws -> CoreOutput {
+        if mode == .float32, let biased = exponentialBiasProblem(problem) {
+            return try runs.run(biased, .exponentialBias, form: .recurrent, mode: mode, options: options)
+        }
+        return try runs.run(problem, .base, form: .recurrent, mode: mode, options: options)
     }
 
     /// The relative bias per decay factor of `exponentialBiasProblem`: half an ulp

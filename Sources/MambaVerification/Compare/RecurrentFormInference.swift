@@ -135,20 +135,20 @@ public enum RecurrentFormInference {
     /// The inference from a candidate's outputs `o` (oracle `y`), or nil where
     /// the rule does not apply or cannot measure.
     public static func infer(_ problem: CoreProblem, candidate o: [Double], oracle y: [Double],
-                             settings: ComparisonSettings) -> Inference? {
+                             settings: ComparisonSettings, runs: BaselineRuns? = nil) -> Inference? {
         guard applies(problem, settings: settings), o.count == y.count, problem.valueDim > 0,
               let mode = try? settings.effectiveArithmetic.mode() else { return nil }
         var options = settings.kernelOptions
         options.roundOutput = false
         options.stateStorage = settings.effectiveArithmetic.stateStorage
         options.chunkSize = settings.effectiveArithmetic.chunkSize
-        let recurrent = KernelComparison.recurrentBaselines(problem, mode: mode, options: options)
+        let recurrent = KernelComparison.recurrentBaselines(problem, mode: mode, options: options, runs: runs)
         var parallel: [CoreOutput] = []
         for form in settings.baselineForms where form != .recurrent {
             for scan in form == .chunked ? parallelScans : [.sequential] {
                 var t = options
                 t.prefixScan = scan
-                if let r = try? CoreKernels.run(problem, form: form, mode: mode, options: t) { parallel.append(r) }
+                if let r = try? runs.run(problem, .base, form: form, mode: mode, options: t) { parallel.append(r) }
             }
         }
         let width = problem.valueDim
