@@ -90,43 +90,6 @@ struct OracleComparison {
         return Double(sign: .plus, exponent: e - format.significandBits + 1, significand: 1)
     }
 
-    /// `√max(0, |x_e − y_e|² − |fl_F(y_e) − y_e|²)` for each error `|x_e − y_e|` in
-    /// `errors`: what an error carries beyond the correct rounding `fl_F(y)` (round to
-    /// nearest even in `format`). A value of the format is never nearer to `y` than
-    /// `fl_F(y)`, so for a stored output the radicand is ≥ 0; it is 0 exactly for the
-    /// correctly rounded value, and a value one step off grows it by about
-    /// `2·ulp·dist(y, midpoint)`: continuous in the kernel's error before its output
-    /// rounding, unlike `x − fl_F(y)`, which is 0 or ±ulp.
-    /// `residual` is `roundingResiduals()`, computed once for all the errors of one tensor.
-    static func excessOverRounding(_ errors: [Double], residual: [Double]) -> [Double] {
-        precondition(errors.count == residual.count)
-        return errors.indices.map { e in
-            let q = residual[e], x = errors[e]
-            guard x.isFinite, q.isFinite else { return x }
-            return (Swift.max(0, (x - q) * (x + q))).squareRoot()
-        }
-    }
-
-    /// `|fl_F(y_e) − y_e|` for every element (+∞ where `y_e` is not finite or overflows `format`).
-    func roundingResiduals() -> [Double] {
-        absoluteDifferences(roundedOracle())
-    }
-
-    /// `fl_F(y_e)` as a `Double`, rounded from the exact oracle (one rounding).
-    private func roundedOracle() -> [Double] {
-        switch values {
-        case .rounded(let y):
-            return y.map { $0.isFinite ? format.round($0) : $0 }
-        case .exact(let y):
-            let r = BigFloat(precision: format.significandBits)
-            return y.map { v in
-                guard v.isFinite else { return .nan }
-                format.round(v, into: r)
-                return r.doubleValue
-            }
-        }
-    }
-
     /// `|x_e − y_e|` for every element: +∞ where `x_e` is NaN or ±∞ (the
     /// caller decides what a non-finite value means), and where `y_e` is not a
     /// finite number (these elements are never judged by their error).

@@ -123,13 +123,6 @@ extension VerdictPolicy {
         // ranged over 0.13-2.9x the baselines' worst normwise (2Mamba, 16 seeds, chunk sizes
         // 8-128), against 0.42-1.26x through the increments (BENCHMARKS, "Suffix sums").
         let rowError: [Double], rowBaselineErrors: [[Double]], rowUlp: [Double], rowValue: [Double]
-        // The row test measures errors beyond the correct rounding `fl_F(y)` (Proofs/T9,
-        // "Rows beyond correct rounding"): a row's own rounding residual `fl_F(y) − y` is
-        // the same for every correct kernel and says nothing about its arithmetic; in a
-        // 16-bit output it was most of the baselines' row error, so the row factor
-        // multiplied it (`calibrate --length 1024 --dim 64`: one-row floor 6.0x the
-        // baselines' own row error in fp16-acc32). Suffix sums keep their increments.
-        let testError: [Double], testBaselineErrors: [[Double]]
         if suffixSums {
             func increments(_ x: [Double]) -> [Double] {
                 (0..<n).map { e in
@@ -140,7 +133,6 @@ extension VerdictPolicy {
             }
             rowError = increments(oracle.signedDifferences(candidate)).map { Swift.abs($0) }
             rowBaselineErrors = baselines.map { increments(oracle.signedDifferences($0)).map { Swift.abs($0) } }
-            (testError, testBaselineErrors) = (rowError, rowBaselineErrors)
             rowValue = increments(oracle.oracle)
             rowUlp = (0..<n).map { e in
                 let next = e + 1
@@ -149,9 +141,6 @@ extension VerdictPolicy {
             }
         } else {
             (rowError, rowBaselineErrors, rowUlp, rowValue) = (error, baselineErrors, oracle.ulp, oracle.oracle)
-            let residual = oracle.roundingResiduals()
-            testError = OracleComparison.excessOverRounding(error, residual: residual)
-            testBaselineErrors = baselineErrors.map { OracleComparison.excessOverRounding($0, residual: residual) }
         }
 
         // Tiny tensors (fewer than 64 finite elements, e.g. a shrunk property
@@ -168,10 +157,8 @@ extension VerdictPolicy {
         var pointwise = [Double?](repeating: nil, count: n)
         var baselineNorms = [ScaledNorm](repeating: ScaledNorm(), count: baselines.count)
         var baselineRows = [[Double]](repeating: [Double](repeating: 0, count: rowCount), count: baselines.count)
-        var baselineTestRows = baselineRows
         for r in 0..<rowCount {
             var rowBaseline = [ScaledNorm](repeating: ScaledNorm(), count: baselines.count)
-            var rowTest = rowBaseline
             for e in (r * width)..<Swift.min(n, (r + 1) * width) where oracle.classes[e] == .finite {
                 let m = magnitude[e]
                 for k in baselineErrors.indices {
@@ -181,14 +168,12 @@ extension VerdictPolicy {
                     let bRow = rowBaselineErrors[k][e]
                     baselineNorms[k].add(bRow.isFinite ? bRow : b)
                     rowBaseline[k].add(bRow.isFinite ? bRow : b)
-                    let t = testBaselineErrors[k][e]
-                    rowTest[k].add(t.isFinite ? t : b)
                     // The baseline's own output rounding: ½ulp of *its* binade (one above y's near a power of 2).
                     let own = 0.5 * Swift.max(oracle.ulp[e], format.ulp(at: baselines[k][e]))
                     if m > 0, m.isFinite { beta = Swift.max(beta, Swift.max(0, b - own) / m) }
                 }
             }
-            for k in rowBaseline.indices { baselineRows[k][r] = rowBaseline[k].value; baselineTestRows[k][r] = rowTest[k].value }
+            for k in rowBaseline.indices { baselineRows[k][r] = rowBaseline[k].value }
         }
         // The row test's yardstick (Proofs/T9, "Row yardstick"): R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r),
         // π_r = (1 − t)·‖y‖_r/Y + t·‖s‖_r/S (Y, S the RMS over rows) the pooled predictor of a row's
@@ -210,7 +195,7 @@ extension VerdictPolicy {
             }
             rowScale[r] = sc.value
             rowNorm[r] = yn.value
-            rowDraw[r] = baselineTestRows.map { $0[r] }.max() ?? 0
+            rowDraw[r] = baselineRows.map { $0[r] }.max() ?? 0
         }
         let shortRows = width < 32
         let predictor = RowPredictor(draws: rowDraw, norms: rowNorm, scales: rowScale,
@@ -236,7 +221,7 @@ extension VerdictPolicy {
         // the baselines would err as much there. A single wrong row moves none of the three
         // percentiles; wrong rows beyond 1% of them can only raise `λ` (a looser yardstick), and
         // a uniform error, which raises all three, is the norm test's to catch.
-        let candidateRows = candidateRowErrors(testError, oracle: oracle, width: width, rowCount: rowCount)
+        let candidateRows = candidateRowErrors(rowError, oracle: oracle, width: width, rowCount: rowCount)
         let level = hasBaselines
             ? candidateLevel(rowErrors: candidateRows, draws: rowDraw, predictor: predictor, norms: rowNorm, scales: rowScale)
             : 1
