@@ -88,6 +88,7 @@ def grads_of(fn, leaves, do):
 
 QUICK = False  # --quick: N = 1000 only, chunk and fused_recurrent simple_gla (a short lease)
 ALT = False    # --shapes alt: other lengths, head counts and head dims (correct kernels only)
+BATCH = 1      # --shapes batch: two sequences per call, lengths off the chunk grid (correct kernels only)
 
 
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
@@ -113,24 +114,26 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
               (2048, 1, 128, 128, "weak", False)]
     if ALT:
         shapes = [(512, 4, 128, 128, "strong", True), (4096, 1, 64, 64, "weak", True)]
+    if BATCH > 1:
+        shapes = [(777, 3, 64, 64, "strong", True), (1500, 2, 128, 64, "weak", True)]
     for (N, H, K, V, decay, with_h0) in shapes[:1] if QUICK else shapes:
         if N == 2048 and (dtname == "float16" or ieee_subset):
             continue  # size budget: the long case in fp32 and bf16 only
         gen = torch.Generator(device=dev).manual_seed(seed + N + 7 * K)
-        q = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
-        k = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
-        v = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
-        do = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
+        q = torch.randn(BATCH, N, H, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(BATCH, N, H, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(BATCH, N, H, V, device=dev, generator=gen).to(dtype)
+        do = torch.randn(BATCH, N, H, V, device=dev, generator=gen).to(dtype)
         if decay == "weak":   # long memory: mean log-decay about -0.007
-            g = F.logsigmoid(torch.randn(1, N, H, device=dev, generator=gen) + 5.0)
+            g = F.logsigmoid(torch.randn(BATCH, N, H, device=dev, generator=gen) + 5.0)
         else:                 # FLA's test distribution: short memory
-            g = F.logsigmoid(torch.randn(1, N, H, device=dev, generator=gen))
+            g = F.logsigmoid(torch.randn(BATCH, N, H, device=dev, generator=gen))
         g = g.to(torch.float32)
-        h0 = torch.randn(1, H, K, V, device=dev, generator=gen) if with_h0 else None
+        h0 = torch.randn(BATCH, H, K, V, device=dev, generator=gen) if with_h0 else None
         base = {"q": q, "k": k, "v": v, "g": g, "do": do}
         if h0 is not None:
             base["initial_state"] = h0
-        shape_tag = f"n{N}-h{H}-d{K}"
+        shape_tag = f"n{N}-h{H}-d{K}" + (f"-b{BATCH}" if BATCH > 1 else "")
 
         def leaves():
             lv = {n: t.clone().requires_grad_(True) for n, t in base.items() if n != "do"}
@@ -228,12 +231,16 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
            "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
     tag = dtname if dtname != "float32" else ("float32-" + fp32_dots)
     shapes = [(1000, 2, 64, 64)] + ([] if QUICK else [(300, 1, 32, 32)])
-    for (N, H, K, V) in [(700, 3, 64, 64), (2000, 1, 32, 32)] if ALT else shapes:
+    if ALT:
+        shapes = [(700, 3, 64, 64), (2000, 1, 32, 32)]
+    if BATCH > 1:
+        shapes = [(333, 2, 64, 64)]
+    for (N, H, K, V) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
-        q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
-        k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
-        v = torch.randn(1, H, N, V, device=dev, generator=gen).to(dtype)
-        a = -F.softplus(torch.randn(1, H, N, device=dev, generator=gen) - 3.0)  # Mamba-2 style dt·A
+        q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(BATCH, H, N, V, device=dev, generator=gen).to(dtype)
+        a = -F.softplus(torch.randn(BATCH, H, N, device=dev, generator=gen) - 3.0)  # Mamba-2 style dt·A
         a_cumsum = torch.cumsum(a, dim=-1)  # the kernel receives prefix sums (paper's habit)
         inputs = {"q": q, "k": k, "v": v, "a_cumsum": a_cumsum}
         bugs = {"": 0, "-bug-strict-mask": 1, "-bug-key-decay-offbyone": 2, "-bug-eps-1e-5": 3,
@@ -245,12 +252,13 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
         mask = torch.ones(N, N, dtype=torch.bool, device=dev).tril()
         w = s * s * torch.exp(torch.where(mask, diff, torch.full_like(diff, -float("inf"))))
         ref = (w @ vd) / w.sum(-1, keepdim=True)
+        bt = f"-b{BATCH}" if BATCH > 1 else ""
         for suffix, bug in bugs.items():
             o = twomamba_forward(q, k, v, a_cumsum, fp32_dots=fp32_dots, bug=bug)
             rel = ((o.double() - ref).norm() / ref.norm()).item()
             print(f"twomamba {tag} N={N} bug={bug}: normwise rel err vs float64 {rel:.3e}", flush=True)
-            d.add(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}{suffix}", inputs, {"o": o},
-                  inputs_of=(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}" if bug else None),
+            d.add(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}{bt}{suffix}", inputs, {"o": o},
+                  inputs_of=(f"twomamba-triton-{tag}-n{N}-h{H}-d{K}{bt}" if bug else None),
                   kernel="MambaCheck Triton 2Mamba (scripts/gpu/twomamba_triton.py)",
                   core="squared-decay-sum", layout="bhnd", arith=acc, dtype=dtname, N=N, H=H, dk=K,
                   dv=V, decay="mamba2", seed=seed, correct=bug == 0,
@@ -277,23 +285,25 @@ def ssd_cases(d, dtname, fp32_dots, seed):
     shapes = [(1000, 2, 64, 64, True), (777, 1, 128, 64, False)]
     if ALT:
         shapes = [(2048, 2, 64, 64, True), (300, 4, 128, 128, False)]
+    if BATCH > 1:
+        shapes = [(513, 3, 64, 64, True), (1100, 2, 128, 64, False)]
     for (N, H, K, V, with_h0) in shapes[:1] if QUICK else shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 11 * N + K)
-        C = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
-        Bm = torch.randn(1, N, H, K, device=dev, generator=gen).to(dtype)
-        x = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
-        do = torch.randn(1, N, H, V, device=dev, generator=gen).to(dtype)
+        C = torch.randn(BATCH, N, H, K, device=dev, generator=gen).to(dtype)
+        Bm = torch.randn(BATCH, N, H, K, device=dev, generator=gen).to(dtype)
+        x = torch.randn(BATCH, N, H, V, device=dev, generator=gen).to(dtype)
+        do = torch.randn(BATCH, N, H, V, device=dev, generator=gen).to(dtype)
         # dt: Mamba-2's softplus(dt) range, rounded to a power of two (2^-7 .. 2^0)
-        dt = F.softplus(torch.randn(1, N, H, device=dev, generator=gen) - 2.0)
+        dt = F.softplus(torch.randn(BATCH, N, H, device=dev, generator=gen) - 2.0)
         dt = torch.exp2(torch.clamp(torch.round(torch.log2(dt)), -7, 0)).float()
         A = -torch.exp(torch.rand(H, device=dev, generator=gen) * 2.0).float()  # A in [-e^2, -1]
-        h0 = torch.randn(1, H, V, K, device=dev, generator=gen) if with_h0 else None
+        h0 = torch.randn(BATCH, H, V, K, device=dev, generator=gen) if with_h0 else None
         v = (x.float() * dt[..., None]).to(dtype)       # exact: dt is a power of two
         a = (dt * A[None, None, :]).float()              # exact: dt is a power of two
         inputs = {"q": C, "k": Bm, "v": v, "a": a, "do": do}
         if h0 is not None:
             inputs["initial_state"] = h0.transpose(-1, -2).contiguous()
-        shape_tag = f"n{N}-h{H}-d{K}"
+        shape_tag = f"n{N}-h{H}-d{K}" + (f"-b{BATCH}" if BATCH > 1 else "")
         name = f"mamba2-ssd-{tag}-{shape_tag}"
         meta = dict(kernel="mamba_ssm.ops.triton.ssd_combined mamba_chunk_scan_combined",
                     core="linear-decay-none", layout="bnhd", arith=acc, dtype=dtname, N=N, H=H,
@@ -355,16 +365,18 @@ def sdpa_cases(d, dtname, seed):
     shapes = [(1000, 2, 64), (512, 4, 128)]
     if ALT:
         shapes = [(2048, 1, 64), (300, 2, 128)]
+    if BATCH > 1:
+        shapes = [(600, 3, 64)]
     for (N, H, K) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
-        q = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
-        k = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
-        v = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
-        do = torch.randn(1, H, N, K, device=dev, generator=gen).to(dtype)
+        q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
+        k = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
+        v = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
+        do = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
         # The kernels take the scale as a C float: pass that value, and record it exactly.
         scale = torch.tensor(1 / math.sqrt(K), dtype=torch.float32).item()
         inputs = {"q": q, "k": k, "v": v, "do": do}
-        shape_tag = f"n{N}-h{H}-d{K}"
+        shape_tag = f"n{N}-h{H}-d{K}" + (f"-b{BATCH}" if BATCH > 1 else "")
         first = None
         for bname, backend in backends:
             if bname == "flash" and dtname == "float32":
@@ -407,13 +419,15 @@ def main():
     p.add_argument("--seed", type=int, default=20261205)
     p.add_argument("--only", default="fla,twomamba,ssd")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--shapes", choices=["default", "alt"], default="default",
-                   help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; correct kernels only")
+    p.add_argument("--shapes", choices=["default", "alt", "batch"], default="default",
+                   help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; batch: two "
+                        "sequences, lengths off the chunk grid, dk != dv; correct kernels only")
     p.add_argument("--dtypes", default="", help="comma-separated subset of float32,float16,bfloat16")
     args = p.parse_args()
-    global QUICK, ALT
+    global QUICK, ALT, BATCH
     QUICK = args.quick
-    ALT = args.shapes == "alt"
+    ALT = args.shapes in ("alt", "batch")
+    BATCH = 2 if args.shapes == "batch" else 1
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     if args.fp32_dots == "ieee":
