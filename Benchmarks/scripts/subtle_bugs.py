@@ -11,6 +11,9 @@ error, and plants bugs sized at FACTOR times that error on top of the kernel's r
   boundary     the rows at chunk starts (t % 64 == 0, t > 0) * (1 + F*eps)
   state        final_state * (1 + F*eps_S)          eps_S: the final state's own error
   last-row-0   the last row zeroed (gross)
+  decay        one decay value (seeded b, h, t) off: the exact first-order change of the oracle
+               when that log-decay moves (for prefix-sum inputs, every prefix sum from t on),
+               scaled to F*eps*||y|| over the whole o
   with --grads, for cases dumped with gradients (eps_g: the gradient's own error):
   grad-uniform every gradient g * (1 + F*eps_g), one at a time
   grad-row     one row (seeded) of dq, dk, dv + F*eps_g*||g_r|| in a random direction
@@ -24,6 +27,7 @@ fused_recurrent -> recurrent, chunk kernels and the SSD -> chunked, parallel -> 
 2Mamba -> tiled).
 
 usage: subtle_bugs.py DIR [--factor 8] [--rows 3] [--mambacheck PATH] [--keep WORK] [--declare-forms] [--grads]
+                      [--kinds uniform,row,...]
 """
 import argparse
 import json
@@ -70,6 +74,37 @@ def rows_view(x, layout):
     return x.copy(), (lambda r: r)
 
 
+def decay_bug(c, inputs, name, ref_cmd, work, rng, size, y):
+    """The oracle's change when one log-decay value moves, scaled to norm `size`.
+
+    The change is measured with a small exact move (1e-3 in the float32 input) and scaled
+    linearly: at 8x a kernel's error the planted move is far smaller, where the output is linear in it.
+    A kernel handed prefix sums sees one step's decay off as every prefix sum from t on moved."""
+    arrays, _ = mr.load_safetensors(inputs)
+    a = arrays[name].astype(np.float32).copy()
+    # decays are [B, N, H] in bnhd and [B, H, N] in bhnd
+    b, h = rng.integers(a.shape[0]), rng.integers(a.shape[2] if c["layout"] == "bnhd" else a.shape[1])
+    n = a.shape[1] if c["layout"] == "bnhd" else a.shape[2]
+    t = rng.integers(n)
+    sl = slice(t, None) if name == "a_cumsum" else slice(t, t + 1)
+    if c["layout"] == "bnhd":
+        a[b, sl, h] = (a[b, sl, h].astype(np.float64) - 1e-3).astype(np.float32)
+    else:
+        a[b, h, sl] = (a[b, h, sl].astype(np.float64) - 1e-3).astype(np.float32)
+    moved = dict(arrays)
+    moved[name] = a
+    path = os.path.join(work, f"{c['name']}.decay-inputs.safetensors")
+    with open(path, "wb") as f:
+        mr.write_safetensors(f, moved)
+    out = os.path.join(work, f"{c['name']}.decay-ref.npz")
+    cmd = list(ref_cmd)
+    cmd[cmd.index("--inputs") + 1] = path
+    cmd[cmd.index("--output") + 1] = out
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    delta = np.load(out)["o"] - y
+    return delta * (size / np.linalg.norm(delta))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -82,13 +117,16 @@ def main():
     ap.add_argument("--grads", action="store_true",
                     help="also plant gradient bugs: each gradient scaled by 1 + F*eps_g (its own error), "
                          "and one row of dq/dk/dv moved by F*eps_g*||g_r|| (cases dumped with do)")
+    ap.add_argument("--kinds", default="", help="comma-separated bug kinds to plant (default: all)")
     args = ap.parse_args()
+    kinds = set(args.kinds.split(",")) if args.kinds else None
     cases = [c for c in json.load(open(os.path.join(args.dir, "cases.json")))["cases"]
              if c["correct"] and args.filter in c["name"]]
     work = args.keep or tempfile.mkdtemp(prefix="subtle-")
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(20261206)
     grng = np.random.default_rng(20261207)  # gradient bugs: their own stream, so o's rows stay as before
+    drng = np.random.default_rng(20261208)  # decay bugs: their own stream too
     tally, misses = {}, []
     for c in cases:
         inputs = os.path.join(args.dir, c["inputs"])
@@ -136,6 +174,10 @@ def main():
         r = ob.copy()
         r[:, :, N - 1] = 0
         bugs["last-row-0"] = {"o": back(r)}
+        decay_name = next((n for n in ("g", "a", "a_cumsum") if n in mr.load_safetensors(inputs)[0]), None)
+        if decay_name and (kinds is None or "decay" in kinds):
+            bugs["decay"] = {"o": o + decay_bug(c, inputs, decay_name, cmd, work, drng, args.factor * eps
+                                                * np.linalg.norm(y["o"]), y["o"])}
         grads = [n for n in ("dq", "dk", "dv", "dg", "da", "dinitial_state") if n in cand]
         if args.grads and grads:
             gref = os.path.join(work, c["name"] + ".gref.npz")
@@ -160,6 +202,8 @@ def main():
                     gb[b, h, t] += args.factor * eps_g * np.linalg.norm(ygb[b, h, t]) * d / np.linalg.norm(d)
                     bugs[f"grad-row#{n}"] = {n: gback(gb)}
         for bug, change in bugs.items():
+            if kinds is not None and bug.split("#")[0] not in kinds:
+                continue
             out = {}
             for n, x in cand.items():
                 if n in change:
