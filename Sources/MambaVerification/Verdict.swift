@@ -104,10 +104,37 @@ public struct RowCheck: Codable, Sendable, Equatable {
     public var failingRows: Int
     /// Index (of the row's first element) of the row with the largest share.
     public var worstRow: [Int]?
-    /// Largest `‖ŷ − y‖_r / allowance_r`.
+    /// Largest `‖ŷ − y‖_r / allowance_r` (with a replica, also `‖ŷ − b⁽ᵏ*⁾‖_r` over its allowance).
     public var worstShare: Double
     public var applicable: Bool
     public var passed: Bool
+    /// The replica row test, when one baseline explains nearly all of the candidate's error
+    /// (`VerdictPolicy.replicaRowFactor`); `nil` when it does not apply.
+    public var replica: Replica?
+
+    /// A baseline that reproduces the candidate: each row's departure from it,
+    /// `‖ŷ − b⁽ᵏ*⁾‖_r`, must stay within `factor·R_r` plus the row's rounding terms.
+    public struct Replica: Codable, Sendable, Equatable {
+        /// Index of the baseline among those judged (credible baselines, in input order).
+        public var baseline: Int
+        /// `‖ŷ − b⁽ᵏ*⁾‖₂ / ‖ŷ − y‖₂`: the share of the candidate's error it leaves unexplained.
+        public var unexplained: Double
+        /// The row factor `θ` applied to departures from it.
+        public var factor: Double
+    }
+
+    public init(rowLength: Int, rowCount: Int, baselineScaledError: Double, failingRows: Int, worstRow: [Int]?,
+                worstShare: Double, applicable: Bool, passed: Bool, replica: Replica? = nil) {
+        self.rowLength = rowLength
+        self.rowCount = rowCount
+        self.baselineScaledError = baselineScaledError
+        self.failingRows = failingRows
+        self.worstRow = worstRow
+        self.worstShare = worstShare
+        self.applicable = applicable
+        self.passed = passed
+        self.replica = replica
+    }
 }
 
 /// How much of its allowance a candidate used.
@@ -202,7 +229,11 @@ extension Verdict {
         }
         if rows.applicable && !rows.passed {
             parts.append("\(rows.failingRows) of \(rows.rowCount) rows exceed their row allowance"
-                + (rows.worstRow.map { " (worst at \(TensorShape.indexText($0)), \(n(rows.worstShare, 3))x)" } ?? ""))
+                + (rows.worstRow.map { " (worst at \(TensorShape.indexText($0)), \(n(rows.worstShare, 3))x)" } ?? "")
+                + (rows.replica.map {
+                    " (baseline \($0.baseline) reproduces this kernel up to \(n($0.unexplained, 2)) of its error,"
+                        + " so rows may depart from it by \(n($0.factor, 2)) row yardsticks)"
+                } ?? ""))
         }
         let normText = "‖err‖₂ \(n(normwise.candidateError, 3)) vs allowed \(n(normwise.allowance, 3))"
             + " (\(n(policy.normFactor, 3)) x baseline \(n(normwise.baselineError, 3)) + rounding \(n(normwise.slack, 3)))"

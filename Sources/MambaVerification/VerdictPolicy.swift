@@ -19,11 +19,18 @@ import MambaPrecision
 ///   outputs): `‖ŷ − y‖_r ≤ rowFactor·R_r + ‖ulp_F(y)‖_r/√12`, with the yardstick
 ///   `R_r = max(λ·ρ·π_r, ½·max_k ‖b⁽ᵏ⁾ − y‖_r)`: `π_r` a mix of the row's value norm
 ///   `‖y‖_r` and scale norm `‖s‖_r` fitted to the baselines' row errors, `ρ` the
-///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [½, 1]`
+///   95th percentile over rows of `max_k ‖b⁽ᵏ⁾ − y‖_r / π_r` (`RowPredictor`), `λ ∈ [½, normFactor]`
 ///   the candidate's own level: its `‖ŷ − y‖_r/π_r` over the baselines' at the 50th, 95th
-///   and 99th percentiles, the largest; rows
+///   and 99th percentiles, the largest, at most 1 — or, where the 50th and 95th both exceed 1,
+///   the smaller of those two, at most `normFactor`; rows
 ///   shorter than 32 also keep `(8/7)·max(ρ_s‖s‖_r, max_k ‖b⁽ᵏ⁾ − y‖_r)`;
 /// - **norm**: `‖ŷ − y‖₂ ≤ normFactor·max_k ‖b⁽ᵏ⁾ − y‖₂ + ‖ulp_F(y)‖₂/√12`.
+///
+/// A **replica** tightens the row test: with `k*` the baseline nearest the candidate and
+/// `q_r = ‖ŷ − b⁽ᵏ*⁾‖/‖ŷ − y‖` over the rows other than `r`, when `θ_r = clamp(replicaExcess·
+/// rowFactor·q_r, replicaRowFactor, rowFactor) < rowFactor` row `r` also needs
+/// `‖ŷ − b⁽ᵏ*⁾‖_r ≤ θ_r·R_r` plus the same rounding terms. A baseline that reproduces the kernel's arithmetic leaves only accumulation-order
+/// differences, so a row bug stands out against it long before it leaves `rowFactor·R_r`.
 ///
 /// Suffix sums (the decay gradient `da_t = Σ_{u≥t} dL_u`) take the row and
 /// norm tests through their increments `e_t − e_{t+1}`: a suffix sum's error
@@ -64,14 +71,26 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     public var rowFactor: Double
     /// Norm test: multiple of the baselines' largest `‖b − y‖₂`. Default 2.
     public var normFactor: Double
+    /// Replica row test: the smallest row factor `θ` for departures from a baseline that
+    /// reproduces the candidate. Default 2 (measured, Proofs/T9 "A replica baseline": correct
+    /// real kernels used at most 0.43 of it, 0.58 at 1.5); `rowFactor` or more turns it off.
+    public var replicaRowFactor: Double
+
+    /// The replica's row factor grows with the error it leaves unexplained,
+    /// `θ = replicaExcess·rowFactor·q`: a row may depart from the replica by up to 5 times the
+    /// replica's share of the candidate's error on the other rows, in units of the row
+    /// allowance. At `q ≥ 1/5` the test is off (measured: the official SSD fp16, `q = 0.21`,
+    /// departs on one row by 2.5 yardsticks: a near-replica, not a replica).
+    public static let replicaExcess = 5.0
 
     public init(factor: Double = 2.5, ulpAllowance: Double = 1, boundFactor: Double = 0,
-                rowFactor: Double = 3.5, normFactor: Double = 2) {
+                rowFactor: Double = 3.5, normFactor: Double = 2, replicaRowFactor: Double = 2) {
         self.factor = factor
         self.ulpAllowance = ulpAllowance
         self.boundFactor = boundFactor
         self.rowFactor = rowFactor
         self.normFactor = normFactor
+        self.replicaRowFactor = replicaRowFactor
     }
 
     /// The defaults.
@@ -83,7 +102,8 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     /// estimate and two correct forms differ by up to 1.6x the tight
     /// allowance (measured); the properties target O(1) errors, and
     /// `compare`/`verify` keep the tight default.
-    public static let propertyTests = VerdictPolicy(boundFactor: 4)
+    /// The replica row test is off there: shrunk cases have too few rows to tell a replica.
+    public static let propertyTests = VerdictPolicy(boundFactor: 4, replicaRowFactor: 3.5)
 
     /// The a-priori multiple of `u_F·s_e` used when there is no baseline and
     /// `boundFactor` is 0: four rounding stages with a factor 2 of headroom
@@ -93,7 +113,8 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     /// Throws `VerificationError.invalidPolicy` unless every parameter is finite and ≥ 0.
     public func validate() throws {
         for (name, value) in [("factor", factor), ("ulpAllowance", ulpAllowance), ("boundFactor", boundFactor),
-                              ("rowFactor", rowFactor), ("normFactor", normFactor)] {
+                              ("rowFactor", rowFactor), ("normFactor", normFactor),
+                              ("replicaRowFactor", replicaRowFactor)] {
             guard value.isFinite, value >= 0 else {
                 throw VerificationError.invalidPolicy("\(name) is \(value); it must be finite and non-negative")
             }
@@ -108,7 +129,9 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
         return ulpAllowance * ulp + bound
     }
 
-    private enum CodingKeys: String, CodingKey { case factor, ulpAllowance, boundFactor, rowFactor, normFactor }
+    private enum CodingKeys: String, CodingKey {
+        case factor, ulpAllowance, boundFactor, rowFactor, normFactor, replicaRowFactor
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -118,5 +141,7 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
         boundFactor = try container.decodeIfPresent(Double.self, forKey: .boundFactor) ?? standard.boundFactor
         rowFactor = try container.decodeIfPresent(Double.self, forKey: .rowFactor) ?? standard.rowFactor
         normFactor = try container.decodeIfPresent(Double.self, forKey: .normFactor) ?? standard.normFactor
+        replicaRowFactor = try container.decodeIfPresent(Double.self, forKey: .replicaRowFactor)
+            ?? standard.replicaRowFactor
     }
 }

@@ -83,6 +83,8 @@ struct PolicyOptions: ParsableArguments {
     var boundFactor: Double?
     @Option(help: "Row test factor on the row yardstick (default 3.5).") var rowFactor: Double?
     @Option(help: "Norm test factor on the baselines' ‖error‖₂ (default 2).") var normFactor: Double?
+    @Option(help: "Smallest row factor for a row's departure from a baseline that reproduces the kernel (default 2; the row factor or more turns the replica test off).")
+    var replicaRowFactor: Double?
 
     func verdictPolicy() throws -> VerdictPolicy {
         var p = VerdictPolicy.standard
@@ -91,6 +93,7 @@ struct PolicyOptions: ParsableArguments {
         if let boundFactor { p.boundFactor = boundFactor }
         if let rowFactor { p.rowFactor = rowFactor }
         if let normFactor { p.normFactor = normFactor }
+        if let replicaRowFactor { p.replicaRowFactor = replicaRowFactor }
         do { try p.validate() } catch { throw ValidationError("\(error)") }
         return p
     }

@@ -191,9 +191,19 @@ enum LegacyGradientMagnitudes {
                 }
             }
             if spec.hasDecay {
+                // FLA's identity dL_t = q_t·dq_t − k_t·dk_t carries dq's and dk's errors (as the sweep).
+                let identity = spec.normalization == .none && spec.score.traits.power == 1
                 var sufS = 0.0, sufA = 0.0
                 for t in stride(from: n - 1, through: 0, by: -1) {
-                    let ms = colS[t] + rowS[t], ma = colA[t] + rowA[t]
+                    var ms = colS[t] + rowS[t], ma = colA[t] + rowA[t]
+                    if identity {
+                        for d in 0..<dk {
+                            let e = (seq * n + t) * dk + d
+                            let qd = Swift.abs(p.q[e]), kd = Swift.abs(p.k[e])
+                            ms += qd * mq.s[e] + kd * mk.s[e]
+                            ma += qd * mq.a[e] + kd * mk.a[e]
+                        }
+                    }
                     sufS += ms; sufA += ma
                     mL!.add(seq * n + t, ms, ma)
                     mA!.add(seq * n + t, sufS, sufA)

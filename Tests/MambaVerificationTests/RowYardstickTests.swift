@@ -110,4 +110,38 @@ struct RowYardstickTests {
         let asAccurateAsTheBaselines = try judge(kernel(5, size: delta, row100: 2 * delta))
         #expect(asAccurateAsTheBaselines.passed, "\(asAccurateAsTheBaselines.reason)")
     }
+
+    /// A replica (Proofs/T9, "A replica baseline"): the candidate is baseline 1 up to
+    /// accumulation-order noise (10⁻³δ). A row `2.4δ` off, inside `3.5·R_r ≈ 3.5δ` (and each element inside `2.5β`), departs from
+    /// the replica by about `2.6δ‖y‖_r > 2·R_r` and fails; with the replica test off, or for a
+    /// candidate with a rounding pattern of its own (no replica), the same row passes.
+    @Test func aRowDepartingFromAReplicaBaselineFails() throws {
+        let rows = 256, width = 64, n = rows * width
+        let y: [Double] = (0..<n).map { 1 + Double(($0 * 7919) % 1000) / 1000 }
+        let delta = 16 * NumberFormat.binary32.unitRoundoff
+        func kernel(_ seed: Int) -> [Double] { (0..<n).map { e in y[e] * (1 + delta * Self.sign(e, seed)) } }
+        let baselines = [kernel(1), kernel(2)]
+        func replica(row100 size: Double?) -> [Double] {
+            (0..<n).map { e in
+                if let size, e / width == 100 { return y[e] * (1 + size * Self.sign(e, 7)) }
+                return baselines[0][e] * (1 + 1e-3 * delta * Self.sign(e, 9))
+            }
+        }
+        func judge(_ c: [Double], _ policy: VerdictPolicy = .standard) throws -> Verdict {
+            try policy.judge(candidate: c, oracle: y, magnitude: y, baselines: baselines,
+                             shape: [rows, width], format: .binary64)
+        }
+        let correct = try judge(replica(row100: nil))
+        #expect(correct.passed, "\(correct.reason)")
+        #expect(correct.rows.replica?.baseline == 0 && correct.rows.replica?.factor == 2)
+        let bug = try judge(replica(row100: 2.4 * delta))
+        #expect(!bug.passed && bug.rows.failingRows == 1 && bug.rows.worstRow == [100, 0], "\(bug.reason)")
+        #expect(bug.failingCount == 0 && bug.normwise.passed, "the row test decides alone: \(bug.reason)")
+        let off = try judge(replica(row100: 2.4 * delta), VerdictPolicy(replicaRowFactor: 3.5))
+        #expect(off.passed && off.rows.replica == nil, "\(off.reason)")
+        var own = kernel(3)
+        for e in (100 * width)..<(101 * width) { own[e] = y[e] * (1 + 2.4 * delta * Self.sign(e, 7)) }
+        let independent = try judge(own)
+        #expect(independent.passed && independent.rows.replica == nil, "\(independent.reason)")
+    }
 }
