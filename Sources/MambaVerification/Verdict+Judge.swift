@@ -424,7 +424,7 @@ extension VerdictPolicy {
     private func nearestReplica(candidate: [Double], baselines: [[Double]], oracle: OracleComparison,
                                 candidateRows: [Double], width: Int, rowCount: Int)
         -> (baseline: Int, unexplained: Double, factor: Double, rows: [Double], factors: [Double])? {
-        guard replicaRowFactor < rowFactor, rowCount >= 16, candidateRows.allSatisfy(\.isFinite) else { return nil }
+        guard replicaRowFactor > 0, replicaRowFactor < rowFactor, rowCount >= 16, candidateRows.allSatisfy(\.isFinite) else { return nil }
         var best: (k: Int, norm: Double)?
         for (k, b) in baselines.enumerated() {
             var norm = ScaledNorm()

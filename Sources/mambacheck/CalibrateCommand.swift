@@ -42,7 +42,7 @@ struct CalibrateCommand: ParsableCommand {
         }
         var unexpected = 0, total = 0
         var maxCorrectShare: [String: Double] = [:], minBugShare: [String: Double] = [:]
-        print("core | arith | L | seed | baseline rel err | uniform floor/err | row floor/err | row floor/err without replica | row floor/E_b | min row floor/E_b | worst correct share | weakest bug share")
+        print("core | arith | L | seed | baseline rel err | uniform floor/err | row floor/err | row floor/E_b | min row floor/E_b | worst correct share | weakest bug share")
         for spec in cores {
             for a in profiles {
                 for s in 0..<Swift.max(1, seeds) {
@@ -61,7 +61,7 @@ struct CalibrateCommand: ParsableCommand {
                         let wc = correct.map(\.share).max() ?? 0, wb = bugs.map(\.share).min() ?? .infinity
                         maxCorrectShare[a.name] = Swift.max(maxCorrectShare[a.name] ?? 0, wc)
                         minBugShare[a.name] = Swift.min(minBugShare[a.name] ?? .infinity, wb)
-                        print("\(spec.name) | \(a.name) | \(ps ? "L" : "a") | \(seed) | \(g(o.baselineRelativeError)) | \(g(o.uniformFloorRatio)) | \(g(o.rowFloorRatio)) | \(g(o.rowFloorRatioWithoutReplica)) | \(g(o.rowFloorOverNormwise)) | \(g(o.rowFloorMinOverNormwise)) | \(g(wc)) | \(g(wb))")
+                        print("\(spec.name) | \(a.name) | \(ps ? "L" : "a") | \(seed) | \(g(o.baselineRelativeError)) | \(g(o.uniformFloorRatio)) | \(g(o.rowFloorRatio)) | \(g(o.rowFloorOverNormwise)) | \(g(o.rowFloorMinOverNormwise)) | \(g(wc)) | \(g(wb))")
                         for r in o.rows where verbose || !r.asExpected {
                             print("    \(r.asExpected ? "  " : "!!") \(r.candidate): \(r.passed ? "pass" : "FAIL") share \(g(r.share))\(r.worstTensor.isEmpty ? "" : " on \(r.worstTensor)") (element \(g(r.elementShare)), row \(g(r.rowShare)), norm \(g(r.normShare)))")
                         }

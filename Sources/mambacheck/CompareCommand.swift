@@ -46,9 +46,9 @@ struct CompareCommand: ParsableCommand {
               element: |err_e| ≤ factor·β·s_e + ulp-allowance·ulp(y_e)   (β: baselines' worst err/s; s_e: error scale)
               row:     ‖err‖_row ≤ row-factor·R_row + ‖ulp‖_row/√12       (R: baselines' pooled row error, Proofs/T9)
               norm:    ‖err‖₂ ≤ norm-factor·max‖baseline err‖₂ + ‖ulp‖₂/√12
-            Where one baseline reproduces the kernel (it leaves under a fifth of its error unexplained), each row's \
-            departure from it must also stay within θ·R_row, θ from replica-row-factor (2) to row-factor. \
-            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 3.5, norm-factor 2, ulp-allowance 1, bound-factor 0, replica-row-factor 2. \
+            Opt-in (--replica-row-factor θ, e.g. 2): where one baseline reproduces the kernel (it leaves under a fifth \
+            of its error unexplained), each row's departure from it must also stay within θ..row-factor row yardsticks. \
+            Defaults: factor 2.5 (FlashAttention-3's 2, per element), row-factor 3.5, norm-factor 2, ulp-allowance 1, bound-factor 0, replica test off. \
             The report gives the share of each allowance used, the worst elements by |err|/allowance and the \
             detection floor (the smallest uniform and single-row relative error that would have failed). A \
             failure that a looser arithmetic would explain is named ("consistent with TF32 dot products"); the \

@@ -83,7 +83,7 @@ struct PolicyOptions: ParsableArguments {
     var boundFactor: Double?
     @Option(help: "Row test factor on the row yardstick (default 3.5).") var rowFactor: Double?
     @Option(help: "Norm test factor on the baselines' ‖error‖₂ (default 2).") var normFactor: Double?
-    @Option(help: "Smallest row factor for a row's departure from a baseline that reproduces the kernel (default 2; the row factor or more turns the replica test off).")
+    @Option(help: "Opt-in replica row test: the smallest row factor for a row's departure from a baseline that reproduces the kernel (default 0: off; Proofs/T9).")
     var replicaRowFactor: Double?
 
     func verdictPolicy() throws -> VerdictPolicy {

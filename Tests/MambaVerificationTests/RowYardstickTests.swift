@@ -111,7 +111,7 @@ struct RowYardstickTests {
         #expect(asAccurateAsTheBaselines.passed, "\(asAccurateAsTheBaselines.reason)")
     }
 
-    /// A replica (Proofs/T9, "A replica baseline"): the candidate is baseline 1 up to
+    /// The opt-in replica test (Proofs/T9, "A replica baseline", `replicaRowFactor: 2`): the candidate is baseline 1 up to
     /// accumulation-order noise (10⁻³δ). A row `2.4δ` off, inside `3.5·R_r ≈ 3.5δ` (and each element inside `2.5β`), departs from
     /// the replica by about `2.6δ‖y‖_r > 2·R_r` and fails; with the replica test off, or for a
     /// candidate with a rounding pattern of its own (no replica), the same row passes.
@@ -127,7 +127,7 @@ struct RowYardstickTests {
                 return baselines[0][e] * (1 + 1e-3 * delta * Self.sign(e, 9))
             }
         }
-        func judge(_ c: [Double], _ policy: VerdictPolicy = .standard) throws -> Verdict {
+        func judge(_ c: [Double], _ policy: VerdictPolicy = VerdictPolicy(replicaRowFactor: 2)) throws -> Verdict {
             try policy.judge(candidate: c, oracle: y, magnitude: y, baselines: baselines,
                              shape: [rows, width], format: .binary64)
         }
@@ -137,7 +137,7 @@ struct RowYardstickTests {
         let bug = try judge(replica(row100: 2.4 * delta))
         #expect(!bug.passed && bug.rows.failingRows == 1 && bug.rows.worstRow == [100, 0], "\(bug.reason)")
         #expect(bug.failingCount == 0 && bug.normwise.passed, "the row test decides alone: \(bug.reason)")
-        let off = try judge(replica(row100: 2.4 * delta), VerdictPolicy(replicaRowFactor: 3.5))
+        let off = try judge(replica(row100: 2.4 * delta), .standard)   // the default: off
         #expect(off.passed && off.rows.replica == nil, "\(off.reason)")
         var own = kernel(3)
         for e in (100 * width)..<(101 * width) { own[e] = y[e] * (1 + 2.4 * delta * Self.sign(e, 7)) }

@@ -56,10 +56,6 @@ public enum Calibration {
         public var rowFloorOverNormwise: Double = .nan
         /// The smallest single-row floor (the most sensitive row) over `E_b/‖y‖`.
         public var rowFloorMinOverNormwise: Double = .nan
-        /// `rowFloorRatio` with the replica row test off: the floor for a correct kernel whose
-        /// rounding pattern no baseline reproduces (the floor candidate is the chunked baseline
-        /// itself, a replica of one baseline, Proofs/T9 "A replica baseline").
-        public var rowFloorRatioWithoutReplica: Double = .nan
         public var baselineRelativeError: Double
         /// Real buggy kernels whose error was below 4 E_b on this problem (not counted).
         public var skipped: [String] = []
@@ -239,11 +235,6 @@ public enum Calibration {
                               prefixSums: prefixSums, rows: rows, uniformFloorRatio: f.uniform / rel,
                               rowFloorRatio: f.singleRowMedianOverBaseline, baselineRelativeError: rel, skipped: skipped)
         outcome.rowFloorOverNormwise = f.singleRowMedian / rel
-        var ownPattern = settings
-        ownPattern.policy.replicaRowFactor = ownPattern.policy.rowFactor
-        outcome.rowFloorRatioWithoutReplica = try KernelComparison.judge(
-            problem: problem, candidate: stored(base), name: "floor", settings: ownPattern, ref: ref,
-            arithmetic: arithmetic, baselines: baselines)[0].verdict.detectionFloor.singleRowMedianOverBaseline
         outcome.rowFloorMinOverNormwise = f.singleRowMin / rel
         return outcome
     }
