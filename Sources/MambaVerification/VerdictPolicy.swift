@@ -99,6 +99,11 @@ public struct VerdictPolicy: Codable, Sendable, Equatable, Hashable {
     /// The defaults.
     public static let standard = VerdictPolicy()
 
+    /// Tensors of fewer than 4 rows (and at least 64 elements) are judged with every factor
+    /// multiplied by this (Proofs/T9, "Few draws"): their errors are a few coherent draws.
+    /// Measured: correct kernels at N = 1 used up to 1.34 of the undoubled allowances.
+    public static let fewDrawsWidening = 2.0
+
     /// The property suite's policy: the defaults plus 4 a-priori rounding
     /// stages (`boundFactor = 4`). Property cases are small (N ≤ 300, a few
     /// heads), where the baselines' worst error over ~100 elements is a thin

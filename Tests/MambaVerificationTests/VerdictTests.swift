@@ -35,6 +35,30 @@ struct VerdictTests {
         #expect(verdict.worst!.ratio <= 1 && verdict.worst!.failure == nil)
     }
 
+    /// Exact baselines (Proofs/T9): where every baseline is the exact value (a one-token softmax
+    /// output is v itself), the tensor is judged by the a-priori bound, not by `factor·0` + 1 ulp:
+    /// a kernel 2 ulps off passes, a 1e-3 error still fails, and the row and norm tests are not
+    /// applicable. Correctly rounded but inexact baselines keep the tight rule (2 ulps fail).
+    @Test func exactBaselinesFallBackToTheAPrioriBound() throws {
+        let f = NumberFormat.binary32
+        let y: [Double] = (0..<64).map { f.round(0.5 + 1.5 * Double(($0 * 37) % 64) / 64) }
+        let m = y.map { 10 * Swift.abs($0) }
+        let twoUlps = y.map { $0 + 2 * f.ulp(at: $0) }
+        let exact = try VerdictPolicy.standard.judge(candidate: twoUlps, oracle: y, magnitude: m,
+                                                     baselines: [y, y], shape: [8, 8], format: f)
+        #expect(exact.passed, "\(exact.reason)")
+        #expect(!exact.normwise.applicable && !exact.rows.applicable)
+        let gross = try VerdictPolicy.standard.judge(candidate: y.map { f.round($0 * (1 + 1e-3)) }, oracle: y,
+                                                     magnitude: m, baselines: [y, y], shape: [8, 8], format: f)
+        #expect(!gross.passed)
+        // Inexact values, correctly rounded baselines: the tight rule, 1 ulp allowed.
+        let z = y.map { $0 / 3 }
+        let rounded = z.map { f.round($0) }
+        let tight = try VerdictPolicy.standard.judge(candidate: rounded.map { $0 + 2 * f.ulp(at: $0) }, oracle: z,
+                                                     magnitude: m, baselines: [rounded], shape: [8, 8], format: f)
+        #expect(!tight.passed && tight.normwise.applicable, "\(tight.reason)")
+    }
+
     @Test func failsAnOrderOneRelativePerturbation() throws {
         let (y, m, b) = wellConditioned()
         let candidate = y.map { NumberFormat.binary16.round($0 * 1.05) }
@@ -139,8 +163,9 @@ struct VerdictTests {
         let y = [Double](repeating: 1, count: 100)
         var baseline = y
         baseline[0] = 1.01
+        // Ten rows: a tensor of fewer than four rows would be judged with doubled factors (few draws).
         let verdict = try policy.judge(candidate: y.map { $0 + 1.5e-2 }, oracle: y, magnitude: y,
-                                       baselines: [baseline], shape: [100], format: .binary64)
+                                       baselines: [baseline], shape: [10, 10], format: .binary64)
         #expect(verdict.failingCount == 0 && !verdict.passed && !verdict.normwise.passed)
         #expect(Swift.abs(verdict.normwise.candidateError - 0.15) < 1e-12)
         #expect(Swift.abs(verdict.normwise.allowance - 0.02) < 1e-12)

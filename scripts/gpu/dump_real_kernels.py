@@ -89,6 +89,7 @@ def grads_of(fn, leaves, do):
 QUICK = False  # --quick: N = 1000 only, chunk and fused_recurrent simple_gla (a short lease)
 ALT = False    # --shapes alt: other lengths, head counts and head dims (correct kernels only)
 BATCH = 1      # --shapes batch: two sequences per call, lengths off the chunk grid (correct kernels only)
+TINY = False   # --shapes tiny: decode-sized problems, N = 1 to 65 (correct kernels only)
 
 
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
@@ -116,6 +117,9 @@ def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
         shapes = [(512, 4, 128, 128, "strong", True), (4096, 1, 64, 64, "weak", True)]
     if BATCH > 1:
         shapes = [(777, 3, 64, 64, "strong", True), (1500, 2, 128, 64, "weak", True)]
+    if TINY:
+        shapes = [(1, 2, 64, 64, "weak", True), (1, 1, 64, 64, "strong", False), (5, 2, 64, 64, "strong", True),
+                  (63, 1, 64, 32, "weak", False)]
     for (N, H, K, V, decay, with_h0) in shapes[:1] if QUICK else shapes:
         if N == 2048 and (dtname == "float16" or ieee_subset):
             continue  # size budget: the long case in fp32 and bf16 only
@@ -235,6 +239,8 @@ def twomamba_cases(d, dtname, fp32_dots, seed):
         shapes = [(700, 3, 64, 64), (2000, 1, 32, 32)]
     if BATCH > 1:
         shapes = [(333, 2, 64, 64)]
+    if TINY:
+        shapes = [(1, 2, 32, 32), (9, 1, 64, 64)]
     for (N, H, K, V) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
@@ -287,6 +293,8 @@ def ssd_cases(d, dtname, fp32_dots, seed):
         shapes = [(2048, 2, 64, 64, True), (300, 4, 128, 128, False)]
     if BATCH > 1:
         shapes = [(513, 3, 64, 64, True), (1100, 2, 128, 64, False)]
+    if TINY:
+        shapes = [(1, 2, 64, 64, True), (1, 1, 64, 64, False), (7, 2, 64, 64, False), (65, 1, 64, 64, True)]
     for (N, H, K, V, with_h0) in shapes[:1] if QUICK else shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 11 * N + K)
         C = torch.randn(BATCH, N, H, K, device=dev, generator=gen).to(dtype)
@@ -367,6 +375,8 @@ def sdpa_cases(d, dtname, seed):
         shapes = [(2048, 1, 64), (300, 2, 128)]
     if BATCH > 1:
         shapes = [(600, 3, 64)]
+    if TINY:
+        shapes = [(1, 2, 64), (9, 2, 64)]
     for (N, H, K) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
@@ -419,14 +429,16 @@ def main():
     p.add_argument("--seed", type=int, default=20261205)
     p.add_argument("--only", default="fla,twomamba,ssd")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--shapes", choices=["default", "alt", "batch"], default="default",
+    p.add_argument("--shapes", choices=["default", "alt", "batch", "tiny"], default="default",
                    help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; batch: two "
-                        "sequences, lengths off the chunk grid, dk != dv; correct kernels only")
+                        "sequences, lengths off the chunk grid, dk != dv; tiny: decode-sized problems, N = 1 "
+                        "to 65; correct kernels only")
     p.add_argument("--dtypes", default="", help="comma-separated subset of float32,float16,bfloat16")
     args = p.parse_args()
-    global QUICK, ALT, BATCH
+    global QUICK, ALT, BATCH, TINY
     QUICK = args.quick
-    ALT = args.shapes in ("alt", "batch")
+    ALT = args.shapes in ("alt", "batch", "tiny")
+    TINY = args.shapes == "tiny"
     BATCH = 2 if args.shapes == "batch" else 1
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
