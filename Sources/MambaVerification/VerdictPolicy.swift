@@ -36,6 +36,11 @@ import MambaPrecision
 /// norm tests through their increments `e_t − e_{t+1}`: a suffix sum's error
 /// is a random walk whose norm is a few correlated draws (Proofs/T9, "Suffix sums").
 ///
+/// A tensor of fewer than 4 rows (and at least 64 elements) is judged with `factor`,
+/// `rowFactor` and `normFactor` multiplied by `fewDrawsWidening` (its errors are a few coherent
+/// draws); one whose baselines are all exact on every element is judged as one without baselines
+/// (Proofs/T9, "Few draws", "Exact baselines").
+///
 /// `‖ulp‖/√12` is the expected size of a correctly rounded result's own error
 /// (rounding error uniform in ±½ulp): even a perfect kernel has it.
 ///
