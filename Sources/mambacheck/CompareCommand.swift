@@ -22,7 +22,8 @@ struct CompareCommand: ParsableCommand {
             Values stored as Float16/bfloat16/Float32 are taken as exact.
 
             Declared arithmetic (--arith, docs/MATH.md §8): what your kernel computes in. Profiles: float32 (fp32: \
-            true Float32 dots), tf32 (fp32-tf32: Float32 data, TF32 dot products — Triton's default tl.dot on fp32), \
+            true Float32 dots), float32-3xtf32 (3xtf32: Float32 data, each product as three TF32 products of split \
+            operands — CUTLASS's OpMultiplyAddFastF32, PyTorch's memory-efficient SDPA on fp32), tf32 (fp32-tf32: Float32 data, TF32 dot products — Triton's default tl.dot on fp32), \
             float16-acc32 (fp16: fp16 operands, fp32 accumulation — tensor cores), bfloat16-acc32 (bf16), \
             float16-pure (pure-fp16: every operation in half). Suffixes: +state=float16|bfloat16 (the carried state \
             is stored in 16 bits between chunks/tokens), +chunk=C (the kernel's chunk length, default 64; e.g. 256 \
@@ -72,7 +73,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Candidate outputs (.npz or .safetensors).") var candidate: String
     @Option(help: "Candidate's format: float32, float16, bfloat16 or tf32 (default: from o's dtype).")
     var format: CandidateFormat?
-    @Option(help: "Declared arithmetic: float32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16, +chunk=C and +form=chunked|quadratic|tiled|recurrent (default: from o's dtype).")
+    @Option(help: "Declared arithmetic: float32, float32-3xtf32, tf32, float16-acc32, bfloat16-acc32, float16-pure, with optional +state=float16|bfloat16, +chunk=C and +form=chunked|quadratic|tiled|recurrent (default: from o's dtype).")
     var arith: String?
     @Option(help: "Axis order: bhnd ([B,H,N,d]) or bnhd ([B,N,H,d]).") var layout: TensorLayout = .bhnd
     @OptionGroup var scaleOptions: ScaleOptions

@@ -90,6 +90,8 @@ QUICK = False  # --quick: N = 1000 only, chunk and fused_recurrent simple_gla (a
 ALT = False    # --shapes alt: other lengths, head counts and head dims (correct kernels only)
 BATCH = 1      # --shapes batch: two sequences per call, lengths off the chunk grid (correct kernels only)
 TINY = False   # --shapes tiny: decode-sized problems, N = 1 to 65 (correct kernels only)
+SWEEP = False  # --shapes sweep: SDPA at N = 1 to 129, dk = 32, 64, 128 (correct kernels only)
+BACKENDS = []  # --backends: SDPA backends to run (all when empty)
 
 
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
@@ -364,6 +366,8 @@ def sdpa_cases(d, dtname, seed):
     # 3xTF32 (OpMultiplyAddFastF32), about Float32-accurate. The math backend is matmul + softmax;
     # its fp32 matmuls are IEEE (allow_tf32 is off by default).
     acc = {"float32": "float32", "float16": "float16-acc32", "bfloat16": "bfloat16-acc32"}[dtname]
+    # The memory-efficient kernel on fp32 declares 3xTF32, the arithmetic its source uses.
+    eff_arith = "float32-3xtf32" if dtname == "float32" else acc
     # Since PyTorch 2.5 the math backend upcasts fp16/bf16 to Float32 unless
     # allow_fp16_bf16_reduction_math_sdp(True) was called: Float32 arithmetic then.
     allowed = getattr(torch.backends.cuda, "fp16_bf16_reduction_math_sdp_allowed", None)
@@ -377,6 +381,10 @@ def sdpa_cases(d, dtname, seed):
         shapes = [(600, 3, 64)]
     if TINY:
         shapes = [(1, 2, 64), (9, 2, 64)]
+    if SWEEP:
+        # Short sequences at three head sizes: where few rows leave the verdict least
+        # room, and the memory-efficient fp32 kernel's 3xTF32 products came closest.
+        shapes = [(n, 2, kd) for n in (1, 2, 3, 5, 9, 17, 33, 64, 129) for kd in (32, 64, 128)]
     for (N, H, K) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
@@ -389,6 +397,8 @@ def sdpa_cases(d, dtname, seed):
         shape_tag = f"n{N}-h{H}-d{K}" + (f"-b{BATCH}" if BATCH > 1 else "")
         first = None
         for bname, backend in backends:
+            if BACKENDS and bname not in BACKENDS:
+                continue
             if bname == "flash" and dtname == "float32":
                 continue
             lv = {n: t.clone().requires_grad_(True) for n, t in (("q", q), ("k", k), ("v", v))}
@@ -402,7 +412,8 @@ def sdpa_cases(d, dtname, seed):
             cand = {"o": o.detach(), "dq": lv["q"].grad, "dk": lv["k"].grad, "dv": lv["v"].grad}
             name = f"torch-sdpa_{bname}-{dtname}-{shape_tag}"
             meta = dict(kernel=f"torch.nn.functional.scaled_dot_product_attention ({bname})",
-                        core="exponential-nodecay-sum", layout="bhnd", arith=math_arith if bname == "math" else acc,
+                        core="exponential-nodecay-sum", layout="bhnd",
+                        arith=math_arith if bname == "math" else (eff_arith if bname == "efficient" else acc),
                         dtype=dtname, N=N, H=H,
                         dk=K, dv=K, decay="none", seed=seed, scale=repr(scale))
             # The first backend that runs writes the inputs; the others share them.
@@ -429,16 +440,19 @@ def main():
     p.add_argument("--seed", type=int, default=20261205)
     p.add_argument("--only", default="fla,twomamba,ssd")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--shapes", choices=["default", "alt", "batch", "tiny"], default="default",
+    p.add_argument("--shapes", choices=["default", "alt", "batch", "tiny", "sweep"], default="default",
                    help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; batch: two "
                         "sequences, lengths off the chunk grid, dk != dv; tiny: decode-sized problems, N = 1 "
                         "to 65; correct kernels only")
+    p.add_argument("--backends", default="", help="SDPA: comma-separated subset of flash,efficient,cudnn,math")
     p.add_argument("--dtypes", default="", help="comma-separated subset of float32,float16,bfloat16")
     args = p.parse_args()
-    global QUICK, ALT, BATCH, TINY
+    global QUICK, ALT, BATCH, TINY, SWEEP, BACKENDS
     QUICK = args.quick
-    ALT = args.shapes in ("alt", "batch", "tiny")
+    ALT = args.shapes in ("alt", "batch", "tiny", "sweep")
     TINY = args.shapes == "tiny"
+    SWEEP = args.shapes == "sweep"
+    BACKENDS = [b for b in args.backends.split(",") if b]
     BATCH = 2 if args.shapes == "batch" else 1
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)

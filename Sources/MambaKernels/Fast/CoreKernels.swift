@@ -63,11 +63,22 @@ public struct KernelOptions: Sendable, Hashable {
     /// Mikaitis & Pranesh 2021). Biased toward zero, several times the error
     /// of round-to-nearest sums over long undecayed accumulations.
     public var tensorCoreAccumulation: Bool
+    /// `float32` mode only: every matrix product in 3xTF32, as CUTLASS's
+    /// `OpMultiplyAddFastF32` (PyTorch's memory-efficient attention on fp32)
+    /// does on tensor cores: each operand `x` is split into `big`, `x` with
+    /// its 13 low significand bits dropped, and `small = tf32(x − big)`
+    /// (round to nearest), and `A·B ≈ A_s·B_b + A_b·B_s + A_b·B_b`, summed in
+    /// that order. The dropped `A_s·B_s` and the split's residual leave each
+    /// product a relative error of up to `≈ 2⁻²⁰` (Float32's `u` is 2⁻²⁴),
+    /// random in sign (docs/MATH.md §7.2). With `tensorCoreAccumulation`, the
+    /// three products accumulate as a tensor core does.
+    public var splitTF32Products: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
                 stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
-                prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false) {
+                prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false,
+                splitTF32Products: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -78,6 +89,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.tf32Truncation = tf32Truncation
         self.prefixScan = prefixScan
         self.tensorCoreAccumulation = tensorCoreAccumulation
+        self.splitTF32Products = splitTF32Products
     }
 }
 

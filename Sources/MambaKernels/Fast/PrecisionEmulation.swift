@@ -39,6 +39,9 @@ import MambaVariants
 /// - `tf32`: q, k, v and every matrix-product operand rounded to TF32
 ///   (11-bit significand, Float32 range); decay, state, accumulation and
 ///   output in Float32.
+/// - `float32` with `KernelOptions.splitTF32Products` (3xTF32): as `float32`,
+///   but every matrix product is three TF32 products of split operands
+///   (`splitTF32Gemm`).
 ///
 /// Binary16 storage (both float16 modes) underflows below 2⁻²⁴: for
 /// sum-normalised cores the forms lift small rows by powers of two before
@@ -58,6 +61,8 @@ struct Arithmetic {
     @usableFromInline let pureHalf: Bool
     /// Products of narrowed operands accumulate as a tensor core does (`tensorCoreGemm`).
     @usableFromInline let tensorCore: Bool
+    /// Float32 mode, every matrix product in 3xTF32 (`splitTF32Gemm`).
+    @usableFromInline let splitTF32: Bool
     /// Reusable buffers for operand copies and the binary16 GEMM (one
     /// `Arithmetic` serves one kernel call on one thread).
     @usableFromInline let scratch = Scratch()
@@ -65,7 +70,7 @@ struct Arithmetic {
     /// - Parameter truncateTF32: in `tf32` mode, form TF32 operands by
     ///   truncation instead of rounding to nearest (`KernelOptions.tf32Truncation`).
     @usableFromInline
-    init(_ mode: PrecisionMode, truncateTF32: Bool = false, tensorCore: Bool = false) {
+    init(_ mode: PrecisionMode, truncateTF32: Bool = false, tensorCore: Bool = false, splitTF32: Bool = false) {
         self.mode = mode
         let f = mode.formats
         input = Float32Rounding(f.input, truncating: truncateTF32)
@@ -75,7 +80,8 @@ struct Arithmetic {
         operand = f.operand == f.accumulation ? .float32 : Float32Rounding(f.operand, truncating: truncateTF32)
         output = Float32Rounding(f.output)
         pureHalf = f.everyOperationRounded
-        self.tensorCore = tensorCore && operand != .float32 && !pureHalf
+        self.splitTF32 = splitTF32 && mode == .float32
+        self.tensorCore = tensorCore && (operand != .float32 || self.splitTF32) && !pureHalf
     }
 
     /// The format every intermediate result lives in: binary16 in pure
@@ -115,6 +121,11 @@ struct Arithmetic {
                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, scaleB: scaleB)
             return
         }
+        if splitTF32 {
+            splitTF32Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, scaleB: scaleB)
+            return
+        }
         if operand == .float32 && scaleB != 1 {
             let (rb, cb) = transB ? (n, k) : (k, n)
             let bc = scratch.buffer(1, rb * cb)
@@ -148,6 +159,45 @@ struct Arithmetic {
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, ac, Int32(ca), bc, Int32(cb), beta, c, Int32(ldc))
+    }
+
+    /// `C ← alpha·op(A)·op(B) + beta·C` in 3xTF32 (CUTLASS's `OpMultiplyAddFastF32`,
+    /// `KernelOptions.splitTF32Products`): each operand `x` becomes
+    /// `big = x` with its 13 low significand bits dropped (exactly a TF32
+    /// value) and `small = tf32(x − big)` (the difference is exact; its
+    /// rounding to nearest leaves a residual `≤ 2⁻²¹|x|`), and the product is
+    /// `A_s·B_b + A_b·B_s + A_b·B_b`, accumulated in that order into `C` —
+    /// one GEMM after another, each of exact TF32 products. `A_s·B_s`
+    /// (`≤ 2⁻²⁰|ab|`) is dropped. Non-finite values have no small part.
+    @usableFromInline
+    func splitTF32Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, scaleB: Float) {
+        let (ra, ca) = transA ? (k, m) : (m, k)
+        let (rb, cb) = transB ? (n, k) : (k, n)
+        // Slots 4–7: `tensorCoreGemm` uses 2 and 3.
+        let aBig = scratch.buffer(4, ra * ca), aSmall = scratch.buffer(5, ra * ca)
+        let bBig = scratch.buffer(6, rb * cb), bSmall = scratch.buffer(7, rb * cb)
+        for i in 0..<ra { (aBig + i * ca).update(from: a + i * lda, count: ca) }
+        for i in 0..<rb { for j in 0..<cb { bBig[i * cb + j] = b[i * ldb + j] * scaleB } }
+        func split(_ big: UnsafeMutablePointer<Float>, _ small: UnsafeMutablePointer<Float>, _ count: Int) {
+            small.update(from: big, count: count)
+            truncateToTF32(big, count)
+            for i in 0..<count { small[i] = small[i].isFinite ? small[i] - big[i] : 0 }
+            roundToTF32(small, count)
+        }
+        split(aBig, aSmall, ra * ca)
+        split(bBig, bSmall, rb * cb)
+        for (i, (x, y)) in [(aSmall, bBig), (aBig, bSmall), (aBig, bBig)].enumerated() {
+            let betaNow: Float = i == 0 ? beta : 1
+            if tensorCore {
+                tensorCoreGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: x, lda: ca,
+                               b: y, ldb: cb, beta: betaNow, c: c, ldc: ldc)
+            } else {
+                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(n), Int32(k), alpha, x, Int32(ca), y, Int32(cb), betaNow, c, Int32(ldc))
+            }
+        }
     }
 
     /// Products per aligned block of `tensorCoreGemm` (with the accumulator):

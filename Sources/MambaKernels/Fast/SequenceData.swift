@@ -129,7 +129,8 @@ struct CoreContext {
 
     init(spec: CoreSpec, scale: Double, mode: PrecisionMode, options: KernelOptions) {
         self.spec = spec
-        let a = Arithmetic(mode, truncateTF32: options.tf32Truncation, tensorCore: options.tensorCoreAccumulation)
+        let a = Arithmetic(mode, truncateTF32: options.tf32Truncation, tensorCore: options.tensorCoreAccumulation,
+                           splitTF32: options.splitTF32Products)
         self.arith = a
         self.options = options
         let s = a.op(Float(scale))

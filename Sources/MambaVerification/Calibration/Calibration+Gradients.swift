@@ -38,6 +38,7 @@ extension Calibration {
         func run(_ form: KernelForm, _ o: KernelOptions) -> CoreGradients? {
             var opts = o
             opts.stateStorage = arithmetic.stateStorage
+            opts.splitTF32Products = arithmetic.splitTF32
             return try? CoreBackward.run(problem, form: form, mode: mode, options: opts)
         }
         func candidate(_ g: CoreGradients) -> CandidateGradients {

@@ -93,6 +93,7 @@ public enum Calibration {
                  mode m: PrecisionMode? = nil) throws -> CoreOutput? {
             var opts = o
             opts.stateStorage = arithmetic.stateStorage
+            opts.splitTF32Products = arithmetic.splitTF32
             do { return try CoreKernels.run(p ?? problem, form: form, mode: m ?? mode, options: opts) }
             catch is KernelError { return nil }
         }
@@ -163,6 +164,11 @@ public enum Calibration {
         // a form the truncating baseline (chunked) does not use.
         if mode == .tf32, let out = try run(.tiled, KernelOptions(tileSize: 32, tf32Truncation: true)) {
             try judge("tiled, TF32 by truncation", stored(out), correct: true)
+        }
+        // 3xTF32 as CUTLASS runs it: the three products accumulate on tensor cores
+        // (aligned and truncated), which the baselines (sgemm sums) do not model.
+        if arithmetic.splitTF32, let out = try run(.tiled, KernelOptions(tileSize: 32, tensorCoreAccumulation: true)) {
+            try judge("tiled, 3xTF32 on tensor cores", stored(out), correct: true)
         }
         if prefixSums, let habit = KernelComparison.base2PrefixSumProblem(problem),
            let out = try run(.chunked, KernelOptions(chunkSize: 48), problem: habit) {

@@ -14,6 +14,7 @@ import MambaPrecision
 /// | profile | operands | accumulation | typical kernel |
 /// |---|---|---|---|
 /// | `float32` (`fp32`) | binary32 | binary32 | true Float32, `allow_tf32=False` |
+/// | `float32-3xtf32` (`3xtf32`) | binary32 split in two TF32 | binary32 | CUTLASS `OpMultiplyAddFastF32`: PyTorch's memory-efficient attention on fp32 |
 /// | `tf32` (`fp32-tf32`) | TF32 | binary32 | Triton's default `tl.dot` on fp32 data |
 /// | `float16-acc32` (`fp16`, `fp16-acc32`) | binary16 | binary32 | tensor cores, fp16 inputs |
 /// | `bfloat16-acc32` (`bf16`, `bf16-acc32`) | bfloat16 | binary32 | tensor cores, bf16 inputs |
@@ -28,6 +29,14 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     public var operands: NumberFormat
     /// Accumulation (`.binary32`, or `.binary16` for pure half).
     public var accumulation: NumberFormat
+    /// Binary32 operands multiplied in 3xTF32 (`KernelOptions.splitTF32Products`):
+    /// each split into a truncated TF32 `big` and a TF32 `small`, and
+    /// `a·b ≈ a_s·b_b + a_b·b_s + a_b·b_b`. Each product errs by up to `≈ 2⁻²⁰`
+    /// relative, 16 of Float32's `u`, so such a kernel is measurably less
+    /// accurate than an IEEE Float32 one (PyTorch's memory-efficient SDPA,
+    /// fp32: 1.6–2.0x the Float32 baselines normwise) and is judged against
+    /// baselines that multiply the same way. Only with binary32 operands.
+    public var splitTF32: Bool
     /// Storage of the carried state between chunks or tokens.
     public var stateStorage: StateStorage
     /// The kernel's chunk length: decay exponents inside a chunk are formed
@@ -49,15 +58,17 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     public var form: KernelForm?
 
     public init(operands: NumberFormat, accumulation: NumberFormat = .binary32, stateStorage: StateStorage = .float32,
-                chunkSize: Int = 64, form: KernelForm? = nil) {
+                chunkSize: Int = 64, form: KernelForm? = nil, splitTF32: Bool = false) {
         self.operands = operands
         self.accumulation = accumulation
+        self.splitTF32 = splitTF32 && operands == .binary32 && accumulation == .binary32
         self.stateStorage = stateStorage
         self.chunkSize = chunkSize
         self.form = form
     }
 
     public static let float32 = DeclaredArithmetic(operands: .binary32)
+    public static let float32Split3xTF32 = DeclaredArithmetic(operands: .binary32, splitTF32: true)
     public static let tf32 = DeclaredArithmetic(operands: .tf32)
     public static let float16Acc32 = DeclaredArithmetic(operands: .binary16)
     public static let bfloat16Acc32 = DeclaredArithmetic(operands: .bfloat16)
@@ -66,6 +77,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     /// The named profiles, in order of increasing looseness.
     public static let profiles: [(name: String, aliases: [String], arithmetic: DeclaredArithmetic)] = [
         ("float32", ["fp32", "binary32", "ieee"], .float32),
+        ("float32-3xtf32", ["3xtf32", "fp32-3xtf32", "tf32x3", "float32-tf32x3"], .float32Split3xTF32),
         ("tf32", ["fp32-tf32", "float32-tf32"], .tf32),
         ("float16-acc32", ["fp16", "fp16-acc32", "float16", "half", "fp16-fp32acc"], .float16Acc32),
         ("bfloat16-acc32", ["bf16", "bf16-acc32", "bfloat16", "bf16-fp32acc"], .bfloat16Acc32),
@@ -107,6 +119,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     public var name: String {
         let base = DeclaredArithmetic.profiles.first {
             $0.arithmetic.operands == operands && $0.arithmetic.accumulation == accumulation
+                && $0.arithmetic.splitTF32 == splitTF32
         }?.name ?? "\(operands.rawValue)-operands/\(accumulation.rawValue)-acc"
         return base + (stateStorage == .float32 ? "" : "+state=\(stateStorage.rawValue)")
             + (chunkSize == 64 ? "" : "+chunk=\(chunkSize)") + (form.map { "+form=\($0.rawValue)" } ?? "")
@@ -130,7 +143,7 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
         case .float16: state = "fp16"
         case .bfloat16: state = "bf16"
         }
-        return "\(short(operands)) operands, \(short(accumulation)) accumulation, \(state) stored state, chunk \(chunkSize)"
+        return "\(splitTF32 ? "fp32 operands in 3xTF32" : short(operands) + " operands"), \(short(accumulation)) accumulation, \(state) stored state, chunk \(chunkSize)"
             + (form.map { ", \($0.rawValue) form" } ?? "")
     }
 
@@ -170,12 +183,15 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
             if a != self, a.isAtLeastAsLoose(as: self), !out.contains(a) { out.append(a) }
         }
         let c = chunkSize
+        let split = splitTF32
         if form != nil {  // any form: a recurrent kernel's error as a yardstick too
             add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: stateStorage,
-                                   chunkSize: c))
+                                   chunkSize: c, splitTF32: split))
         }
         add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: stateStorage,
-                               chunkSize: Swift.max(c, 256), form: form))
+                               chunkSize: Swift.max(c, 256), form: form, splitTF32: split))
+        add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: stateStorage,
+                               chunkSize: c, splitTF32: true))
         add(DeclaredArithmetic(operands: .tf32, accumulation: accumulation, stateStorage: stateStorage, chunkSize: c))
         add(DeclaredArithmetic(operands: operands, accumulation: accumulation, stateStorage: .bfloat16, chunkSize: c))
         add(DeclaredArithmetic(operands: .binary16, accumulation: accumulation, stateStorage: stateStorage, chunkSize: c))
@@ -195,10 +211,14 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
             }
         }
         return chunkSize >= other.chunkSize && (form == nil || form == other.form)
-            && operands.unitRoundoff >= other.operands.unitRoundoff
+            && productUnitRoundoff >= other.productUnitRoundoff
             && accumulation.unitRoundoff >= other.accumulation.unitRoundoff
             && u(stateStorage) >= u(other.stateStorage)
     }
+
+    /// The relative error one matrix-product operand contributes: its
+    /// format's unit roundoff, or 2⁻²¹ (a TF32 small part's rounding) in 3xTF32.
+    var productUnitRoundoff: Double { splitTF32 ? 0x1p-21 : operands.unitRoundoff }
 
     /// Unit roundoff of the stored state.
     var stateUnitRoundoff: Double {

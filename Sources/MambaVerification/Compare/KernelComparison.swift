@@ -33,8 +33,17 @@ public struct ComparisonSettings: Sendable {
     /// Forms of MambaCheck's own kernels run in the candidate's arithmetic
     /// as FA3-style baselines; the largest baseline error counts.
     public var baselineForms: [KernelForm]
-    /// Options of the baseline kernels.
-    public var kernelOptions: KernelOptions
+    /// Options of the baseline kernels; products in 3xTF32 where the declared
+    /// arithmetic says so (`DeclaredArithmetic.splitTF32`).
+    public var kernelOptions: KernelOptions {
+        get {
+            var o = baseKernelOptions
+            if effectiveArithmetic.splitTF32 { o.splitTF32Products = true }
+            return o
+        }
+        set { baseKernelOptions = newValue }
+    }
+    private var baseKernelOptions: KernelOptions
     /// The precision mode that models the candidate (legacy; `arithmetic` wins when set).
     public var mode: PrecisionMode?
     /// The candidate's declared arithmetic (nil: from `mode`, else assumed from `format`).
@@ -63,7 +72,7 @@ public struct ComparisonSettings: Sendable {
         self.policy = policy
         self.precision = precision
         self.baselineForms = baselineForms
-        self.kernelOptions = kernelOptions
+        self.baseKernelOptions = kernelOptions
         self.arithmetic = arithmetic
         self.finalStateFormat = finalStateFormat
         self.explainFailures = explainFailures
@@ -288,7 +297,8 @@ public enum KernelComparison {
                 return "error consistent with \(looser.description) (--arith \(looser.name)); declared \(declared.description)"
             }
         }
-        return "not explained by a looser arithmetic (TF32 dots, 16-bit operands or stored state, half accumulation): "
+        return "not explained by a looser arithmetic (3xTF32 or TF32 dots, 16-bit operands or stored state, "
+            + "half accumulation): "
             + "likely a bug"
     }
 
