@@ -14,7 +14,7 @@ import MambaPrecision
 /// | profile | operands | accumulation | typical kernel |
 /// |---|---|---|---|
 /// | `float32` (`fp32`) | binary32 | binary32 | true Float32, `allow_tf32=False` |
-/// | `float32-3xtf32` (`3xtf32`) | binary32 split in two TF32 | binary32 | CUTLASS `OpMultiplyAddFastF32`: PyTorch's memory-efficient attention on fp32 |
+/// | `float32-3xtf32` (`3xtf32`) | binary32 split in two TF32 | binary32 | CUTLASS `OpMultiplyAddFastF32` (PyTorch's memory-efficient attention on fp32), Triton's `tf32x3` dots |
 /// | `tf32` (`fp32-tf32`) | TF32 | binary32 | Triton's default `tl.dot` on fp32 data |
 /// | `float16-acc32` (`fp16`, `fp16-acc32`) | binary16 | binary32 | tensor cores, fp16 inputs |
 /// | `bfloat16-acc32` (`bf16`, `bf16-acc32`) | bfloat16 | binary32 | tensor cores, bf16 inputs |
