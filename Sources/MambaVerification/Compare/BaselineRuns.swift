@@ -9,12 +9,12 @@ import MambaVariants
 /// A run is a pure function of the problem, the form, the precision mode and the
 /// options, so a kept output is the one a fresh run returns. Every call on one
 /// instance must pass the same base problem; `variant` names the derived problem
-/// (biased exponentials, base-2 prefix sums, a pre-scaled query), each a pure
+/// (biased exponentials, base-2 prefix sums, a pre-scaled query or q and k), each a pure
 /// function of the base one. Not thread-safe: the callers run baselines in turn.
 public final class BaselineRuns {
     /// Which problem a run is on, relative to the base problem.
     enum Variant: Hashable {
-        case base, exponentialBias, base2PrefixSums, prescaledQuery
+        case base, exponentialBias, base2PrefixSums, prescaledQuery, splitScale
     }
 
     private struct Key: Hashable {

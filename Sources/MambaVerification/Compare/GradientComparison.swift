@@ -271,6 +271,16 @@ public enum GradientComparison {
                                          mode: .float32, options: settings.kernelOptions) {
             out.append(g)
         }
+        // q and k pre-scaled by √s (PyTorch's math SDPA backend), as in
+        // `KernelComparison.baselineOutputs`; its dq, dk are the scaled ones' times √s.
+        if settings.effectiveMode == .float32, !recurrentOnly,
+           let habit = KernelComparison.splitScaleProblem(problem.core),
+           var g = try? CoreBackward.run(GradientProblem(core: habit.problem, dO: problem.dO), form: .quadratic,
+                                         mode: .float32, options: settings.kernelOptions) {
+            g.dq = g.dq.map { Double(Float($0) * habit.factor) }
+            g.dk = g.dk.map { Double(Float($0) * habit.factor) }
+            out.append(g)
+        }
         // The identity applied to every baseline's own dq, dk (the TF32-truncating one's
         // errors are about 2x the rounding one's; measured on FLA's parallel_simple_gla).
         for g in out where g.da != nil {

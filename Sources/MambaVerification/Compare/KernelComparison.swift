@@ -421,6 +421,12 @@ public enum KernelComparison {
                 if let r = try? runs.run(problem, .base, form: .chunked, mode: mode, options: t) { out.append(r) }
             }
         }
+        // q and k each pre-scaled by √s in Float32 (PyTorch's math SDPA backend,
+        // `splitScaleProblem`): at N = 2 its output used 1.4 of an element allowance.
+        if mode == .float32, arithmetic.form != .recurrent, let habit = splitScaleProblem(problem),
+           let r = try? runs.run(habit.problem, .splitScale, form: .quadratic, mode: mode, options: options) {
+            out.append(r)
+        }
         // TF32 operands formed by truncation, as tensor cores do with Float32
         // registers (Triton's default `tl.dot`): twice the per-operand error
         // of rounding to nearest, and biased. A kernel that rounds (cvt.rna)
@@ -498,6 +504,27 @@ public enum KernelComparison {
         r.q = q
         r.scale = 1
         return r
+    }
+
+    /// `problem` with q and k each multiplied by `r = fl₃₂(√s)` and stored in
+    /// Float32, scale 1, and `r`: PyTorch's math SDPA backend forms
+    /// `(q·√s)(k·√s)ᵀ`, one more rounding of every q and k element (relative
+    /// `u`, on both factors of every score) than `s·(q·kᵀ)`; its backward
+    /// multiplies `dq`, `dk` by `r` once more. Measured: the backend's fp32
+    /// output is this model's bit for bit (N = 2, dk = 32, H100), twice the
+    /// error of `s·(q·kᵀ)` there. Exponential score only; nil where nothing is
+    /// rounded (`r` a power of two with `r² = s`).
+    public static func splitScaleProblem(_ p: CoreProblem) -> (problem: CoreProblem, factor: Float)? {
+        guard p.spec.score == .exponential else { return nil }
+        let s = Float(p.scale)
+        guard s > 0, s.isFinite else { return nil }
+        let r = s.squareRoot()
+        if r.significandBitPattern == 0, r * r == s { return nil }
+        var out = p
+        out.q = p.q.map { Double(Float($0) * r) }
+        out.k = p.k.map { Double(Float($0) * r) }
+        out.scale = 1
+        return (out, r)
     }
 
     /// `problem` with each given prefix sum replaced by `fl₃₂(L·log₂e)/log₂e`
