@@ -92,6 +92,7 @@ BATCH = 1      # --shapes batch: two sequences per call, lengths off the chunk g
 TINY = False   # --shapes tiny: decode-sized problems, N = 1 to 65 (correct kernels only)
 SWEEP = False  # --shapes sweep: SDPA at N = 1 to 129, dk = 32, 64, 128 (correct kernels only)
 BACKENDS = []  # --backends: SDPA backends to run (all when empty)
+SWEEP_LENGTHS = (1, 2, 3, 5, 9, 17, 33, 64, 129)  # --sweep-lengths
 
 
 def fla_cases(d, dtname, fp32_dots, seed, ieee_subset=False):
@@ -384,7 +385,7 @@ def sdpa_cases(d, dtname, seed):
     if SWEEP:
         # Short sequences at three head sizes: where few rows leave the verdict least
         # room, and the memory-efficient fp32 kernel's 3xTF32 products came closest.
-        shapes = [(n, 2, kd) for n in (1, 2, 3, 5, 9, 17, 33, 64, 129) for kd in (32, 64, 128)]
+        shapes = [(n, 2, kd) for n in SWEEP_LENGTHS for kd in (32, 64, 128)]
     for (N, H, K) in shapes:
         gen = torch.Generator(device=dev).manual_seed(seed + 3 * N + K)
         q = torch.randn(BATCH, H, N, K, device=dev, generator=gen).to(dtype)
@@ -444,15 +445,18 @@ def main():
                    help="alt: other lengths (512-4096), 1-4 heads, head dims 32-128; batch: two "
                         "sequences, lengths off the chunk grid, dk != dv; tiny: decode-sized problems, N = 1 "
                         "to 65; correct kernels only")
+    p.add_argument("--sweep-lengths", default="", help="--shapes sweep: comma-separated sequence lengths")
     p.add_argument("--backends", default="", help="SDPA: comma-separated subset of flash,efficient,cudnn,math")
     p.add_argument("--dtypes", default="", help="comma-separated subset of float32,float16,bfloat16")
     args = p.parse_args()
-    global QUICK, ALT, BATCH, TINY, SWEEP, BACKENDS
+    global QUICK, ALT, BATCH, TINY, SWEEP, BACKENDS, SWEEP_LENGTHS
     QUICK = args.quick
     ALT = args.shapes in ("alt", "batch", "tiny", "sweep")
     TINY = args.shapes == "tiny"
     SWEEP = args.shapes == "sweep"
     BACKENDS = [b for b in args.backends.split(",") if b]
+    if args.sweep_lengths:
+        SWEEP_LENGTHS = tuple(int(n) for n in args.sweep_lengths.split(","))
     BATCH = 2 if args.shapes == "batch" else 1
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
