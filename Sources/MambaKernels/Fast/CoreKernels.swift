@@ -69,7 +69,7 @@ public struct KernelOptions: Sendable, Hashable {
     /// its 13 low significand bits dropped, and `small = tf32(x − big)`
     /// (round to nearest), and `A·B ≈ A_s·B_b + A_b·B_s + A_b·B_b`, summed in
     /// that order. The dropped `A_s·B_s` and the split's residual leave each
-    /// product a relative error of up to `≈ 2⁻²⁰` (Float32's `u` is 2⁻²⁴),
+    /// product a relative error of up to `2⁻¹⁹` (Float32's `u` is 2⁻²⁴),
     /// random in sign (docs/MATH.md §7.2). With `tensorCoreAccumulation`, the
     /// three products accumulate as a tensor core does.
     public var splitTF32Products: Bool

@@ -31,8 +31,8 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
     public var accumulation: NumberFormat
     /// Binary32 operands multiplied in 3xTF32 (`KernelOptions.splitTF32Products`):
     /// each split into a truncated TF32 `big` and a TF32 `small`, and
-    /// `a·b ≈ a_s·b_b + a_b·b_s + a_b·b_b`. Each product errs by up to `≈ 2⁻²⁰`
-    /// relative, 16 of Float32's `u`, so such a kernel is measurably less
+    /// `a·b ≈ a_s·b_b + a_b·b_s + a_b·b_b`. Each product errs by up to `2⁻¹⁹`
+    /// relative, 32 of Float32's `u` (typically a few), so such a kernel is measurably less
     /// accurate than an IEEE Float32 one (PyTorch's memory-efficient SDPA,
     /// fp32: 1.6–2.0x the Float32 baselines normwise) and is judged against
     /// baselines that multiply the same way. Only with binary32 operands.
@@ -143,7 +143,8 @@ public struct DeclaredArithmetic: Sendable, Hashable, CustomStringConvertible {
         case .float16: state = "fp16"
         case .bfloat16: state = "bf16"
         }
-        return "\(splitTF32 ? "fp32 operands in 3xTF32" : short(operands) + " operands"), \(short(accumulation)) accumulation, \(state) stored state, chunk \(chunkSize)"
+        let operandText = splitTF32 ? "fp32 operands in 3xTF32" : short(operands) + " operands"
+        return "\(operandText), \(short(accumulation)) accumulation, \(state) stored state, chunk \(chunkSize)"
             + (form.map { ", \($0.rawValue) form" } ?? "")
     }
 

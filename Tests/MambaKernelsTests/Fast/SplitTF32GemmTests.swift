@@ -39,7 +39,7 @@ struct SplitTF32GemmTests {
         #expect(Self.gemm(a, b, m: 1, n: 1, k: 4) == Self.gemm(a, b, m: 1, n: 1, k: 4, split: false))
     }
 
-    /// On random operands every product errs by at most `≈ 2⁻²⁰` relative (the
+    /// On random operands every product errs by at most `2⁻¹⁹` relative (the
     /// dropped `a_s·b_s` ≤ 2⁻²⁰, residuals ≤ 2·2⁻²¹), so a dot of `k` terms of
     /// one sign is within `(2⁻²⁰ + 2⁻²⁰ + k·2⁻²⁴)·Σ|a_i b_i|` of the exact sum
     /// — and measurably worse than sgemm's (the point of the profile).
