@@ -244,7 +244,8 @@ extension Verdict {
                 line += " (closest \(n(worst.ratio, 2)) of it at \(TensorShape.indexText(worst.index)))"
             }
             if rows.applicable { line += "; rows \(n(rows.worstShare, 2)) of allowance" }
-            line += normwise.applicable ? "; " + normText : "; no informative baseline (none, or all exact): row and norm tests not applicable"
+            line += normwise.applicable
+                ? "; " + normText : "; no informative baseline (none, or all exact): row and norm tests not applicable"
             if let note { line += "; " + note }
             return line
         }

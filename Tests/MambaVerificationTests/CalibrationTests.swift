@@ -37,9 +37,9 @@ struct CalibrationTests {
     }
 
     /// A decode step (N = 1, two heads: two rows of 64) is a few coherent draws, so the verdict
-    /// floors its allowances at one rounding stage (Proofs/T9, "Few draws"). Before the floor, a
-    /// full-φ₂-state kernel in pure binary16 used 1.2 of the tight allowance here (norm test);
-    /// now every correct kernel passes, and a zeroed row and an 8x final state still fail.
+    /// doubles its factors there (Proofs/T9, "Few draws"). Before, a full-φ₂-state kernel in pure
+    /// binary16 used 1.2 of the tight allowance here (norm test); now every correct kernel passes,
+    /// and a zeroed row and an 8x final state still fail.
     @Test func aDecodeStepPassesCorrectKernels() throws {
         let o = try Calibration.run(spec: Self.twoMamba, arithmetic: .float16Pure, length: 1, dim: 64, seed: 1)
         let correct = o.rows.filter(\.correct)

@@ -214,8 +214,10 @@ struct Arithmetic {
     /// `e` among them, each is truncated toward zero to the grid `2^{e−26}`
     /// (24 bits and `tensorCoreExtraBits` = 3 more; bits shifted out are lost),
     /// the truncated terms are summed exactly and the sum is truncated toward
-    /// zero to Float32. The accumulator starts at `fl(beta·C)`; `alpha ≠ 1`
-    /// multiplies the end result (rounded). Each block's terms are multiples
+    /// zero to Float32. With `alpha = 1` the accumulator starts at `fl(beta·C)`
+    /// (a product accumulated into `C`); otherwise it starts at 0 and the
+    /// result is `fl(fl(alpha·acc) + fl(beta·C))`, as `gemm`'s contract
+    /// `alpha·A·B + beta·C` says (the chained 3xTF32 products rely on it). Each block's terms are multiples
     /// of `2^{e−26}` below `2^{e+1}` in magnitude, so their sum is exact in Double.
     ///
     /// Fitted to an H100 (Triton 3.6 `tl.dot`, FLA's chunk_linear_attn final
@@ -238,7 +240,8 @@ struct Arithmetic {
             let ai = ap + i * k
             for j in 0..<n {
                 let bj = bp + j * k
-                var acc: Float = beta == 0 ? 0 : beta * c[i * ldc + j]
+                let start: Float = beta == 0 ? 0 : beta * c[i * ldc + j]
+                var acc: Float = alpha == 1 ? start : 0
                 var p0 = 0
                 while p0 < k {
                     let cnt = Swift.min(block, k - p0)
@@ -266,7 +269,7 @@ struct Arithmetic {
                     if Double(f).magnitude > s.magnitude { f = f > 0 ? f.nextDown : f.nextUp }
                     acc = f
                 }
-                c[i * ldc + j] = alpha == 1 ? acc : alpha * acc
+                c[i * ldc + j] = alpha == 1 ? acc : alpha * acc + start
             }
         }
     }

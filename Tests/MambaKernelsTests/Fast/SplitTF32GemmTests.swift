@@ -9,13 +9,7 @@ import Testing
 struct SplitTF32GemmTests {
     static func gemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, mode: PrecisionMode = .float32,
                      split: Bool = true, beta: Float = 0, c: [Float]? = nil) -> [Float] {
-        let arith = Arithmetic(mode, splitTF32: split)
-        var out = c ?? [Float](repeating: 0, count: m * n)
-        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { cp in
-            arith.gemm(transA: false, transB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
-                       b: bp.baseAddress!, ldb: n, beta: beta, c: cp.baseAddress!, ldc: n)
-        } } }
-        return out
+        arithmeticGemm(Arithmetic(mode, splitTF32: split), a, b, m: m, n: n, k: k, beta: beta, c: c)
     }
 
     /// One product, worked by hand: `a = b = 1 + 2⁻¹¹ + 2⁻²³`. `big = 1`

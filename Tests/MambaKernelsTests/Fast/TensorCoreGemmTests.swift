@@ -9,13 +9,17 @@ import Testing
 struct TensorCoreGemmTests {
     static func gemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, beta: Float = 0, c: [Float]? = nil,
                      tensorCore: Bool) -> [Float] {
-        let arith = Arithmetic(.bfloat16Acc32, tensorCore: tensorCore)
-        var out = c ?? [Float](repeating: 0, count: m * n)
-        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { cp in
-            arith.gemm(transA: false, transB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
-                       b: bp.baseAddress!, ldb: n, beta: beta, c: cp.baseAddress!, ldc: n)
-        } } }
-        return out
+        arithmeticGemm(Arithmetic(.bfloat16Acc32, tensorCore: tensorCore), a, b, m: m, n: n, k: k, beta: beta, c: c)
+    }
+
+    /// `alpha` scales the products, not `beta·C` (`gemm`'s contract; the backward
+    /// passes call it with the score scale and `beta = 1`).
+    @Test func alphaScalesTheProductOnly() {
+        for tensorCore in [true, false] {
+            let c = arithmeticGemm(Arithmetic(.bfloat16Acc32, tensorCore: tensorCore), [1.5, 2], [2, 0.25],
+                                   m: 1, n: 1, k: 2, alpha: 0.5, beta: 1, c: [10])
+            #expect(c == [11.75], "tensorCore \(tensorCore): \(c)")
+        }
     }
 
     /// Sixteen products of 2⁻²⁷ beside an accumulator of 1: each sits below the
