@@ -163,13 +163,38 @@ struct VerdictTests {
         let y = [Double](repeating: 1, count: 100)
         var baseline = y
         baseline[0] = 1.01
-        // Ten rows: a tensor of fewer than four rows would be judged with doubled factors (few draws).
+        // Ten rows, each with some baseline error: a tensor with fewer than four such rows would be
+        // judged with doubled factors (few draws). The 1e−9 errors move ‖b − y‖ by 5e−16.
+        for r in 1..<10 { baseline[10 * r] = 1 + 1e-9 }
         let verdict = try policy.judge(candidate: y.map { $0 + 1.5e-2 }, oracle: y, magnitude: y,
                                        baselines: [baseline], shape: [10, 10], format: .binary64)
         #expect(verdict.failingCount == 0 && !verdict.passed && !verdict.normwise.passed)
         #expect(Swift.abs(verdict.normwise.candidateError - 0.15) < 1e-12)
         #expect(Swift.abs(verdict.normwise.allowance - 0.02) < 1e-12)
         #expect(verdict.reason.contains("norm: ‖err‖₂ 0.15 vs allowed 0.02"))
+    }
+
+    @Test func rowsNoBaselineErrsOnAreNoDraws() throws {
+        // Four rows of 32, the first two exact in every baseline (a causal core's first token is
+        // v_0 itself): two draws, so the factors double (Proofs/T9, "Few draws"). With a third
+        // row erring in the baseline they stay.
+        let policy = VerdictPolicy.standard
+        let y = (0..<128).map { 1 + Double($0) / 128 }
+        var baseline = y
+        for e in 64..<128 { baseline[e] *= 1 + 1e-7 }
+        let candidate = y.map { $0 * (1 + 1e-7) }
+        let two = try policy.judge(candidate: candidate, oracle: y, magnitude: y, baselines: [baseline],
+                                   shape: [4, 32], format: .binary64)
+        #expect(two.policy.factor == 2 * policy.factor && two.policy.normFactor == 2 * policy.normFactor)
+        var three = baseline
+        three[32] *= 1 + 1e-7
+        let threeDraws = try policy.judge(candidate: candidate, oracle: y, magnitude: y, baselines: [three],
+                                          shape: [4, 32], format: .binary64)
+        #expect(threeDraws.policy.factor == 2 * policy.factor)
+        for e in 0..<32 { three[e] *= 1 + 1e-7 }
+        let four = try policy.judge(candidate: candidate, oracle: y, magnitude: y, baselines: [three],
+                                    shape: [4, 32], format: .binary64)
+        #expect(four.policy.factor == policy.factor && four.policy.normFactor == policy.normFactor)
     }
 
     @Test func undefinedAndOverflowingOracles() throws {
