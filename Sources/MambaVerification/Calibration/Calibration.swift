@@ -165,11 +165,12 @@ public enum Calibration {
         if mode == .tf32, let out = try run(.tiled, KernelOptions(tileSize: 32, tf32Truncation: true)) {
             try judge("tiled, TF32 by truncation", stored(out), correct: true)
         }
-        // 3xTF32 as CUTLASS runs it: the three products accumulate on tensor cores
-        // (aligned and truncated), which the baselines (sgemm sums) do not model.
-        if arithmetic.splitTF32, let out = try run(.tiled, KernelOptions(tileSize: 32, tensorCoreAccumulation: true)) {
-            try judge("tiled, 3xTF32 on tensor cores", stored(out), correct: true)
-        }
+        // 3xTF32 has no tensor-core candidate: `tensorCoreGemm` (fitted to 16-bit wgmma)
+        // put a tiled 3xTF32 softmax at 2.2x the baselines' normwise error at N = 1024,
+        // while the real CUTLASS kernel (PyTorch's memory-efficient fp32 SDPA, H100) used at
+        // most 0.65 of the verdict at N = 256 to 2048 (Proofs/T9, "3xTF32 products"): that
+        // model overstates its accumulation error, and its `chunked`, `tiled` and `recurrent`
+        // candidates above already run in 3xTF32 with sgemm sums.
         if prefixSums, let habit = KernelComparison.base2PrefixSumProblem(problem),
            let out = try run(.chunked, KernelOptions(chunkSize: 48), problem: habit) {
             try judge("chunked C=48 base-2 exponents", stored(out), correct: true)
