@@ -72,18 +72,22 @@ extension VerdictPolicy {
         return (keep.map { baselines[$0] }, keep.map { errors[$0] })
     }
 
-    /// True when there are baselines and every one is within `2⁻²⁰` ulp of the oracle on
-    /// every finite element: exact, not merely correctly rounded (`judge`).
-    /// Rows on which some baseline errs on a finite element (beyond `2⁻²⁰` ulp, as
-    /// `baselinesAreExact`).
+    /// The number of rows on which some baseline errs on a finite element (beyond
+    /// `2⁻²⁰` ulp, as `baselinesAreExact`), counted up to `limit`.
     static func rowsWithBaselineError(_ errors: [[Double]], oracle: OracleComparison, width: Int,
-                                      rowCount: Int) -> Int {
-        (0..<rowCount).filter { r in
+                                      rowCount: Int, limit: Int) -> Int {
+        var count = 0
+        for r in 0..<rowCount where count < limit {
             let range = (r * width)..<Swift.min(oracle.classes.count, (r + 1) * width)
-            return range.contains { e in oracle.classes[e] == .finite && errors.contains { !($0[e] <= 0x1p-20 * oracle.ulp[e]) } }
-        }.count
+            if range.contains(where: { e in
+                oracle.classes[e] == .finite && errors.contains { !($0[e] <= 0x1p-20 * oracle.ulp[e]) }
+            }) { count += 1 }
+        }
+        return count
     }
 
+    /// True when there are baselines and every one is within `2⁻²⁰` ulp of the oracle on
+    /// every finite element: exact, not merely correctly rounded (`judge`).
     static func baselinesAreExact(_ errors: [[Double]], oracle: OracleComparison) -> Bool {
         guard !errors.isEmpty else { return false }
         var any = false
@@ -154,7 +158,7 @@ extension VerdictPolicy {
         // so at N = 2 only the second token's rows count (PyTorch's math fp32 SDPA, N = 2,
         // two heads: 2 of 4 rows, 1.6x the element allowance on one machine's BLAS).
         if !fewDrawsWidened, hasBaselines, !suffixSums, n >= 64,
-           Self.rowsWithBaselineError(baselineErrors, oracle: oracle, width: width, rowCount: rowCount) < 4 {
+           Self.rowsWithBaselineError(baselineErrors, oracle: oracle, width: width, rowCount: rowCount, limit: 4) < 4 {
             var widened = self
             widened.factor *= VerdictPolicy.fewDrawsWidening
             widened.rowFactor *= VerdictPolicy.fewDrawsWidening
