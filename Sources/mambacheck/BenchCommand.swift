@@ -116,6 +116,7 @@ struct BenchCommand: ParsableCommand {
                 result["sgemmGflops"] = r.sgemmGflops
                 result["fractionOfSgemm"] = r.fractionOfSgemm
                 result["tokensPerSecond"] = r.tokensPerSecond
+                result["kernelThreads"] = r.kernelThreads
                 result["stateElements"] = r.stateElements.map { $0 as Any } ?? NSNull() // null: a KV cache, no fixed state
             } else {
                 openblas_set_num_threads(Int32(threads))

@@ -50,48 +50,72 @@ import MambaVariants
 enum ChunkedForm {
     static func run(_ seq: SequenceData, _ ctx: CoreContext) -> FormResult {
         if ctx.isExponential { return runExponential(seq, ctx) }
-        let a = ctx.arith, n = seq.n, dk = seq.dk, dv = seq.dv, ldv = ctx.ldv(dv)
-        let f = ctx.internalFeatures(dk)!
+        let n = seq.n, dv = seq.dv, ldv = ctx.ldv(dv), f = ctx.internalFeatures(seq.dk)!
         let chunk = Swift.max(1, Swift.min(ctx.options.chunkSize, Swift.max(n, 1)))
         let values = seq.augmentedValues(ldv: ldv)
         let acc = allocateFloats(n * ldv)
-        var hasState = seq.s0 != nil
-        let state = Features.initialState(ctx, seq) ?? allocateFloats(f * ldv, fill: 0)
-        let x = allocateFloats(chunk * chunk), ell = allocateFloats(chunk), tmp = allocateFloats(chunk)
-        let phi = allocateFloats(chunk * f), vd = allocateFloats(chunk * ldv), sc = allocateFloats(chunk)
-        let dbuf = allocateFloats(chunk)
-        defer {
-            values.deallocate(); acc.deallocate()
-            x.deallocate(); ell.deallocate(); tmp.deallocate(); phi.deallocate(); vd.deallocate(); sc.deallocate()
-            dbuf.deallocate()
-        }
-        let decay = seq.decay != nil
-        let guarded = RowGuard.active(ctx)
-        var shifts = [Int](repeating: 0, count: chunk)
-        // Pure float16 with the row guard: the binary16 state is carried as
-        // 2^σ·[S | z] and each key is normalised before its features are formed.
-        let scaledState = guarded && a.pureHalf
-        var sigma = 0
-        let ks = allocateFloats(scaledState ? chunk * dk : 0)
-        defer { ks.deallocate() }
+        defer { values.deallocate(); acc.deallocate() }
         // A reset step starts a chunk of its own (`ChunkPlan`, shared with the backward).
-        let plan = ChunkPlan(seq, a, chunk: chunk)
-        for c in 0..<plan.count {
-            let c0 = plan.start(c), cc = plan.size(c), reset = plan.reset(c)
-            if decay {
-                if reset && hasState {
+        let plan = ChunkPlan(seq, ctx.arith, chunk: chunk)
+        let initial = Features.initialState(ctx, seq)
+        let carried: (state: UnsafeMutablePointer<Float>, sigma: Int)
+        if ChunkedPipeline.worthwhile(ctx, chunks: plan.count, chunk: chunk, stateSize: f * ldv),
+           let done = ChunkedPipeline.run(seq, ctx, plan: plan, chunk: chunk, values: values, acc: acc, initial: initial) {
+            carried = done
+        } else {
+            let state = initial ?? allocateFloats(f * ldv, fill: 0)
+            var hasState = initial != nil, sigma = 0
+            let query = QuerySide(ctx, seq, chunk: chunk), carry = CarrySide(ctx, seq, chunk: chunk)
+            for c in 0..<plan.count {
+                if seq.decay != nil, plan.reset(c), hasState {
                     state.update(repeating: 0, count: f * ldv)
                     hasState = false
                     sigma = 0
                 }
-                seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: reset, scan: ctx.options.prefixScan)
+                query.outputs(plan, c, state: hasState ? UnsafePointer(state) : nil, sigma: sigma, values: values, acc: acc)
+                carry.carry(plan, c, hasState: hasState, state: state, sigma: &sigma, values: values)
+                hasState = true
             }
+            carried = (state, sigma)
+        }
+        let state = carried.state
+        if carried.sigma != 0 { Rows.scale(ctx, state, f * ldv, by: RowGuard.power(-carried.sigma)) }
+        let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
+        return FormResult(o: o, state: state, notes: notes)
+    }
+
+    /// One chunk's outputs given the state before it (steps 1–3): the intra-chunk
+    /// quadratic and the queries against the carried state, into `acc`. Buffers
+    /// of one thread.
+    final class QuerySide {
+        let ctx: CoreContext, seq: SequenceData
+        let x: UnsafeMutablePointer<Float>, ell: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>
+        let phi: UnsafeMutablePointer<Float>, sc: UnsafeMutablePointer<Float>, dbuf: UnsafeMutablePointer<Float>
+        var shifts: [Int]
+
+        init(_ ctx: CoreContext, _ seq: SequenceData, chunk: Int) {
+            let f = ctx.internalFeatures(seq.dk)!
+            (self.ctx, self.seq) = (ctx, seq)
+            x = allocateFloats(chunk * chunk); ell = allocateFloats(chunk); tmp = allocateFloats(chunk)
+            phi = allocateFloats(chunk * f); sc = allocateFloats(chunk); dbuf = allocateFloats(chunk)
+            shifts = [Int](repeating: 0, count: chunk)
+        }
+
+        deinit { x.deallocate(); ell.deallocate(); tmp.deallocate(); phi.deallocate(); sc.deallocate(); dbuf.deallocate() }
+
+        /// `state`: `[S | z]` before chunk `c` (scaled by `2^sigma` in pure float16), nil for none.
+        func outputs(_ plan: ChunkPlan, _ c: Int, state: UnsafePointer<Float>?, sigma: Int,
+                     values: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+            let a = ctx.arith, dk = seq.dk, ldv = ctx.ldv(seq.dv), f = ctx.internalFeatures(dk)!
+            let c0 = plan.start(c), cc = plan.size(c), decay = seq.decay != nil
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan) }
+            let guarded = RowGuard.active(ctx)
             let qc = seq.q + c0 * dk, kc = seq.k + c0 * dk, vc = values + c0 * ldv, out = acc + c0 * ldv
             // Query-side factors c·exp(ℓ_i) of the inter-chunk term.
-            if hasState { queryScales(ctx, ell: decay ? UnsafePointer(ell) : nil, rows: cc, into: sc) }
+            if state != nil { ChunkedForm.queryScales(ctx, ell: decay ? UnsafePointer(ell) : nil, rows: cc, into: sc) }
             // Row guard (binary16 storage, sum normalisation): the state copy
             // multiplying the queries is lifted by 2^η, each row by 2^γ_i.
-            let eta = guarded && hasState ? RowGuard.stateLift(state, f * ldv) : 0
+            let eta = guarded && state != nil ? RowGuard.stateLift(state!, f * ldv) : 0
             let shift = eta + sigma  // features carry 2^{γ_i − η − σ}
             // Intra-chunk quadratic.
             a.gemm(transA: false, transB: true, m: cc, n: cc, k: dk, a: qc, lda: dk, b: kc, ldb: dk,
@@ -106,7 +130,7 @@ enum ChunkedForm {
                         d = UnsafePointer(dbuf)
                     }
                     var other: Float = 0, cap = Int.max
-                    if hasState {
+                    if state != nil {
                         other = sc[i] * RowGuard.featureMax(ctx, qc + i * dk, dk: dk) * RowGuard.power(-shift)
                         cap = RowGuard.cap(ctx, base: sc[i], eta: shift)
                     }
@@ -119,7 +143,7 @@ enum ChunkedForm {
             a.gemm(transA: false, transB: false, m: cc, n: ldv, k: cc, a: x, lda: cc, b: vc, ldb: ldv,
                    beta: 0, c: out, ldc: ldv)
             // Inter-chunk: queries against the carried state.
-            if hasState {
+            if let state {
                 if guarded {
                     for i in 0..<cc { sc[i] = a.op(sc[i] * RowGuard.power(shifts[i] - shift)) }
                 }
@@ -127,29 +151,52 @@ enum ChunkedForm {
                 a.gemm(transA: true, transB: false, m: cc, n: ldv, k: f, a: phi, lda: cc, b: state, ldb: ldv,
                        beta: 1, c: out, ldc: ldv, scaleB: RowGuard.power(eta))
             }
-            // State carry.
-            if scaledState {
-                carryScaled(ctx, kc: kc, vc: vc, rows: cc, dk: dk, ldv: ldv, ell: decay ? UnsafePointer(ell) : nil,
-                            hasState: hasState, state: state, sigma: &sigma, ks: ks, phi: phi, vd: vd)
-                hasState = true
-                continue
+        }
+    }
+
+    /// The state carry over one chunk (steps 4–5): `[S | z] ← exp(ℓ_last)·[S | z] + φ(K_c)ᵀ·(decayed values)`,
+    /// in place. Buffers of one thread.
+    final class CarrySide {
+        let ctx: CoreContext, seq: SequenceData
+        let ell: UnsafeMutablePointer<Float>, phi: UnsafeMutablePointer<Float>, vd: UnsafeMutablePointer<Float>
+        let ks: UnsafeMutablePointer<Float>
+
+        init(_ ctx: CoreContext, _ seq: SequenceData, chunk: Int) {
+            let f = ctx.internalFeatures(seq.dk)!, ldv = ctx.ldv(seq.dv)
+            (self.ctx, self.seq) = (ctx, seq)
+            ell = allocateFloats(chunk); phi = allocateFloats(chunk * f); vd = allocateFloats(chunk * ldv)
+            // Pure float16 with the row guard: the binary16 state is carried as
+            // 2^σ·[S | z] and each key is normalised before its features are formed.
+            ks = allocateFloats(RowGuard.active(ctx) && ctx.arith.pureHalf ? chunk * seq.dk : 0)
+        }
+
+        deinit { ell.deallocate(); phi.deallocate(); vd.deallocate(); ks.deallocate() }
+
+        /// `hasState == false`: the state before chunk `c` is none (its contents are not read).
+        func carry(_ plan: ChunkPlan, _ c: Int, hasState: Bool, state: UnsafeMutablePointer<Float>, sigma: inout Int,
+                   values: UnsafePointer<Float>) {
+            let a = ctx.arith, dk = seq.dk, ldv = ctx.ldv(seq.dv), f = ctx.internalFeatures(dk)!
+            let c0 = plan.start(c), cc = plan.size(c), decay = seq.decay != nil
+            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan) }
+            let kc = seq.k + c0 * dk, vc = values + c0 * ldv
+            if RowGuard.active(ctx) && a.pureHalf {
+                ChunkedForm.carryScaled(ctx, kc: kc, vc: vc, rows: cc, dk: dk, ldv: ldv,
+                                        ell: decay ? UnsafePointer(ell) : nil, hasState: hasState, state: state,
+                                        sigma: &sigma, ks: ks, phi: phi, vd: vd)
+                return
             }
             Features.columns(ctx, x: kc, rows: cc, dk: dk, out: phi, rowScale: nil)
-            var vals = UnsafePointer(vc)
+            var vals = vc
             var beta: Float = hasState ? 1 : 0
             if decay {
-                decayedValues(ctx, vc, rows: cc, ldv: ldv, ell: ell, into: vd)
+                ChunkedForm.decayedValues(ctx, vc, rows: cc, ldv: ldv, ell: ell, into: vd)
                 vals = UnsafePointer(vd)
                 if hasState { beta = flushed(a.op(exp(ell[cc - 1]))) }
             }
             a.gemm(transA: false, transB: false, m: f, n: ldv, k: cc, a: phi, lda: cc, b: vals, ldb: ldv,
                    beta: beta, c: state, ldc: ldv)
             ctx.options.stateStorage.format.round(state, f * ldv)   // a 16-bit state cache (KernelOptions)
-            hasState = true
         }
-        if sigma != 0 { Rows.scale(ctx, state, f * ldv, by: RowGuard.power(-sigma)) }
-        let (o, notes) = Finish.rows(ctx, acc: acc, n: n, dv: dv)
-        return FormResult(o: o, state: state, notes: notes)
     }
 
     /// Pure float16 state carry with the row guard: `state` holds

@@ -73,12 +73,19 @@ public struct KernelOptions: Sendable, Hashable {
     /// random in sign (docs/MATH.md §7.2). With `tensorCoreAccumulation`, the
     /// three products accumulate as a tensor core does.
     public var splitTF32Products: Bool
+    /// Chunked form, feature-map cores: carry the state on a second thread
+    /// while the calling thread forms each chunk's outputs (`ChunkedPipeline`).
+    /// The arithmetic is the same operations in the same order, so the result
+    /// is bit-identical either way. `nil` (default): on when the machine has
+    /// two or more cores and the state products are large enough to pay for
+    /// the hand-over (`ChunkedPipeline.worthwhile`).
+    public var concurrentStateCarry: Bool?
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
                 stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
                 prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false,
-                splitTF32Products: Bool = false) {
+                splitTF32Products: Bool = false, concurrentStateCarry: Bool? = nil) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -90,6 +97,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.prefixScan = prefixScan
         self.tensorCoreAccumulation = tensorCoreAccumulation
         self.splitTF32Products = splitTF32Products
+        self.concurrentStateCarry = concurrentStateCarry
     }
 }
 

@@ -65,7 +65,14 @@ struct Arithmetic {
     @usableFromInline let splitTF32: Bool
     /// Reusable buffers for operand copies and the binary16 GEMM (one
     /// `Arithmetic` serves one kernel call on one thread).
-    @usableFromInline let scratch = Scratch()
+    @usableFromInline private(set) var scratch = Scratch()
+
+    /// The same arithmetic with scratch buffers of its own, for another thread.
+    func detached() -> Arithmetic {
+        var copy = self
+        copy.scratch = Scratch()
+        return copy
+    }
 
     /// - Parameter truncateTF32: in `tf32` mode, form TF32 operands by
     ///   truncation instead of rounding to nearest (`KernelOptions.tf32Truncation`).

@@ -124,8 +124,15 @@ struct CoreContext {
     let scale: Float
     /// The feature-side constant `c` (`s` first order, `s²` squared), in the working format.
     let featureScale: Float
-    let arith: Arithmetic
+    private(set) var arith: Arithmetic
     let options: KernelOptions
+
+    /// The same context with scratch buffers of its own, for another thread.
+    func detached() -> CoreContext {
+        var copy = self
+        copy.arith = arith.detached()
+        return copy
+    }
 
     init(spec: CoreSpec, scale: Double, mode: PrecisionMode, options: KernelOptions) {
         self.spec = spec
