@@ -230,11 +230,10 @@ enum RowGuard {
         return ctx.options.fullSecondOrderState ? m1 * m1 : Swift.max(m1 * m1, Float(2.0.squareRoot()) * m1 * m2)
     }
 
-    /// `η = lift(max|x|)` over `count` values (NaN/Inf: 0).
+    /// `η = lift(max|x|)` over `count` values (NaN ignored; Inf: 0), the maximum
+    /// in `ChunkedForm.maxMagnitude`'s independent partial maxima (the same value).
     static func stateLift(_ x: UnsafePointer<Float>, _ count: Int) -> Int {
-        var m: Float = 0
-        for i in 0..<count { m = Swift.max(m, abs(x[i])) }
-        return lift(m)
+        lift(ChunkedForm.maxMagnitude(x, count))
     }
 
     /// Largest `γ` such that a binary16 query-feature scale `base·2^{γ−η}`
