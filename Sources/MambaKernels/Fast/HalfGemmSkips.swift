@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Exact work skipping for the pure binary16 GEMM (`Arithmetic.halfGemm`).
 ///
 /// Why: binary16 underflows where Float32 does not. On the benchmark's
@@ -48,9 +54,15 @@ enum HalfGemmSkips {
             let dst = b + t * np, src = b + p * np
             for j in 0..<np { dst[j] = src[j] }
         }
-        for (r, i) in rows.enumerated() {
-            let dst = a + r * kk, src = a + i * k
-            for (t, p) in steps.enumerated() { dst[t] = src[p] }
+        if kk == k {  // every step kept: whole rows move (the inter-chunk query product drops rows only)
+            for (r, i) in rows.enumerated() where r != i { memmove(a + r * k, a + i * k, k * MemoryLayout<Float>.stride) }
+        } else {
+            steps.withUnsafeBufferPointer { kept in
+                for (r, i) in rows.enumerated() {
+                    let dst = a + r * kk, src = a + i * k
+                    for t in 0..<kk { dst[t] = src[kept[t]] }
+                }
+            }
         }
         let padded = (rows.count + rowMultiple - 1) / rowMultiple * rowMultiple
         (a + rows.count * kk).update(repeating: 0, count: (padded - rows.count) * kk)
