@@ -41,6 +41,11 @@ import MambaVariants
 /// (`2^σ·[S | z]`, keys normalised by powers of two, `carryScaled`) and
 /// returned unscaled.
 ///
+/// Two threads (`ChunkedPipeline`, `KernelOptions.concurrentStateCarry`): the
+/// carries (steps 4–5) run on a second thread while the calling thread forms
+/// each chunk's outputs (steps 1–3) from the state before it; the same
+/// operations in the same order, so bit-identical.
+///
 /// Exponential score (no finite state): an honest blocked KV-cache
 /// computation, not a state recurrence — each query chunk visits every
 /// earlier key chunk (quadratic work) with an online row maximum; the decay
