@@ -397,6 +397,17 @@ enum BackwardForward {
         return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: nil, acc: nil, rowScale: factor), [])
     }
 
+    /// Sum normalisation with weights already normalised (`p_ij = exp(λ_ij − lse_i)`,
+    /// `KernelOptions.logSumExpBackward`): `dÕ = [dO | −δ]`, `δ_i = o_i·dO_i` from the
+    /// output rounded to the output format (`outputs`); also the rows with a zero normaliser.
+    static func normalisedUpstream(_ ctx: CoreContext, dO: UnsafePointer<Float>, acc: UnsafePointer<Float>,
+                                   rows: Int, dv: Int) -> (dOt: UnsafeMutablePointer<Float>, zeroRows: [Int]) {
+        let r = outputs(ctx, acc: acc, rows: rows, dv: dv)
+        let ones = allocateFloats(Swift.max(rows * ctx.ldv(dv), 1), fill: 1)  // `Upstream.augmented` reads den = 1
+        defer { r.o.deallocate(); ones.deallocate() }
+        return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: r.o, acc: ones, rowScale: nil), r.zeroRows)
+    }
+
     /// The diagnostic for zero normalisers (row indices of the sequence).
     static func zeroNote(_ rows: [Int], of n: Int) -> String {
         "zero normaliser in rows \(Finish.describe(rows, of: n)): their gradients are NaN/Inf (no epsilon)"

@@ -71,10 +71,18 @@ enum TiledBackward {
         if !lost.isEmpty {
             result.notes.append("forward sweep with the faithful raw-score running maximum lost rows \(Finish.describe(lost, of: n)) (lagging maximum, docs/MATH.md §6); their gradients are not finite; the stable maximum avoids it")
         }
-        // 2. The augmented upstream gradient.
-        let (dOt, zeroRows) = BackwardForward.upstream(ctx, dO: input.dO, acc: acc, m: m, rows: n, dv: dv)
+        // 2. The augmented upstream gradient. With one log-sum-exp per row (softmax,
+        // `KernelOptions.logSumExpBackward`) the weights come out normalised, so
+        // `dÕ_i = [dO_i | −δ_i]` without the division, and the shift is `lse_i`.
+        let logSumExp = ctx.options.logSumExpBackward && ctx.isSum && ctx.isExponential
+        let (dOt, zeroRows) = logSumExp
+            ? BackwardForward.normalisedUpstream(ctx, dO: input.dO, acc: acc, rows: n, dv: dv)
+            : BackwardForward.upstream(ctx, dO: input.dO, acc: acc, m: m, rows: n, dv: dv)
         if !zeroRows.isEmpty { result.notes.append(BackwardForward.zeroNote(zeroRows, of: n)) }
         defer { dOt.deallocate() }
+        if logSumExp {
+            for i in 0..<n { m[i] = a.op(m[i] + a.op(log(acc[i * ldv + dv]))) }
+        }
 
         // 3. Backward sweep: key tiles outer, query tiles inner.
         var k0 = 0

@@ -80,12 +80,21 @@ public struct KernelOptions: Sendable, Hashable {
     /// two or more cores and the state products are large enough to pay for
     /// the hand-over (`ChunkedPipeline.worthwhile`).
     public var concurrentStateCarry: Bool?
+    /// Tiled backward of the sum-normalised exponential score (softmax): keep
+    /// each row's statistics as one log-sum-exp `lse_i = m_i + log D'_i`, rounded
+    /// to the working format, and recompute `p_ij = exp(s·q_i·k_j + D_ij − lse_i)`
+    /// from it, as FlashAttention-2/3 and xformers' memory-efficient kernel do —
+    /// instead of `m_i` and `D'_i` apart. The rounding of `lse_i` moves every
+    /// weight of the row by a relative `≈ u·|lse_i|`, which a short row's
+    /// gradients show (docs/MATH.md §7.2). No effect elsewhere.
+    public var logSumExpBackward: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
                 stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
                 prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false,
-                splitTF32Products: Bool = false, concurrentStateCarry: Bool? = nil) {
+                splitTF32Products: Bool = false, concurrentStateCarry: Bool? = nil,
+                logSumExpBackward: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -98,6 +107,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.tensorCoreAccumulation = tensorCoreAccumulation
         self.splitTF32Products = splitTF32Products
         self.concurrentStateCarry = concurrentStateCarry
+        self.logSumExpBackward = logSumExpBackward
     }
 }
 

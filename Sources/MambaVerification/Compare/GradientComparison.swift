@@ -281,6 +281,18 @@ public enum GradientComparison {
             g.dk = g.dk.map { Double(Float($0) * habit.factor) }
             out.append(g)
         }
+        // Softmax with one log-sum-exp per row (FlashAttention-2/3, xformers' memory-efficient
+        // kernel): the weights recomputed from `lse_i = m_i + log D'_i` carry its rounding,
+        // `u·|lse_i|` relative, which short rows' gradients show (Proofs/T9, "One log-sum-exp
+        // per row"). Float32 and TF32 only: elsewhere 16-bit operands dominate.
+        if problem.core.spec.score == .exponential, problem.core.spec.normalization == .sum, !recurrentOnly,
+           settings.effectiveMode == .float32 || settings.effectiveMode == .tf32 {
+            var t = settings.kernelOptions
+            t.logSumExpBackward = true
+            if let g = try? CoreBackward.run(problem, form: .tiled, mode: settings.effectiveMode, options: t) {
+                out.append(g)
+            }
+        }
         // The identity applied to every baseline's own dq, dk (the TF32-truncating one's
         // errors are about 2x the rounding one's; measured on FLA's parallel_simple_gla).
         for g in out where g.da != nil {
