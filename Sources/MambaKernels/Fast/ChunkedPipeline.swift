@@ -46,9 +46,9 @@ enum ChunkedPipeline {
         // Per chunk, written by the carry thread before it signals `ready`:
         // whether there is a state before the chunk, its slot and its scale.
         let has = UnsafeMutablePointer<Bool>.allocate(capacity: plan.count)
-        let where_ = UnsafeMutablePointer<Int>.allocate(capacity: plan.count)
+        let slotOf = UnsafeMutablePointer<Int>.allocate(capacity: plan.count)
         let sigmas = UnsafeMutablePointer<Int>.allocate(capacity: plan.count)
-        defer { has.deallocate(); where_.deallocate(); sigmas.deallocate() }
+        defer { has.deallocate(); slotOf.deallocate(); sigmas.deallocate() }
         let ready = DispatchSemaphore(value: 0), free = DispatchSemaphore(value: slots - 1)
         var final = (index: 0, sigma: 0)
         let carryCtx = ctx.detached()
@@ -60,7 +60,7 @@ enum ChunkedPipeline {
                     hasState = false
                     sigma = 0
                 }
-                (has[c], where_[c], sigmas[c]) = (hasState, index, sigma)
+                (has[c], slotOf[c], sigmas[c]) = (hasState, index, sigma)
                 ready.signal()
                 free.wait()  // the outputs of chunk c + 1 − slots are done: their slot is free
                 let next = (index + 1) % slots
@@ -79,7 +79,7 @@ enum ChunkedPipeline {
         let query = ChunkedForm.QuerySide(ctx, seq, chunk: chunk)
         for c in 0..<plan.count {
             ready.wait()
-            query.outputs(plan, c, state: has[c] ? UnsafePointer(slot[where_[c]]) : nil, sigma: sigmas[c],
+            query.outputs(plan, c, state: has[c] ? UnsafePointer(slot[slotOf[c]]) : nil, sigma: sigmas[c],
                           values: values, acc: acc)
             free.signal()
         }
