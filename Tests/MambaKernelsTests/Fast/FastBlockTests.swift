@@ -163,14 +163,14 @@ struct FastBenchmarkTests {
         #expect(r.samples.count == 3 && r.samples.allSatisfy { $0 > 0 })
         #expect(r.seconds == r.samples.sorted()[1])
         #expect(r.bestCPUSeconds > 0 && r.bestCPUSeconds <= r.cpuSeconds)
-        // With one BLAS thread the work runs on the kernel's threads (one at this
-        // size), so their CPU time cannot exceed the wall time by more than the
-        // clock reads around the call (1 ms is generous); and the time is real: 3.2 MFLOP at the
+        // The CPU time is the process's (the kernel's carry thread counts too), which
+        // tests running beside this one also use, so it bounds nothing here; the time
+        // is real on the wall clock: 3.2 MFLOP at the
         // reported rate must stay below 500 GFLOP/s, above any one core's
         // Float32 peak (a run that timed nothing, e.g. a swallowed error,
         // reports microseconds and thousands of GFLOP/s).
         #expect(r.kernelThreads == 1)
-        #expect(r.cpuSeconds <= r.seconds + 1e-3, "CPU \(r.cpuSeconds) s vs wall \(r.seconds) s")
+        #expect(r.cpuSeconds > 0)
         #expect(r.gflops < 500 && r.sgemmGflops > 0 && r.sgemmGflops < 500, "\(r)")
         #expect(r.blasThreads == 1)
         let f = [1024, 2048, 3072].map {
