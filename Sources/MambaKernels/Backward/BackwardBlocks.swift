@@ -403,9 +403,9 @@ enum BackwardForward {
     static func normalisedUpstream(_ ctx: CoreContext, dO: UnsafePointer<Float>, acc: UnsafePointer<Float>,
                                    rows: Int, dv: Int) -> (dOt: UnsafeMutablePointer<Float>, zeroRows: [Int]) {
         let r = outputs(ctx, acc: acc, rows: rows, dv: dv)
-        let ones = allocateFloats(Swift.max(rows * ctx.ldv(dv), 1), fill: 1)  // `Upstream.augmented` reads den = 1
-        defer { r.o.deallocate(); ones.deallocate() }
-        return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: r.o, acc: ones, rowScale: nil), r.zeroRows)
+        defer { r.o.deallocate() }
+        return (Upstream.augmented(ctx, dO: dO, rows: rows, dv: dv, o: r.o, acc: acc, rowScale: nil, unitDenominator: true),
+                r.zeroRows)
     }
 
     /// The diagnostic for zero normalisers (row indices of the sequence).
@@ -419,18 +419,19 @@ enum Upstream {
     /// Sum normalisation (`o`, `acc` given): `dÕ_i = [dO_i | −δ_i] / den_i`
     /// with `δ_i = Σ_c o_ic·dO_ic` (summed in order in the working format)
     /// and `den_i = acc[i, dv]` — the denominator in whatever shifted units
-    /// the weights of the same rows use. Otherwise `dÕ_i = dO_i·rowScale_i`
+    /// the weights of the same rows use (1 with `unitDenominator`: weights
+    /// already normalised). Otherwise `dÕ_i = dO_i·rowScale_i`
     /// (`rowScale` nil: 1; the exponential un-normalised core passes
     /// `exp(m_i)` to undo its row shift).
     static func augmented(_ ctx: CoreContext, dO: UnsafePointer<Float>, rows: Int, dv: Int,
                           o: UnsafePointer<Float>?, acc: UnsafePointer<Float>?,
-                          rowScale: UnsafePointer<Float>?) -> UnsafeMutablePointer<Float> {
+                          rowScale: UnsafePointer<Float>?, unitDenominator: Bool = false) -> UnsafeMutablePointer<Float> {
         let a = ctx.arith, ldv = ctx.ldv(dv)
         let out = allocateFloats(Swift.max(rows * ldv, 1))
         for i in 0..<rows {
             let src = dO + i * dv, dst = out + i * ldv
             if ctx.isSum, let o, let acc {
-                let oi = o + i * dv, den = acc[i * ldv + dv]
+                let oi = o + i * dv, den: Float = unitDenominator ? 1 : acc[i * ldv + dv]
                 var delta: Float = 0
                 if a.pureHalf {
                     for c in 0..<dv { delta = a.op(delta + a.op(oi[c] * src[c])) }

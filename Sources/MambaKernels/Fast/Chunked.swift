@@ -78,7 +78,8 @@ enum ChunkedForm {
                     sigma = 0
                 }
                 query.outputs(plan, c, state: hasState ? UnsafePointer(state) : nil, sigma: sigma, values: values, acc: acc)
-                carry.carry(plan, c, hasState: hasState, state: state, sigma: &sigma, values: values)
+                carry.carry(plan, c, hasState: hasState, state: state, sigma: &sigma, values: values,
+                            prefix: UnsafePointer(query.ell))
                 hasState = true
             }
             carried = (state, sigma)
@@ -178,11 +179,16 @@ enum ChunkedForm {
         deinit { ell.deallocate(); phi.deallocate(); vd.deallocate(); ks.deallocate() }
 
         /// `hasState == false`: the state before chunk `c` is none (its contents are not read).
+        /// `prefix`: chunk `c`'s local prefix sums if the caller has them (the single-thread
+        /// loop's query side just formed them), else formed here.
         func carry(_ plan: ChunkPlan, _ c: Int, hasState: Bool, state: UnsafeMutablePointer<Float>, sigma: inout Int,
-                   values: UnsafePointer<Float>) {
+                   values: UnsafePointer<Float>, prefix: UnsafePointer<Float>? = nil) {
             let a = ctx.arith, dk = seq.dk, ldv = ctx.ldv(seq.dv), f = ctx.internalFeatures(dk)!
             let c0 = plan.start(c), cc = plan.size(c), decay = seq.decay != nil
-            if decay { seq.localPrefix(start: c0, count: cc, into: ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan) }
+            var ell = UnsafePointer(self.ell)
+            if let prefix { ell = prefix } else if decay {
+                seq.localPrefix(start: c0, count: cc, into: self.ell, a, skipFirst: plan.reset(c), scan: ctx.options.prefixScan)
+            }
             let kc = seq.k + c0 * dk, vc = values + c0 * ldv
             if RowGuard.active(ctx) && a.pureHalf {
                 ChunkedForm.carryScaled(ctx, kc: kc, vc: vc, rows: cc, dk: dk, ldv: ldv,
