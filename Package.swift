@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "mambacheck",
             dependencies: [
-                "MambaVerification", "MambaOracle", "MambaKernels", "MambaBenchmarks", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS",
+                "MambaVerification", "MambaOracle", "MambaKernels", "MambaBenchmarks", "MambaVariants", "MambaTensors", "MambaPrecision", "COpenBLAS", "CBLASCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -27,16 +27,43 @@ static inline float mc_r16(float x) { return mc_half_bits_to_float_scalar(mc_flo
 /// at most (|s| + |r|)(1 + u), so every partial sum of row i is at most
 /// (1 + u)^(k+1)·(Σ_p |a_ip|·max|b| + k·2^-25); exp((k+1)·u) bounds the
 /// power from above, and the margin covers the double evaluation.
-static int mc_half_sums_bounded(const float *a, const float *b, size_t m, size_t n, size_t k) {
+__attribute__((target("avx"))) static int mc_half_sums_bounded(const float *a, const float *b, size_t m, size_t n, size_t k) {
+    // Vectorised (8 lanes): a sequential NaN-sticky maximum cost as much as
+    // the product itself on the query-side shapes. The maximum of a set does
+    // not depend on the order; a NaN anywhere fails the check, as before.
+    const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx = _mm256_setzero_ps(), unordered = _mm256_setzero_ps();
+    size_t e = 0;
+    for (; e + 8 <= k * n; e += 8) {
+        __m256 v = _mm256_and_ps(_mm256_loadu_ps(b + e), absMask);
+        unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mx = _mm256_max_ps(mx, v);
+    }
+    if (_mm256_movemask_ps(unordered)) return 0;
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
     double bmax = 0;
-    for (size_t e = 0; e < k * n; e++) {
+    for (int l = 0; l < 8; l++) if (lanes[l] > bmax) bmax = lanes[l];
+    for (; e < k * n; e++) {
         double v = fabs((double)b[e]);
         if (!(v <= bmax)) bmax = v; // NaN sticks
     }
     double growth = exp((double)(k + 1) * 0x1p-11) * (1 + 0x1p-30), tiny = (double)k * 0x1p-25;
     for (size_t i = 0; i < m; i++) {
-        double sa = 0;
-        for (size_t p = 0; p < k; p++) sa += fabs((double)a[i * k + p]);
+        // Σ_p |a_ip| in binary64, four lanes per half (each term exact, the
+        // sum's relative error ~k·2^-53, inside the 2^-30 margin).
+        const float *row = a + i * k;
+        __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+        size_t p = 0;
+        for (; p + 8 <= k; p += 8) {
+            __m256 v = _mm256_and_ps(_mm256_loadu_ps(row + p), absMask);
+            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        }
+        double part[4];
+        _mm256_storeu_pd(part, _mm256_add_pd(s0, s1));
+        double sa = (part[0] + part[1]) + (part[2] + part[3]);
+        for (; p < k; p++) sa += fabs((double)row[p]);
         if (!(growth * (sa * bmax + tiny) < 65504.0)) return 0;
     }
     return 1;
@@ -130,8 +157,16 @@ static void mc_half_gemm_f16c(const float *a, const float *b, float *acc, size_t
 __attribute__((target("avx512f"))) static inline __m512 mc_r16_avx512(__m512 x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-__attribute__((target("avx512f")))
-static void mc_half_gemm_avx512(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+// The F16C path's Veltkamp split on 16 lanes (same operations, so the same
+// rounding; valid under the same mc_half_sums_bounded condition). On Zen 4 it
+// makes this kernel about 1.3x faster than two conversions per sum.
+__attribute__((target("avx512f"))) static inline __m512 mc_r16_sum_split_avx512(__m512 t) {
+    __m512 g = _mm512_mul_ps(t, _mm512_set1_ps(8193.0f));
+    return _mm512_add_ps(g, _mm512_sub_ps(t, g));
+}
+__attribute__((target("avx512f"), always_inline))
+static inline void mc_half_gemm_avx512_body(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k,
+                                            const int split) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
         for (size_t j = 0; j < n; j += 16) {
             __m512 c[MC_ROWS];
@@ -140,12 +175,22 @@ static void mc_half_gemm_avx512(const float *a, const float *b, float *acc, size
                 __m512 bv = _mm512_loadu_ps(b + p * n + j);
                 for (int r = 0; r < MC_ROWS; r++) {
                     __m512 av = _mm512_set1_ps(a[(i + r) * k + p]);
-                    c[r] = mc_r16_avx512(_mm512_add_ps(c[r], mc_r16_avx512(_mm512_mul_ps(av, bv))));
+                    __m512 t = _mm512_add_ps(c[r], mc_r16_avx512(_mm512_mul_ps(av, bv)));
+                    c[r] = split ? mc_r16_sum_split_avx512(t) : mc_r16_avx512(t);
                 }
             }
             for (int r = 0; r < MC_ROWS; r++) _mm512_storeu_ps(acc + (i + r) * n + j, c[r]);
         }
     }
+}
+__attribute__((target("avx512f")))
+static void mc_half_gemm_avx512_split(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    mc_half_gemm_avx512_body(a, b, acc, m, n, k, 1);
+}
+__attribute__((target("avx512f")))
+static void mc_half_gemm_avx512(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
+    if (mc_half_sums_bounded(a, b, m, n, k)) { mc_half_gemm_avx512_split(a, b, acc, m, n, k); return; }
+    mc_half_gemm_avx512_body(a, b, acc, m, n, k, 0);
 }
 
 // ---- AVX512-FP16: native binary16 multiply and add, 16 lanes (YMM) ----
@@ -184,7 +229,7 @@ static unsigned long long mc_xgetbv0(void) {
 }
 
 /// 0 scalar, 1 F16C, 2 AVX-512F, 3 AVX512-FP16 (CPUID and OS state checked).
-static int mc_detect_gemm_path(void) {
+static int mc_probe_gemm_path(void) {
     if (!mc_half_has_f16c()) return 0;
     unsigned a, b, c, d;
     __cpuid(0, a, b, c, d);
@@ -195,6 +240,13 @@ static int mc_detect_gemm_path(void) {
     int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, fp16 = (d >> 23) & 1;
     if (!f) return 1;
     return (fp16 && bw && vl) ? 3 : 2;
+}
+/// The probe, once: CPUID is a trap to the hypervisor in a virtual machine
+/// (measured: 5% of pure binary16 kernel time when probed on every product).
+static int mc_detect_gemm_path(void) {
+    static int detected = -1;
+    if (detected < 0) detected = mc_probe_gemm_path();
+    return detected;
 }
 #endif
 

@@ -4,6 +4,7 @@ import MambaTensors
 import MambaVerification
 #if canImport(Glibc)
 import Glibc
+import CBLASCore
 #endif
 
 /// Exit codes: 0 pass, 1 verification failure, 2 usage or input error.
@@ -36,6 +37,7 @@ struct MambaCheck: ParsableCommand {
 @main
 enum Main {
     static func main() {
+        keepLargeBuffers()
         do {
             var command = try MambaCheck.parseAsRoot()
             try command.run()
@@ -62,6 +64,16 @@ enum Main {
             exit(ExitStatus.usageOrInput.rawValue)
         }
     }
+}
+
+/// Keeps freed kernel buffers (a few MiB each, allocated afresh by every
+/// kernel call) in the heap instead of returning them to the system, so the
+/// next call does not page-fault them in again. Measured on the 2Mamba
+/// chunked bench (BENCHMARKS.md, issue 12): the page faults were about a
+/// tenth of a call's time. Blocks of 32 MiB or more are still mapped afresh,
+/// and at most 64 MiB of free heap top is kept.
+func keepLargeBuffers() {
+    _ = mc_keep_freed_buffers(32 << 20, 64 << 20)
 }
 
 func printError(_ s: String) {

@@ -44,4 +44,11 @@ const char *mc_blas_core_in_use(void);
 /// The best family for these features among those Debian's OpenBLAS 0.3.21 ships,
 /// or NULL when nothing beats `current`. Pure function of its arguments (tested).
 const char *mc_blas_core_better(const char *current, mc_cpu_features_t f);
+
+/// Keeps freed heap blocks below `mmap_threshold` bytes in the heap, and up to
+/// `trim_threshold` bytes of free heap top, instead of returning them to the
+/// system (glibc `mallopt`). Returns 1 when applied, 0 when not (not glibc, or
+/// the user set GLIBC_TUNABLES or MALLOC_MMAP/TRIM_THRESHOLD_ themselves).
+/// Process-wide: the command-line tool calls it, the libraries never do.
+int mc_keep_freed_buffers(int mmap_threshold, int trim_threshold);
 #endif

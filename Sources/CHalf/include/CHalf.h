@@ -44,4 +44,8 @@ int mc_half_gemm_on_path(int path, const float *a, const float *b, float *acc, s
 /// The path in use: 0 scalar, 1 F16C, 2 AVX-512F, 3 AVX512-FP16. MAMBACHECK_HALF_PATH=0…3
 /// in the environment caps it (read once; for tests and benchmarks).
 int mc_half_gemm_path(void);
+
+/// out[j·ldo + i] = x[i·ldx + j] for i < rows, j < columns (8 × 8 AVX blocks
+/// where the CPU has AVX, else 16 × 16 scalar tiles; a copy either way).
+void mc_transpose_float(const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo);
 #endif

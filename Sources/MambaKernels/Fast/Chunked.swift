@@ -270,19 +270,22 @@ enum ChunkedForm {
     }
 
     /// `max |x_e|` over `count` values, NaN ignored (as `Swift.max(m, |x|)`
-    /// from 0 ignores it), in four interleaved partial maxima (independent
-    /// chains): the maximum of a set does not depend on the order, so the
-    /// result is the sequential loop's.
+    /// from 0 ignores it), sixteen lanes at a time (`v > m ? v : m` is false
+    /// for a NaN `v`, so NaN is ignored there too): the maximum of a set does
+    /// not depend on the order, so the result is the sequential loop's.
     static func maxMagnitude(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-        var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+        var lanes = SIMD16<Float>(repeating: 0)
         var e = 0
-        while e + 4 <= count {
-            m0 = Swift.max(m0, abs(x[e])); m1 = Swift.max(m1, abs(x[e + 1]))
-            m2 = Swift.max(m2, abs(x[e + 2])); m3 = Swift.max(m3, abs(x[e + 3]))
-            e += 4
+        let raw = UnsafeRawPointer(x)
+        while e + 16 <= count {
+            let bits = raw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<UInt32>.self) & 0x7FFF_FFFF
+            let a = unsafeBitCast(bits, to: SIMD16<Float>.self)  // |x|, NaN stays NaN
+            lanes.replace(with: a, where: a .> lanes)
+            e += 16
         }
-        while e < count { m0 = Swift.max(m0, abs(x[e])); e += 1 }
-        return Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
+        var m = lanes.max()
+        while e < count { m = Swift.max(m, abs(x[e])); e += 1 }
+        return m
     }
 
     /// Blocked KV-cache attention over chunks for the exponential score (see

@@ -266,14 +266,21 @@ public enum CoreKernels {
             let r = runForm(form, seq, ctx)
             defer { r.o.deallocate(); r.state?.deallocate() }
             var notes = r.notes
-            let before = Finish.nonFiniteRows(r.o, n: u.count, width: dv).count
-            if ctx.options.roundOutput { ctx.arith.output.round(r.o, u.count * dv) }
-            let after = Finish.nonFiniteRows(r.o, n: u.count, width: dv)
-            if after.count > before {
-                notes.append("output overflowed \(ctx.arith.output) when rounded, rows \(Finish.describe(after, of: u.count))")
+            // Rounding to a narrower output format can overflow; a Float32 or
+            // wider output is not rounded, so nothing can change there.
+            if ctx.options.roundOutput, ctx.arith.output.format != .binary32, ctx.arith.output.format != .binary64 {
+                let before = Finish.nonFiniteRows(r.o, n: u.count, width: dv).count
+                ctx.arith.output.round(r.o, u.count * dv)
+                let after = Finish.nonFiniteRows(r.o, n: u.count, width: dv)
+                if after.count > before {
+                    notes.append("output overflowed \(ctx.arith.output) when rounded, rows \(Finish.describe(after, of: u.count))")
+                }
             }
             let base = (u.row * n + u.start) * dv
-            for i in 0..<(u.count * dv) { o[base + i] = Double(r.o[i]) }
+            o.withUnsafeMutableBufferPointer { o in
+                let dst = o.baseAddress! + base
+                for i in 0..<(u.count * dv) { dst[i] = Double(r.o[i]) }
+            }
             if let st = r.state, let f {
                 let (s, z) = Features.export(ctx, state: st, dk: p.keyDim, dv: dv)
                 for i in 0..<(f * dv) { sOut![u.stateIndex * f * dv + i] = Double(s[i]) }

@@ -76,8 +76,18 @@ enum HalfGemmSkips {
         return bad == 0
     }
 
+    /// Whether every value is ±0 (`x != 0` is true for NaN too): sixteen
+    /// lanes of magnitude bits at a time, leaving at the first nonzero block
+    /// (an all-zero query row of 2080 features was scanned one by one).
     static func allZero(_ p: UnsafePointer<Float>, _ count: Int) -> Bool {
-        for j in 0..<count where p[j] != 0 { return false }
+        let raw = UnsafeRawPointer(p)
+        var j = 0
+        while j + 16 <= count {
+            let bits = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<UInt32>.self) & 0x7FFF_FFFF
+            if bits != SIMD16<UInt32>(repeating: 0) { return false }
+            j += 16
+        }
+        while j < count { if p[j] != 0 { return false }; j += 1 }
         return true
     }
 }

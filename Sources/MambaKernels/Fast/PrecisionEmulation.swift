@@ -281,26 +281,13 @@ struct Arithmetic {
         }
     }
 
-    /// `out[j·ldo + i] = x[i·ldx + j]` for a `rows × columns` `x`, in 16 × 16 tiles
-    /// (a plain double loop strides through memory on one side and was a tenth
-    /// of pure binary16's chunked time at F = 2080).
+    /// `out[j·ldo + i] = x[i·ldx + j]` for a `rows × columns` `x`
+    /// (`mc_transpose_float`: 8 × 8 register blocks; a plain double loop
+    /// strides through memory on one side and was a tenth of pure binary16's
+    /// chunked time at F = 2080, 16 × 16 scalar tiles still 8%).
     static func transpose(_ x: UnsafePointer<Float>, _ ldx: Int, rows: Int, columns: Int,
                           into out: UnsafeMutablePointer<Float>, _ ldo: Int) {
-        let tile = 16
-        var i0 = 0
-        while i0 < rows {
-            let i1 = Swift.min(i0 + tile, rows)
-            var j0 = 0
-            while j0 < columns {
-                let j1 = Swift.min(j0 + tile, columns)
-                for i in i0..<i1 {
-                    let src = x + i * ldx
-                    for j in j0..<j1 { out[j * ldo + i] = src[j] }
-                }
-                j0 = j1
-            }
-            i0 = i1
-        }
+        mc_transpose_float(x, ldx, rows, columns, out, ldo)
     }
 
     /// Pure binary16 matrix product: every product `a_ip·b_pj` and every

@@ -36,9 +36,13 @@ final class SequenceData {
     /// Copies `count` Doubles from `src[offset...]`, converting to Float32
     /// (round to nearest) and then rounding to `format`.
     static func load(_ src: [Double], _ offset: Int, _ count: Int, _ format: Float32Rounding) -> UnsafeMutablePointer<Float> {
-        let p = allocateFloats(count)
+        // Every element is written here, so no poison fill first (a fill is
+        // a second pass over memory the size of the input).
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
+        if count == 0 { p.initialize(to: .nan) }
         src.withUnsafeBufferPointer { s in
-            for i in 0..<count { p[i] = Float(s[offset + i]) }
+            let s = s.baseAddress! + offset
+            for i in 0..<count { p[i] = Float(s[i]) }
         }
         format.round(p, count)
         return p

@@ -254,7 +254,9 @@ enum Finish {
     /// named in a note; rows with a non-finite output are named too.
     static func rows(_ ctx: CoreContext, acc: UnsafePointer<Float>, n: Int, dv: Int) -> (UnsafeMutablePointer<Float>, [String]) {
         let ldv = ctx.ldv(dv)
-        let o = allocateFloats(n * dv)
+        // Every element is written below (no poison fill first).
+        let o = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(n * dv, 1))
+        if n * dv == 0 { o.initialize(to: .nan) }
         var zeroDen: [Int] = []
         for i in 0..<n {
             let src = acc + i * ldv, dst = o + i * dv
