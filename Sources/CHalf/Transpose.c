@@ -47,13 +47,25 @@ static void mc_transpose_avx(const float *x, size_t ldx, size_t rows, size_t col
 }
 #endif
 
-void mc_transpose_float(const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo) {
+int mc_transpose_float_on(int path, const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo) {
+    if (path == 1) {
 #ifdef MC_X86
-    if (mc_half_has_f16c()) { mc_transpose_avx(x, ldx, rows, columns, out, ldo); return; } // F16C implies AVX
+        if (!mc_half_has_f16c()) return 0; // F16C implies AVX
+        mc_transpose_avx(x, ldx, rows, columns, out, ldo);
+        return 1;
+#else
+        return 0;
 #endif
+    }
+    if (path != 0) return 0;
     // 16 × 16 tiles keep both sides' lines in cache.
     for (size_t i0 = 0; i0 < rows; i0 += 16)
         for (size_t j0 = 0; j0 < columns; j0 += 16)
             mc_transpose_block_scalar(x, ldx, i0, i0 + 16 < rows ? i0 + 16 : rows, j0,
                                       j0 + 16 < columns ? j0 + 16 : columns, out, ldo);
+    return 1;
+}
+
+void mc_transpose_float(const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo) {
+    if (!mc_transpose_float_on(1, x, ldx, rows, columns, out, ldo)) mc_transpose_float_on(0, x, ldx, rows, columns, out, ldo);
 }

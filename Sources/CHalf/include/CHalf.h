@@ -48,4 +48,7 @@ int mc_half_gemm_path(void);
 /// out[j·ldo + i] = x[i·ldx + j] for i < rows, j < columns (8 × 8 AVX blocks
 /// where the CPU has AVX, else 16 × 16 scalar tiles; a copy either way).
 void mc_transpose_float(const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo);
+/// mc_transpose_float on a given path (0 scalar, 1 AVX) if this CPU has it: returns 1, else 0
+/// and writes nothing. For tests.
+int mc_transpose_float_on(int path, const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo);
 #endif

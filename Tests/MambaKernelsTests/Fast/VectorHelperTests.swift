@@ -11,16 +11,18 @@ struct VectorHelperTests {
 
     /// A transpose is a copy: every element lands at its transposed place,
     /// and nothing outside the `columns × rows` block of `out` is written.
-    @Test func transposeIsTheDefinition() {
-        var rng = SplitMix(seed: 0x7A05_E000)
+    @Test(arguments: [Int32(0), 1])
+    func transposeIsTheDefinition(path: Int32) {
+        var rng = SplitMix(seed: 0x7A05_E000 + UInt64(path))
         for trial in 0..<80 {
             let rows = Int(rng.next() % 41), columns = Int(rng.next() % 41)
             let ldx = columns + Int(rng.next() % 5), ldo = rows + Int(rng.next() % 5)
             let x = (0..<Swift.max(rows * ldx, 1)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 7 }
             var out = [Float](repeating: -42, count: Swift.max(columns * ldo, 1))
-            x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
-                mc_transpose_float(xp.baseAddress!, ldx, rows, columns, op.baseAddress!, ldo)
+            let ran = x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+                mc_transpose_float_on(path, xp.baseAddress!, ldx, rows, columns, op.baseAddress!, ldo)
             } }
+            if ran == 0 { continue }  // this CPU lacks the path
             for j in 0..<columns {
                 for i in 0..<ldo {
                     let want = i < rows ? x[i * ldx + j] : -42
