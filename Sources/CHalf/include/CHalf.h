@@ -1,3 +1,7 @@
+// The kernels' vector code in C (run-time dispatch, no -m flags): bulk
+// binary16 <-> binary32 conversion, the exact binary16 matrix product, and
+// the packing helpers around it (transpose, second-order pair products).
+//
 // Bulk binary16 <-> binary32 conversion.
 //
 // Uses the F16C instructions (VCVTPH2PS / VCVTPS2PH, round-to-nearest-even)
@@ -51,4 +55,14 @@ void mc_transpose_float(const float *x, size_t ldx, size_t rows, size_t columns,
 /// mc_transpose_float on a given path (0 scalar, 1 AVX) if this CPU has it: returns 1, else 0
 /// and writes nothing. For tests.
 int mc_transpose_float_on(int path, const float *x, size_t ldx, size_t rows, size_t columns, float *out, size_t ldo);
+
+/// The packed second-order products over `rows` lanes (all matrices `· × rows`, leading
+/// dimension `rows`): for i < dk, output row e = i(2dk − i + 1)/2 + (j − i) is
+/// x[i,:] ∘ d[i,:] for j = i and x[i,:] ∘ y[j,:] for i < j < dk; one binary32
+/// multiplication per element, so every path (scalar, AVX, AVX-512; chosen as
+/// mc_half_gemm_path, capped by MAMBACHECK_HALF_PATH) gives the same bits.
+void mc_pair_products(const float *x, const float *d, const float *y, size_t dk, size_t rows, float *out);
+/// mc_pair_products on a given path (0 scalar, 1 AVX, 2–3 AVX-512) if this CPU has it:
+/// returns 1, else 0 and writes nothing. For tests.
+int mc_pair_products_on(int path, const float *x, const float *d, const float *y, size_t dk, size_t rows, float *out);
 #endif

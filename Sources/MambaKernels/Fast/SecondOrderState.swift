@@ -1,3 +1,4 @@
+import CHalf
 import MambaVariants
 
 /// Feature maps `φ` of the first- and second-order cores in Float32 (docs/MATH.md §3–4)
@@ -30,10 +31,7 @@ enum Features {
         // xT: dk × rows; xs: the scaled copy used as the second factor.
         let xT = a.scratch.buffer(4, dk * rows), xs = a.scratch.buffer(5, dk * rows)
         let xs2 = a.scratch.buffer(6, dk * rows)
-        for r in 0..<rows {
-            let xr = x + r * dk
-            for i in 0..<dk { xT[i * rows + r] = xr[i] }
-        }
+        mc_transpose_float(x, dk, rows, dk, xT, rows)
         let fold = !a.pureHalf && rowScale != nil
         if fold, let sc = rowScale {
             for i in 0..<dk {
@@ -59,18 +57,9 @@ enum Features {
                 let sqrt2 = a.op(Float(2.0.squareRoot()))
                 for e in 0..<(dk * rows) { xs2[e] = sqrt2 * xs[e] }
                 a.op(xs2, dk * rows)
-                var idx = 0
-                for i in 0..<dk {
-                    let xi = xT + i * rows
-                    let xd = xs + i * rows, o = out + idx * rows
-                    for r in 0..<rows { o[r] = xi[r] * xd[r] }
-                    idx += 1
-                    for j in (i + 1)..<Swift.max(dk, i + 1) {
-                        let xj = xs2 + j * rows, o = out + idx * rows
-                        for r in 0..<rows { o[r] = xi[r] * xj[r] }
-                        idx += 1
-                    }
-                }
+                // x_i ∘ xs_i on the diagonal, x_i ∘ xs2_j above it, in packed order
+                // (vectorised in C with run-time dispatch: 8% of the chunked time in SSE).
+                mc_pair_products(xT, xs, xs2, dk, rows, out)
             }
             a.op(out, f * rows)
         case .exponential:

@@ -64,4 +64,40 @@ struct VectorHelperTests {
             #expect(got.bitPattern == want.bitPattern, "trial \(trial), count \(count): \(got) vs \(want)")
         }
     }
+    /// The packed second-order products: row `e` of the output is `x_i ∘ d_i`
+    /// (`j = i`) or `x_i ∘ y_j` (`i < j`) in upper-triangle order, one product per
+    /// element, on every path this CPU has, for lane counts around 8 and 16.
+    @Test(arguments: [Int32(0), 1, 2])
+    func pairProductsAreTheDefinition(path: Int32) {
+        var rng = SplitMix(seed: 0x9A12_0000 + UInt64(path))
+        for trial in 0..<60 {
+            let dk = 1 + Int(rng.next() % 9), rows = 1 + Int(rng.next() % 40)
+            func matrix() -> [Float] {
+                (0..<(dk * rows)).map { _ in
+                    rng.next() % 9 == 0 ? Self.specials[Int(rng.next() % UInt64(Self.specials.count))]
+                                        : Float(Int(rng.next() % 2001) - 1000) / 9
+                }
+            }
+            let x = matrix(), d = matrix(), y = matrix()
+            let f = dk * (dk + 1) / 2
+            var out = [Float](repeating: -42, count: f * rows + 3)
+            let ran = out.withUnsafeMutableBufferPointer { o in
+                mc_pair_products_on(path, x, d, y, dk, rows, o.baseAddress!)
+            }
+            if ran == 0 { continue }  // this CPU lacks the path
+            var e = 0
+            for i in 0..<dk {
+                for j in i..<dk {
+                    for r in 0..<rows {
+                        let want = x[i * rows + r] * (j == i ? d[i * rows + r] : y[j * rows + r])
+                        let got = out[e * rows + r]
+                        #expect((want.isNaN && got.isNaN) || want.bitPattern == got.bitPattern,
+                                "path \(path) trial \(trial) dk \(dk) rows \(rows) (\(i), \(j), \(r))")
+                    }
+                    e += 1
+                }
+            }
+            #expect(out[(f * rows)...].allSatisfy { $0 == -42 }, "path \(path) trial \(trial): wrote past the end")
+        }
+    }
 }
