@@ -164,11 +164,27 @@ __attribute__((target("avx512f"))) static inline __m512 mc_r16_sum_split_avx512(
     __m512 g = _mm512_mul_ps(t, _mm512_set1_ps(8193.0f));
     return _mm512_add_ps(g, _mm512_sub_ps(t, g));
 }
-__attribute__((target("avx512f"), always_inline))
+__attribute__((target("avx512f,f16c"), always_inline))
 static inline void mc_half_gemm_avx512_body(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k,
                                             const int split) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
-        for (size_t j = 0; j < n; j += 16) {
+        if (n % 16) {
+            // n % 16 == 8: the last 8 columns on YMM (F16C), as the F16C path does,
+            // so a normalised core's dv + 1 columns pad to 72 instead of 80 (each
+            // ZMM operation costs two YMM ones on Zen 4 anyway).
+            size_t j = n - 8;
+            __m256 c[MC_ROWS];
+            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
+            for (size_t p = 0; p < k; p++) {
+                __m256 b0 = _mm256_loadu_ps(b + p * n + j);
+                for (int r = 0; r < MC_ROWS; r++) {
+                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
+                    c[r] = MC_F16C_STEP(c[r], av, b0, split);
+                }
+            }
+            for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
+        }
+        for (size_t j = 0; j + 16 <= n; j += 16) {
             __m512 c[MC_ROWS];
             for (int r = 0; r < MC_ROWS; r++) c[r] = _mm512_setzero_ps();
             for (size_t p = 0; p < k; p++) {
@@ -183,11 +199,11 @@ static inline void mc_half_gemm_avx512_body(const float *a, const float *b, floa
         }
     }
 }
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f,f16c")))
 static void mc_half_gemm_avx512_split(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
     mc_half_gemm_avx512_body(a, b, acc, m, n, k, 1);
 }
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f,f16c")))
 static void mc_half_gemm_avx512(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k) {
     if (mc_half_sums_bounded(a, b, m, n, k)) { mc_half_gemm_avx512_split(a, b, acc, m, n, k); return; }
     mc_half_gemm_avx512_body(a, b, acc, m, n, k, 0);
@@ -268,7 +284,7 @@ int mc_half_gemm_path(void) {
 }
 
 #ifdef MC_X86
-static size_t mc_half_gemm_columns_on(int path) { return path == 1 ? 8 : MC_HALF_GEMM_COLUMNS; }
+static size_t mc_half_gemm_columns_on(int path) { return path == 1 || path == 2 ? 8 : MC_HALF_GEMM_COLUMNS; }
 #endif
 
 size_t mc_half_gemm_columns(void) {

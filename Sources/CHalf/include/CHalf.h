@@ -40,7 +40,7 @@ uint16_t mc_float_to_half_bits_scalar(float f);
 #define MC_HALF_GEMM_ROWS 4
 #define MC_HALF_GEMM_COLUMNS 16
 void mc_half_gemm(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k);
-/// The column multiple of the path in use: 8 on F16C, MC_HALF_GEMM_COLUMNS (16) on the AVX-512 paths.
+/// The column multiple of the path in use: 8 on F16C and AVX-512F, MC_HALF_GEMM_COLUMNS (16) on AVX512-FP16.
 size_t mc_half_gemm_columns(void);
 /// mc_half_gemm on a given path (0…3, as mc_half_gemm_path) if this CPU has it: returns 1,
 /// else 0 and computes nothing. For tests: every path gives the same bits (NaN payloads aside).

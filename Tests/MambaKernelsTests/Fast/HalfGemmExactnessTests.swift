@@ -58,7 +58,7 @@ struct HalfGemmExactnessTests {
         var ran = 0
         for trial in 0..<60 {
             let m = Int(MC_HALF_GEMM_ROWS) * (1 + Int(rng.next() % 4))
-            // Multiples of 8: the F16C path's 8-column tail tile (n % 16 == 8) as well.
+            // Multiples of 8: the F16C and AVX-512F paths' 8-column tail tile (n % 16 == 8) as well.
             let n = 8 * (1 + Int(rng.next() % 6))
             let k = 1 + Int(rng.next() % 90)
             let a = Self.matrices(rows: m, cols: k, edge: trial % 2 == 0, rng: &rng)
