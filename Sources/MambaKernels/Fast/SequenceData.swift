@@ -39,10 +39,13 @@ final class SequenceData {
         // Every element is written here, so no poison fill first (a fill is
         // a second pass over memory the size of the input).
         let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
-        if count == 0 { p.initialize(to: .nan) }
-        src.withUnsafeBufferPointer { s in
-            let s = s.baseAddress! + offset
-            for i in 0..<count { p[i] = Float(s[i]) }
+        if count == 0 {
+            p.initialize(to: .nan)
+        } else {
+            src.withUnsafeBufferPointer { s in
+                let s = s.baseAddress! + offset
+                for i in 0..<count { p[i] = Float(s[i]) }
+            }
         }
         format.round(p, count)
         return p
