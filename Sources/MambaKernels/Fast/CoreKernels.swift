@@ -88,13 +88,21 @@ public struct KernelOptions: Sendable, Hashable {
     /// weight of the row by a relative `≈ u·|lse_i|`, which a short row's
     /// gradients show (docs/MATH.md §7.2). No effect elsewhere.
     public var logSumExpBackward: Bool
+    /// `float32` mode only: every matrix product accumulates each element in
+    /// one fused multiply-add chain over `k`, from 0 in order, as a GPU thread
+    /// does for its output element, instead of through `cblas_sgemm`. OpenBLAS's
+    /// small-matrix kernels on AVX-512 CPUs (used below about 64³ multiply-adds)
+    /// sum `k` in several vector lanes, half the error of one chain at `k` = 128,
+    /// so the Float32 baselines of short sequences would otherwise depend on the
+    /// CPU (docs/MATH.md §7.2). Quadratic and tiled work `O(m·n·k)` scalar.
+    public var sequentialProducts: Bool
 
     public init(chunkSize: Int = 64, tileSize: Int = 64, stableTiledMaximum: Bool = true,
                 fullSecondOrderState: Bool = false, globalPrefixSums: Bool = false, roundOutput: Bool = true,
                 stateStorage: StateStorage = .float32, tf32Truncation: Bool = false,
                 prefixScan: PrefixScan = .sequential, tensorCoreAccumulation: Bool = false,
                 splitTF32Products: Bool = false, concurrentStateCarry: Bool? = nil,
-                logSumExpBackward: Bool = false) {
+                logSumExpBackward: Bool = false, sequentialProducts: Bool = false) {
         self.chunkSize = chunkSize
         self.tileSize = tileSize
         self.stableTiledMaximum = stableTiledMaximum
@@ -108,6 +116,7 @@ public struct KernelOptions: Sendable, Hashable {
         self.splitTF32Products = splitTF32Products
         self.concurrentStateCarry = concurrentStateCarry
         self.logSumExpBackward = logSumExpBackward
+        self.sequentialProducts = sequentialProducts
     }
 }
 

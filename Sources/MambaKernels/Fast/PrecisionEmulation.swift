@@ -63,6 +63,9 @@ struct Arithmetic {
     @usableFromInline let tensorCore: Bool
     /// Float32 mode, every matrix product in 3xTF32 (`splitTF32Gemm`).
     @usableFromInline let splitTF32: Bool
+    /// Float32 mode, every matrix product as one fused multiply-add chain per
+    /// element (`sequentialGemm`, `KernelOptions.sequentialProducts`).
+    @usableFromInline let sequential: Bool
     /// Reusable buffers for operand copies and the binary16 GEMM (one
     /// `Arithmetic` serves one kernel call on one thread).
     @usableFromInline private(set) var scratch = Scratch()
@@ -77,7 +80,8 @@ struct Arithmetic {
     /// - Parameter truncateTF32: in `tf32` mode, form TF32 operands by
     ///   truncation instead of rounding to nearest (`KernelOptions.tf32Truncation`).
     @usableFromInline
-    init(_ mode: PrecisionMode, truncateTF32: Bool = false, tensorCore: Bool = false, splitTF32: Bool = false) {
+    init(_ mode: PrecisionMode, truncateTF32: Bool = false, tensorCore: Bool = false, splitTF32: Bool = false,
+         sequential: Bool = false) {
         self.mode = mode
         let f = mode.formats
         input = Float32Rounding(f.input, truncating: truncateTF32)
@@ -88,6 +92,7 @@ struct Arithmetic {
         output = Float32Rounding(f.output)
         pureHalf = f.everyOperationRounded
         self.splitTF32 = splitTF32 && mode == .float32
+        self.sequential = sequential && mode == .float32 && !self.splitTF32
         self.tensorCore = tensorCore && (operand != .float32 || self.splitTF32) && !pureHalf
     }
 
@@ -141,6 +146,11 @@ struct Arithmetic {
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), bc, Int32(cb), beta, c, Int32(ldc))
             return
         }
+        if sequential && scaleB == 1 {
+            Self.sequentialGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         if operand == .float32 {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -166,6 +176,30 @@ struct Arithmetic {
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, ac, Int32(ca), bc, Int32(cb), beta, c, Int32(ldc))
+    }
+
+    /// `C ← alpha·op(A)·op(B) + beta·C` with each element's sum one fused
+    /// multiply-add chain `acc ← fma(a_ip, b_pj, acc)` over `p = 0, 1, …, k−1`
+    /// from `acc = 0`, then `fl(alpha·acc) + fl(beta·C)` (`beta = 0` overwrites
+    /// `C`): the order of a GPU thread that owns its output element. Its
+    /// rounding error is the sequential sum's, `γ_k`-bounded and about `√k·u`
+    /// typical (`KernelOptions.sequentialProducts`).
+    @usableFromInline
+    static func sequentialGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc: Float = 0
+                for p in 0..<k {
+                    let x = transA ? a[p * lda + i] : a[i * lda + p]
+                    let y = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    acc = acc.addingProduct(x, y)
+                }
+                let prod = alpha == 1 ? acc : alpha * acc
+                c[i * ldc + j] = beta == 0 ? prod : beta * c[i * ldc + j] + prod
+            }
+        }
     }
 
     /// `C ← alpha·op(A)·op(B) + beta·C` in 3xTF32 (CUTLASS's `OpMultiplyAddFastF32`,

@@ -144,7 +144,7 @@ struct CoreContext {
     init(spec: CoreSpec, scale: Double, mode: PrecisionMode, options: KernelOptions) {
         self.spec = spec
         let a = Arithmetic(mode, truncateTF32: options.tf32Truncation, tensorCore: options.tensorCoreAccumulation,
-                           splitTF32: options.splitTF32Products)
+                           splitTF32: options.splitTF32Products, sequential: options.sequentialProducts)
         self.arith = a
         self.options = options
         let s = a.op(Float(scale))

@@ -281,6 +281,21 @@ public enum GradientComparison {
             g.dk = g.dk.map { Double(Float($0) * habit.factor) }
             out.append(g)
         }
+        // Products summed in one fused chain per element, on the problem and on its √s
+        // habit, as in `KernelComparison.baselineOutputs` (short sequences, Float32).
+        if settings.effectiveMode == .float32, !recurrentOnly,
+           problem.core.length <= KernelComparison.sequentialProductsLength {
+            var t = settings.kernelOptions
+            t.sequentialProducts = true
+            if let g = try? CoreBackward.run(problem, form: .quadratic, mode: .float32, options: t) { out.append(g) }
+            if let habit = KernelComparison.splitScaleProblem(problem.core),
+               var g = try? CoreBackward.run(GradientProblem(core: habit.problem, dO: problem.dO), form: .quadratic,
+                                             mode: .float32, options: t) {
+                g.dq = g.dq.map { Double(Float($0) * habit.factor) }
+                g.dk = g.dk.map { Double(Float($0) * habit.factor) }
+                out.append(g)
+            }
+        }
         // Softmax with one log-sum-exp per row (FlashAttention-2/3, xformers' memory-efficient
         // kernel): the weights recomputed from `lse_i = m_i + log D'_i` carry its rounding,
         // `u·|lse_i|` relative, which short rows' gradients show (Proofs/T9, "One log-sum-exp

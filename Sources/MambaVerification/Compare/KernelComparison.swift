@@ -427,6 +427,22 @@ public enum KernelComparison {
            let r = try? runs.run(habit.problem, .splitScale, form: .quadratic, mode: mode, options: options) {
             out.append(r)
         }
+        // Products summed in one fused chain per element (`sequentialProducts`),
+        // on the problem and on its √s habit: OpenBLAS's small-matrix kernels on
+        // AVX-512 CPUs sum q·k in vector lanes, half a chain's error at dk = 128,
+        // so below `sequentialProductsLength` the Float32 baselines moved with the
+        // CPU. Measured: PyTorch's math SDPA (fp32, H100), N = 3–17, dk = 128, `o`
+        // at 1.01–1.6x its element allowance with Zen 4's kernels and 0.36–0.43
+        // with Haswell's (Proofs/T9, "One chain per product").
+        if mode == .float32, problem.length <= Self.sequentialProductsLength {
+            var t = options
+            t.sequentialProducts = true
+            if let r = try? runs.run(problem, .base, form: .quadratic, mode: mode, options: t) { out.append(r) }
+            if arithmetic.form != .recurrent, let habit = splitScaleProblem(problem),
+               let r = try? runs.run(habit.problem, .splitScale, form: .quadratic, mode: mode, options: t) {
+                out.append(r)
+            }
+        }
         // TF32 operands formed by truncation, as tensor cores do with Float32
         // registers (Triton's default `tl.dot`): twice the per-operand error
         // of rounding to nearest, and biased. A kernel that rounds (cvt.rna)
@@ -492,6 +508,11 @@ public enum KernelComparison {
     }
 
     /// `problem` with the query pre-scaled in the operand format and the scale 1:
+    /// The longest sequence that gets the one-chain baselines (`sequentialProducts`):
+    /// OpenBLAS takes its small-matrix path only below about 64³ multiply-adds
+    /// per product, and a scalar chain costs `N²·dk` at most 2¹⁸·dk here.
+    public static let sequentialProductsLength = 512
+
     /// `q'_d = RN_op(fl₃₂(fl₃₂(s)·q_d))`, so that `f(q'·k) ≈ f(s·q·k)` for every score
     /// (ReLU commutes with `s > 0`). Nil when the product is exact for every
     /// element (a power-of-two scale) or the scale is not positive.
