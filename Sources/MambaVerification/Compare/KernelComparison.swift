@@ -434,11 +434,11 @@ public enum KernelComparison {
         // CPU. Measured: PyTorch's math SDPA (fp32, H100), N = 3–17, dk = 128, `o`
         // at 1.01–1.6x its element allowance with Zen 4's kernels and 0.36–0.43
         // with Haswell's (Proofs/T9, "One chain per product").
-        if mode == .float32, problem.length <= Self.sequentialProductsLength {
+        if mode == .float32, arithmetic.form != .recurrent, problem.length <= Self.sequentialProductsLength {
             var t = options
             t.sequentialProducts = true
             if let r = try? runs.run(problem, .base, form: .quadratic, mode: mode, options: t) { out.append(r) }
-            if arithmetic.form != .recurrent, let habit = splitScaleProblem(problem),
+            if let habit = splitScaleProblem(problem),
                let r = try? runs.run(habit.problem, .splitScale, form: .quadratic, mode: mode, options: t) {
                 out.append(r)
             }
