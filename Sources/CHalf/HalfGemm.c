@@ -106,25 +106,31 @@ __attribute__((target("avx,f16c"))) static inline __m256 mc_r16_sum_split(__m256
     (split ? mc_r16_sum_split(_mm256_add_ps(c, mc_r16_f16c(_mm256_mul_ps(av, bv)))) \
            : mc_r16_f16c(_mm256_add_ps(c, mc_r16_f16c(_mm256_mul_ps(av, bv)))))
 
+// The last 8 columns (n % 16 == 8) of rows i … i + MC_ROWS − 1 on YMM; shared by
+// the F16C and AVX-512F paths.
+__attribute__((target("avx,f16c"), always_inline))
+static inline void mc_half_tile8_f16c(const float *a, const float *b, float *acc, size_t i, size_t n, size_t k,
+                                      const int split) {
+    size_t j = n - 8;
+    __m256 c[MC_ROWS];
+    for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
+    for (size_t p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(b + p * n + j);
+        for (int r = 0; r < MC_ROWS; r++) {
+            __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
+            c[r] = MC_F16C_STEP(c[r], av, b0, split);
+        }
+    }
+    for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
+}
+
 // n % 8 == 0: 16-column tiles, then one 8-column tile when n % 16 == 8 (a
 // normalised core's dv + 1 columns pad to 72 here instead of 80).
 __attribute__((target("avx,f16c"), always_inline))
 static inline void mc_half_gemm_f16c_body(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k,
                                           const int split) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
-        if (n % 16) {
-            size_t j = n - 8;
-            __m256 c[MC_ROWS];
-            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
-            for (size_t p = 0; p < k; p++) {
-                __m256 b0 = _mm256_loadu_ps(b + p * n + j);
-                for (int r = 0; r < MC_ROWS; r++) {
-                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
-                    c[r] = MC_F16C_STEP(c[r], av, b0, split);
-                }
-            }
-            for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
-        }
+        if (n % 16) mc_half_tile8_f16c(a, b, acc, i, n, k, split);
         for (size_t j = 0; j + 16 <= n; j += 16) {
             __m256 c[MC_ROWS][2];
             for (int r = 0; r < MC_ROWS; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
@@ -168,22 +174,10 @@ __attribute__((target("avx512f,f16c"), always_inline))
 static inline void mc_half_gemm_avx512_body(const float *a, const float *b, float *acc, size_t m, size_t n, size_t k,
                                             const int split) {
     for (size_t i = 0; i < m; i += MC_ROWS) {
-        if (n % 16) {
-            // n % 16 == 8: the last 8 columns on YMM (F16C), as the F16C path does,
-            // so a normalised core's dv + 1 columns pad to 72 instead of 80 (each
-            // ZMM operation costs two YMM ones on Zen 4 anyway).
-            size_t j = n - 8;
-            __m256 c[MC_ROWS];
-            for (int r = 0; r < MC_ROWS; r++) c[r] = _mm256_setzero_ps();
-            for (size_t p = 0; p < k; p++) {
-                __m256 b0 = _mm256_loadu_ps(b + p * n + j);
-                for (int r = 0; r < MC_ROWS; r++) {
-                    __m256 av = _mm256_broadcast_ss(a + (i + r) * k + p);
-                    c[r] = MC_F16C_STEP(c[r], av, b0, split);
-                }
-            }
-            for (int r = 0; r < MC_ROWS; r++) _mm256_storeu_ps(acc + (i + r) * n + j, c[r]);
-        }
+        // n % 16 == 8: the last 8 columns on YMM, as the F16C path does, so a
+        // normalised core's dv + 1 columns pad to 72 instead of 80 (each ZMM
+        // operation costs two YMM ones on Zen 4 anyway).
+        if (n % 16) mc_half_tile8_f16c(a, b, acc, i, n, k, split);
         for (size_t j = 0; j + 16 <= n; j += 16) {
             __m512 c[MC_ROWS];
             for (int r = 0; r < MC_ROWS; r++) c[r] = _mm512_setzero_ps();

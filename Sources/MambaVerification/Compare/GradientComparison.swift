@@ -283,7 +283,7 @@ public enum GradientComparison {
         }
         // Products summed in one fused chain per element, on the problem and on its √s
         // habit, as in `KernelComparison.baselineOutputs` (short sequences, Float32).
-        if settings.effectiveMode == .float32, !recurrentOnly,
+        if settings.effectiveMode == .float32, !settings.kernelOptions.splitTF32Products, !recurrentOnly,
            problem.core.length <= KernelComparison.sequentialProductsLength {
             var t = settings.kernelOptions
             t.sequentialProducts = true

@@ -434,7 +434,8 @@ public enum KernelComparison {
         // CPU. Measured: PyTorch's math SDPA (fp32, H100), N = 3–17, dk = 128, `o`
         // at 1.01–1.6x its element allowance with Zen 4's kernels and 0.36–0.43
         // with Haswell's (Proofs/T9, "One chain per product").
-        if mode == .float32, arithmetic.form != .recurrent, problem.length <= Self.sequentialProductsLength {
+        if mode == .float32, !options.splitTF32Products, arithmetic.form != .recurrent,
+           problem.length <= Self.sequentialProductsLength {  // 3xTF32 keeps its own products
             var t = options
             t.sequentialProducts = true
             if let r = try? runs.run(problem, .base, form: .quadratic, mode: mode, options: t) { out.append(r) }
